@@ -1,0 +1,98 @@
+"""A bank of independent MLP experts computed with one einsum per layer."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="mtrec")
+class Experts(keras.layers.Layer):
+    """`num_experts` MLPs with the same widths and separate weights.
+
+    All experts run in one batched op per layer (einsum over an expert
+    axis) instead of a Python list of small Dense layers; the same layer
+    serves MoE experts, CGC/PLE experts and the per-task bottoms of the
+    single-task baseline.
+
+    Args:
+        num_experts: int. Number of experts.
+        expert_units: list of int. Widths of each expert's layers.
+        activation: str. Defaults to `"relu"`.
+        dropout: float. Dropout after each layer. Defaults to `0.0`.
+        kernel_initializer: initializer for the `(experts, in, out)`
+            kernels. Defaults to `"glorot_uniform"` (fans computed per
+            expert).
+
+    Call arguments:
+        inputs: tensor `(batch, input_dim)` seen by every expert, or
+            `(batch, num_experts, input_dim)`: one input per expert.
+
+    Returns:
+        tensor `(batch, num_experts, expert_units[-1])`.
+    """
+
+    def __init__(self, num_experts, expert_units, activation="relu",
+                 dropout=0.0, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        if num_experts < 1:
+            raise ValueError(f"num_experts must be >= 1, got {num_experts}.")
+        if not expert_units:
+            raise ValueError("expert_units must list at least one width.")
+        self.num_experts = int(num_experts)
+        self.expert_units = [int(u) for u in expert_units]
+        self.activation = activation
+        self.dropout = dropout
+        self.kernel_initializer = kernel_initializer
+        self.activation_fn = keras.activations.get(activation)
+        self.dropout_layer = keras.layers.Dropout(dropout) if dropout else None
+
+    def build(self, input_shape):
+        input_dim = int(input_shape[-1])
+        initializer = keras.initializers.get(self.kernel_initializer)
+        self.kernels, self.biases = [], []
+        for i, units in enumerate(self.expert_units):
+            # Initialise each expert's (in, out) slice as a Dense layer would.
+            kernel = self.add_weight(
+                name=f"kernel_{i}", shape=(self.num_experts, input_dim, units),
+                initializer=_per_expert(initializer, input_dim, units))
+            bias = self.add_weight(name=f"bias_{i}",
+                                   shape=(self.num_experts, units),
+                                   initializer="zeros")
+            self.kernels.append(kernel)
+            self.biases.append(bias)
+            input_dim = units
+        self.built = True
+
+    def call(self, inputs, training=False):
+        x = inputs
+        for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
+            if i == 0 and len(x.shape) == 2:
+                # (batch, in) x (experts, in, out) -> (batch, experts, out)
+                x = ops.einsum("bi,eio->beo", x, kernel)
+            else:
+                # (batch, experts, in) x (experts, in, out) -> (batch, experts, out)
+                x = ops.einsum("bei,eio->beo", x, kernel)
+            x = self.activation_fn(x + bias)
+            if self.dropout_layer is not None:
+                x = self.dropout_layer(x, training=training)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_experts, self.expert_units[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "num_experts": self.num_experts,
+                "expert_units": self.expert_units,
+                "activation": self.activation, "dropout": self.dropout,
+                "kernel_initializer": keras.initializers.serialize(
+                    keras.initializers.get(self.kernel_initializer))}
+
+
+def _per_expert(initializer, fan_in, fan_out):
+    """Wrap a Dense initializer so fans are those of one expert's matrix."""
+
+    def init(shape, dtype=None):
+        slices = [initializer((fan_in, fan_out), dtype=dtype)
+                  for _ in range(shape[0])]
+        return ops.stack(slices, axis=0)
+
+    return init

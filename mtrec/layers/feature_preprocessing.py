@@ -1,0 +1,197 @@
+"""Raw features -> ids and scaled floats, inside the graph."""
+
+import numpy as np
+import keras
+import tensorflow as tf
+
+from mtrec.schema import ENCODED_PREFIX, MISSING_INT, TEXT_STANDARDIZE, Schema
+
+# Keys of the encoded dict. Per-kind tensors are stacked so the embedding
+# stage does one gather per embedding width instead of one per feature.
+CATEGORICAL_KEY = ENCODED_PREFIX + "categorical"
+NUMERIC_KEY = ENCODED_PREFIX + "numeric"
+
+
+def multihot_key(name):
+    return f"{ENCODED_PREFIX}multihot:{name}"
+
+
+def text_key(name):
+    return f"{ENCODED_PREFIX}text:{name}"
+
+
+def vector_key(name):
+    return f"{ENCODED_PREFIX}vector:{name}"
+
+
+def is_encoded(inputs):
+    """True when `inputs` is an encoded dict (output of FeaturePreprocessing)."""
+    return isinstance(inputs, dict) and bool(inputs) and all(
+        str(k).startswith(ENCODED_PREFIX) for k in inputs)
+
+
+# Stand-in token for a vocabulary that adapt found empty (lookup layers
+# refuse an empty vocabulary); it never matches real data.
+_EMPTY_VOCAB = ["[mtrec-empty-vocabulary]"]
+
+
+@keras.saving.register_keras_serializable(package="mtrec")
+class FeaturePreprocessing(keras.layers.Layer):
+    """Turns raw feature columns into the tensors the embedding stage reads.
+
+    Runs in the exported model (so serving takes raw strings, NaN and
+    text) and, for speed, once over the training table in
+    `mtrec.data.from_pandas`; both use this same layer built from the same
+    adapted schema, so training and serving cannot drift.
+
+    Args:
+        schema: adapted `Schema` (or its dict form).
+
+    Call arguments:
+        inputs: dict `{feature_name: tensor (batch,)}`; vectors
+            `(batch, dim)`. Strings for string categoricals, multi-hot and
+            text; float32 for numerics (NaN allowed); int64 for integer
+            categoricals (-1 = missing).
+
+    Returns:
+        dict of encoded tensors:
+        - `"mtrec:categorical"`: int64 `(batch, num_categorical)`, per
+          feature ids in `[0, vocabulary_size)`, 0 the OOV bucket.
+        - `"mtrec:numeric"`: float32 `(batch, 2 * num_numeric)`: the
+          standardised values, then the missing indicators.
+        - `"mtrec:multihot:<name>"`: int64 `(batch, max_items)`, 0 padding,
+          1 OOV.
+        - `"mtrec:text:<name>"`: int64 `(batch, max_length)`, 0 padding,
+          1 OOV.
+        - `"mtrec:vector:<name>"`: float32 `(batch, dim + 1)`: the values
+          (NaN rows zero-filled), then the missing indicator.
+    """
+
+    def __init__(self, schema, **kwargs):
+        super().__init__(**kwargs)
+        self.schema = schema if isinstance(schema, Schema) else Schema.from_dict(schema)
+        for spec in self.schema.features:
+            self.schema.feature_stats(spec.name)  # raises if not adapted
+        s = self.schema
+        self.categorical = s.features_of("categorical")
+        self.numeric = s.features_of("numeric")
+        self.multihot = s.features_of("multihot")
+        self.text = s.features_of("text")
+        self.vector = s.features_of("vector")
+
+        self.categorical_lookups = [self._categorical_lookup(spec) for spec in self.categorical]
+        self.multihot_lookups = [
+            keras.layers.StringLookup(
+                vocabulary=s.stats[spec.name]["vocabulary"] or _EMPTY_VOCAB,
+                mask_token="", num_oov_indices=1, name=f"lookup_{_safe(spec.name)}")
+            for spec in self.multihot]
+        self.text_vectorizers = [
+            keras.layers.TextVectorization(
+                standardize=TEXT_STANDARDIZE, split="whitespace",
+                output_mode="int",
+                output_sequence_length=s.stats[spec.name]["max_length"],
+                vocabulary=s.stats[spec.name]["vocabulary"] or _EMPTY_VOCAB,
+                name=f"tokenize_{_safe(spec.name)}")
+            for spec in self.text]
+        if self.numeric:
+            means = np.array([s.stats[f.name]["mean"] for f in self.numeric], "float32")
+            stds = np.sqrt(np.array([s.stats[f.name]["variance"] for f in self.numeric],
+                                    "float32"))
+            self._numeric_mean = means
+            self._numeric_std = np.where(stds > 1e-6, stds, 1.0).astype("float32")
+            self._numeric_log1p = np.array([f.log1p for f in self.numeric])
+
+    def _categorical_lookup(self, spec):
+        stats = self.schema.stats[spec.name]
+        name = f"lookup_{_safe(spec.name)}"
+        if "num_hash_bins" in stats:
+            return keras.layers.Hashing(num_bins=stats["num_hash_bins"], name=name)
+        if spec.dtype == "int64":
+            return keras.layers.IntegerLookup(
+                vocabulary=np.array(stats["vocabulary"] or [MISSING_INT - 1], "int64"),
+                num_oov_indices=1, mask_token=None, output_mode="int", name=name)
+        return keras.layers.StringLookup(
+            vocabulary=stats["vocabulary"] or _EMPTY_VOCAB, num_oov_indices=1,
+            mask_token=None, output_mode="int", name=name)
+
+    def build(self, input_shape=None):
+        self.built = True
+
+    def call(self, inputs):
+        missing = [n for n in self.schema.feature_names if n not in inputs]
+        if missing:
+            raise ValueError(
+                f"Inputs lack feature(s) {missing}; the model takes every "
+                f"schema feature: {self.schema.feature_names}. Send missing "
+                f"values as '' (strings), NaN (numbers) or -1 (integer ids).")
+        out = {}
+        if self.categorical:
+            ids = [lookup(_column(inputs[spec.name], _dtype(spec)))
+                   for spec, lookup in zip(self.categorical, self.categorical_lookups)]
+            # (batch, num_categorical)
+            out[CATEGORICAL_KEY] = tf.stack([tf.cast(i, "int64") for i in ids], axis=1)
+        if self.numeric:
+            # (batch, num_numeric)
+            x = tf.stack([_column(inputs[f.name], "float32") for f in self.numeric], axis=1)
+            x = tf.where(self._numeric_log1p, tf.sign(x) * tf.math.log1p(tf.abs(x)), x)
+            is_missing = tf.math.logical_not(tf.math.is_finite(x))
+            x = tf.where(is_missing, self._numeric_mean, x)
+            scaled = (x - self._numeric_mean) / self._numeric_std
+            out[NUMERIC_KEY] = tf.concat([scaled, tf.cast(is_missing, "float32")], axis=1)
+        for spec, lookup in zip(self.multihot, self.multihot_lookups):
+            max_items = self.schema.stats[spec.name]["max_items"]
+            items = tf.strings.split(_column(inputs[spec.name], "string"), spec.delimiter)
+            # (batch, max_items), "" pads and looks up as 0
+            items = items.to_tensor(default_value="", shape=[None, max_items])
+            out[multihot_key(spec.name)] = tf.cast(lookup(items), "int64")
+        for spec, vectorize in zip(self.text, self.text_vectorizers):
+            out[text_key(spec.name)] = tf.cast(
+                vectorize(_column(inputs[spec.name], "string")), "int64")
+        for spec in self.vector:
+            dim = self.schema.stats[spec.name]["dim"]
+            x = tf.cast(tf.convert_to_tensor(inputs[spec.name]), "float32")
+            x = tf.reshape(x, [-1, dim])
+            row_missing = tf.reduce_any(tf.math.logical_not(tf.math.is_finite(x)),
+                                        axis=1, keepdims=True)
+            x = tf.where(row_missing, tf.zeros_like(x), x)
+            out[vector_key(spec.name)] = tf.concat(
+                [x, tf.cast(row_missing, "float32")], axis=1)
+        return out
+
+    def get_config(self):
+        return {**super().get_config(), "schema": self.schema.to_dict()}
+
+
+def _dtype(spec):
+    return "int64" if spec.dtype == "int64" else "string"
+
+
+def _column(x, dtype):
+    """A `(batch,)` tensor of `dtype` from `(batch,)` or `(batch, 1)` input."""
+    x = tf.convert_to_tensor(x)
+    if x.shape.rank == 2:
+        x = tf.squeeze(x, axis=1)
+    if dtype == "string":
+        if x.dtype != tf.string:
+            raise ValueError(f"Expected a string tensor, got {x.dtype.name}.")
+        return x
+    return tf.cast(x, dtype)
+
+
+def _safe(name):
+    return "".join(c if c.isalnum() or c in "_-." else "_" for c in name)
+
+
+def dummy_raw_batch(schema, rows=2):
+    """A tiny raw batch (all values missing) used to build models eagerly."""
+    batch = {}
+    for spec in schema.features:
+        if spec.kind == "categorical" and spec.dtype == "int64":
+            batch[spec.name] = np.full((rows,), MISSING_INT, "int64")
+        elif spec.kind == "numeric":
+            batch[spec.name] = np.full((rows,), np.nan, "float32")
+        elif spec.kind == "vector":
+            batch[spec.name] = np.full((rows, schema.stats[spec.name]["dim"]), np.nan, "float32")
+        else:
+            batch[spec.name] = np.array([""] * rows, dtype=object)
+    return batch

@@ -1,0 +1,64 @@
+"""One tower and output head per task."""
+
+import keras
+from keras import ops
+
+from mtrec.layers.mlp import MLP
+
+_HEAD_ACTIVATION = {"binary": "sigmoid", "regression": None, "multiclass": "softmax"}
+
+
+@keras.saving.register_keras_serializable(package="mtrec")
+class TaskTowers(keras.layers.Layer):
+    """A small MLP tower and an output head per task.
+
+    Heads: `binary` -> sigmoid probability `(batch,)`; `regression` ->
+    linear `(batch,)`; `multiclass` -> softmax `(batch, num_classes)`.
+
+    Args:
+        tasks: list of dicts `{"name", "kind", "num_classes"}`, in output
+            order.
+        tower_units: list of int. Widths of each tower. Defaults to `[8]`.
+        dropout: float. Defaults to `0.0`.
+
+    Call arguments:
+        inputs: list of `len(tasks)` tensors `(batch, units)`, one per task.
+
+    Returns:
+        dict `{task_name: prediction}`.
+    """
+
+    def __init__(self, tasks, tower_units=(8,), dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.tasks = [dict(name=t["name"], kind=t["kind"],
+                           num_classes=int(t.get("num_classes") or 1))
+                      for t in tasks]
+        self.tower_units = [int(u) for u in tower_units]
+        self.dropout = dropout
+        self.towers = [MLP(self.tower_units, dropout=dropout, name=f"tower_{t['name']}")
+                       for t in self.tasks]
+        self.heads = [keras.layers.Dense(t["num_classes"] if t["kind"] == "multiclass" else 1,
+                                         activation=_HEAD_ACTIVATION[t["kind"]],
+                                         name=f"head_{t['name']}")
+                      for t in self.tasks]
+
+    def build(self, input_shape):
+        shapes = list(input_shape)
+        for tower, head, shape in zip(self.towers, self.heads, shapes):
+            tower.build(tuple(shape))
+            head.build(tower.compute_output_shape(tuple(shape)))
+        self.built = True
+
+    def call(self, inputs, training=False):
+        if len(inputs) != len(self.tasks):
+            raise ValueError(f"TaskTowers expects {len(self.tasks)} inputs "
+                             f"(one per task), got {len(inputs)}.")
+        outputs = {}
+        for task, tower, head, x in zip(self.tasks, self.towers, self.heads, inputs):
+            y = head(tower(x, training=training))
+            outputs[task["name"]] = y if task["kind"] == "multiclass" else ops.squeeze(y, -1)
+        return outputs
+
+    def get_config(self):
+        return {**super().get_config(), "tasks": self.tasks,
+                "tower_units": self.tower_units, "dropout": self.dropout}

@@ -1,0 +1,56 @@
+"""OMoE and MMoE: shared experts mixed by one gate, or by one gate per task."""
+
+import keras
+
+from mtrec.layers.mixture_of_experts import MixtureOfExperts
+from mtrec.models.multi_task_model import MultiTaskModel, as_adapted_schema
+
+
+class _MoEModel(MultiTaskModel):
+    _one_gate_per_task = True
+
+    def __init__(self, schema, num_experts=8, expert_units=(16,), tower_units=(8,),
+                 dropout=0.0, **kwargs):
+        schema = as_adapted_schema(schema)
+        num_tasks = len(schema.tasks)
+        backbone = MixtureOfExperts(
+            num_experts, list(expert_units),
+            num_gates=num_tasks if self._one_gate_per_task else 1,
+            num_outputs=num_tasks, dropout=dropout, name="mixture_of_experts")
+        super().__init__(schema, backbone, tower_units=tower_units, dropout=dropout,
+                         **kwargs)
+        self.num_experts = int(num_experts)
+        self.expert_units = [int(u) for u in expert_units]
+
+    def get_config(self):
+        return {**super().get_config(), "num_experts": self.num_experts,
+                "expert_units": self.expert_units}
+
+
+@keras.saving.register_keras_serializable(package="mtrec")
+class MMoE(_MoEModel):
+    """Multi-gate Mixture-of-Experts: shared experts, one softmax gate per task.
+
+    Args:
+        schema: adapted `mtrec.Schema`.
+        num_experts: int. Defaults to `8`.
+        expert_units: list of int. Widths of each expert. Defaults to `[16]`.
+        tower_units: list of int. Widths of each tower. Defaults to `[8]`.
+        dropout: float.
+
+    Reference: Ma et al., KDD 2018.
+    """
+
+    _one_gate_per_task = True
+
+
+@keras.saving.register_keras_serializable(package="mtrec")
+class OMoE(_MoEModel):
+    """One-gate Mixture-of-Experts: shared experts, one gate for all tasks.
+
+    Same arguments as `MMoE`.
+
+    Reference: Ma et al., KDD 2018 (the OMoE baseline).
+    """
+
+    _one_gate_per_task = False

@@ -1,0 +1,128 @@
+"""The base class of every mtrec model: raw features in, {task: prediction} out."""
+
+import keras
+from keras import ops
+
+from mtrec.layers.feature_embedding import FeatureEmbedding
+from mtrec.layers.feature_preprocessing import (
+    FeaturePreprocessing, dummy_raw_batch, is_encoded)
+from mtrec.layers.task_towers import TaskTowers
+from mtrec.schema import Schema
+from mtrec.training.losses import TaskLoss
+from mtrec.training.metrics import default_metrics
+
+
+def as_adapted_schema(schema):
+    """A `Schema` from a Schema or its dict form; raises if not adapted."""
+    if isinstance(schema, dict):
+        schema = Schema.from_dict(schema)
+    if not isinstance(schema, Schema):
+        raise ValueError(f"Expected an mtrec.Schema, got {type(schema).__name__}.")
+    if not schema.adapted:
+        raise ValueError(
+            "The schema has not learned its vocabularies and statistics; "
+            "call schema.adapt(train_df) before building a model.")
+    return schema
+
+
+class MultiTaskModel(keras.Model):
+    """Preprocessing -> embedding -> backbone -> one tower per task.
+
+    Subclasses pass the backbone layer (what is shared between tasks); the
+    rest is common. Calls accept either raw features (a dict of columns,
+    as served) or the encoded dict produced by `mtrec.data.from_pandas`,
+    which runs the same preprocessing once ahead of training.
+
+    Args:
+        schema: adapted `mtrec.Schema`.
+        backbone: layer mapping `(batch, input_dim)` to a list of one
+            tensor per task.
+        tower_units: list of int. Widths of each task tower.
+        dropout: float. Dropout in experts/bottoms and towers.
+
+    Call arguments:
+        inputs: dict of raw feature tensors, or an encoded dict.
+
+    Returns:
+        dict `{task_name: prediction}`: `(batch,)` for binary (probability)
+        and regression, `(batch, num_classes)` for multiclass.
+    """
+
+    def __init__(self, schema, backbone, tower_units=(8,), dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.schema = as_adapted_schema(schema)
+        self.tower_units = [int(u) for u in tower_units]
+        self.dropout = dropout
+        self.preprocessing = FeaturePreprocessing(self.schema, name="preprocessing")
+        self.embedding = FeatureEmbedding(self.schema, name="embedding")
+        self.backbone = backbone
+        self.towers = TaskTowers(
+            [dict(name=t.name, kind=t.kind, num_classes=self.schema.num_classes(t))
+             for t in self.schema.tasks],
+            tower_units=self.tower_units, dropout=dropout, name="towers")
+        self.build()
+
+    @property
+    def task_names(self):
+        return self.schema.task_names
+
+    def build(self, input_shape=None):
+        # Every shape follows from the schema: build all state now, with one
+        # eager pass over a dummy raw batch (this also runs when Keras
+        # reloads a saved model, before the weights are restored).
+        if self.built:
+            return
+        self.call(dummy_raw_batch(self.schema), training=False)
+        self.built = True
+
+    def encode(self, inputs):
+        """Raw features -> encoded dict (no-op when already encoded)."""
+        return inputs if is_encoded(inputs) else self.preprocessing(inputs)
+
+    def task_inputs(self, encoded, training=False):
+        """Encoded features -> list of one `(batch, units)` tensor per task."""
+        return self.backbone(self.embedding(encoded), training=training)
+
+    def call(self, inputs, training=False):
+        return self.towers(self.task_inputs(self.encode(inputs), training=training),
+                           training=training)
+
+    def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None,
+                **kwargs):
+        """Keras `compile` with per-task losses and metrics filled in.
+
+        By default each task gets `TaskLoss(kind)` (cross-entropy, squared
+        error or sparse cross-entropy, skipping NaN labels) and a streaming
+        metric (AUC, RMSE or accuracy). `loss_weights` is a dict
+        `{task_name: weight}` (default 1 each).
+        """
+        tasks = self.schema.tasks
+        if loss is None:
+            loss = {t.name: TaskLoss(t.kind, name=f"{t.name}_loss") for t in tasks}
+        if metrics is None:
+            metrics = {t.name: default_metrics(t.kind) for t in tasks}
+        if isinstance(loss_weights, dict):
+            unknown = set(loss_weights) - set(self.task_names)
+            if unknown:
+                raise ValueError(f"loss_weights names unknown task(s) {sorted(unknown)}; "
+                                 f"tasks: {self.task_names}.")
+            loss_weights = {t: float(loss_weights.get(t, 1.0)) for t in self.task_names}
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics,
+                        loss_weights=loss_weights, **kwargs)
+
+    def get_config(self):
+        return {**super().get_config(), "schema": self.schema.to_dict(),
+                "tower_units": self.tower_units, "dropout": self.dropout}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def split_tasks(x, num_tasks):
+    """`(batch, tasks, units)` -> list of `num_tasks` tensors `(batch, units)`."""
+    return [x[:, i, :] for i in range(num_tasks)]
+
+
+def stack_tasks(xs):
+    return ops.stack(xs, axis=1)

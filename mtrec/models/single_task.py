@@ -1,0 +1,50 @@
+"""Independent networks per task: the single-task baseline."""
+
+import keras
+from keras import ops
+
+from mtrec.layers.experts import Experts
+from mtrec.layers.feature_embedding import FeatureEmbedding
+from mtrec.models.multi_task_model import MultiTaskModel, as_adapted_schema, split_tasks
+
+
+@keras.saving.register_keras_serializable(package="mtrec")
+class SingleTask(MultiTaskModel):
+    """One separate network per task, sharing nothing but the input.
+
+    Each task has its own embedding tables, its own bottom MLP
+    (`bottom_units`) and its own tower: training them together is the
+    same as training one model per task, which is the baseline of the
+    MMoE and PLE papers. The bottoms of all tasks run in one batched op.
+
+    Args:
+        schema: adapted `mtrec.Schema`.
+        bottom_units: list of int. Widths of each task's bottom MLP.
+        tower_units: list of int. Widths of each task's tower.
+        dropout: float.
+    """
+
+    def __init__(self, schema, bottom_units=(16,), tower_units=(8,), dropout=0.0, **kwargs):
+        schema = as_adapted_schema(schema)
+        num_tasks = len(schema.tasks)
+        backbone = Experts(num_tasks, list(bottom_units), dropout=dropout,
+                           name="bottoms")
+        super().__init__(schema, backbone, tower_units=tower_units, dropout=dropout,
+                         **kwargs)
+        self.bottom_units = [int(u) for u in bottom_units]
+
+    def build(self, input_shape=None):
+        if not self.built:
+            # One embedding per task, so tasks share no parameters at all.
+            self.task_embeddings = [self.embedding] + [
+                FeatureEmbedding(self.schema, name=f"embedding_{i}")
+                for i in range(1, len(self.schema.tasks))]
+        super().build(input_shape)
+
+    def task_inputs(self, encoded, training=False):
+        # (batch, tasks, input_dim): task t's bottom reads task t's embedding
+        x = ops.stack([emb(encoded) for emb in self.task_embeddings], axis=1)
+        return split_tasks(self.backbone(x, training=training), len(self.schema.tasks))
+
+    def get_config(self):
+        return {**super().get_config(), "bottom_units": self.bottom_units}

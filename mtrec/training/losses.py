@@ -1,0 +1,68 @@
+"""Per-task losses that skip missing labels."""
+
+import keras
+from keras import ops
+
+_EPSILON = 1e-7
+
+
+@keras.saving.register_keras_serializable(package="mtrec")
+class TaskLoss(keras.losses.Loss):
+    """Mean loss of one task over the examples that have a label.
+
+    A NaN label marks "no label for this task" (e.g. CVR on unclicked
+    impressions): the example drops out of this task's loss, and of no
+    other task's. Sample weights multiply the per-example loss; the mean
+    divides by the sum of weights of labelled examples.
+
+    Args:
+        kind: str. `"binary"` (cross-entropy on probabilities),
+            `"regression"` (squared error) or `"multiclass"` (sparse
+            cross-entropy on probabilities).
+
+    Call arguments:
+        y_true: `(batch,)` labels, NaN where missing.
+        y_pred: `(batch,)` predictions; `(batch, classes)` for multiclass.
+
+    Returns:
+        scalar: the masked mean (0 when no example has a label).
+    """
+
+    def __init__(self, kind="binary", name=None, **kwargs):
+        kwargs.pop("reduction", None)
+        super().__init__(name=name or f"{kind}_loss", reduction="sum", **kwargs)
+        if kind not in ("binary", "regression", "multiclass"):
+            raise ValueError(f"Unknown task kind '{kind}'; expected 'binary', "
+                             f"'regression' or 'multiclass'.")
+        self.kind = kind
+
+    def call(self, y_true, y_pred):
+        per_example, valid = per_example_loss(self.kind, y_true, y_pred)
+        # reduction="sum" adds these up: the mean over labelled examples.
+        return per_example / ops.maximum(ops.sum(valid), 1.0)
+
+    def get_config(self):
+        return {"kind": self.kind, "name": self.name}
+
+
+def per_example_loss(kind, y_true, y_pred):
+    """Per-example loss with zeros where the label is missing.
+
+    Returns:
+        `(loss, valid)`, both float32 `(batch,)`.
+    """
+    y_true = ops.reshape(ops.cast(y_true, "float32"), (-1,))
+    valid = ops.logical_not(ops.isnan(y_true))
+    labels = ops.where(valid, y_true, 0.0)
+    y_pred = ops.cast(y_pred, "float32")
+    if kind == "binary":
+        p = ops.clip(ops.reshape(y_pred, (-1,)), _EPSILON, 1.0 - _EPSILON)
+        loss = -(labels * ops.log(p) + (1.0 - labels) * ops.log(1.0 - p))
+    elif kind == "regression":
+        loss = ops.square(labels - ops.reshape(y_pred, (-1,)))
+    else:
+        p = ops.clip(y_pred, _EPSILON, 1.0)
+        picked = ops.take_along_axis(p, ops.expand_dims(ops.cast(labels, "int32"), -1), axis=-1)
+        loss = -ops.log(ops.squeeze(picked, -1))
+    valid = ops.cast(valid, "float32")
+    return ops.where(valid > 0, loss, 0.0), valid
