@@ -620,11 +620,17 @@ def _adapt_feature(spec, series):
 _TEXT_PUNCTUATION = re.compile(r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']')
 
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_ASCII_WHITESPACE = re.compile(r"[ \t\n\r\v\f]+")
+
+
 def _text_tokens(text):
     # Same standardisation as keras TextVectorization's
-    # "lower_and_strip_punctuation", so the learned vocabulary matches what
-    # the in-graph tokeniser produces.
-    return _TEXT_PUNCTUATION.sub("", text.lower()).split()
+    # "lower_and_strip_punctuation" + whitespace split (tf.strings.lower and
+    # split touch ASCII only), so the vocabulary learned here is exactly
+    # what the in-graph tokeniser produces.
+    text = _TEXT_PUNCTUATION.sub("", text.translate(_ASCII_LOWER))
+    return [t for t in _ASCII_WHITESPACE.split(text) if t]
 
 
 def _categorical_values(spec, series):

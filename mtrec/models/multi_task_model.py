@@ -1,6 +1,7 @@
 """The base class of every mtrec model: raw features in, {task: prediction} out."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from mtrec.layers.feature_embedding import FeatureEmbedding
@@ -109,6 +110,22 @@ class MultiTaskModel(keras.Model):
             loss_weights = {t: float(loss_weights.get(t, 1.0)) for t in self.task_names}
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics,
                         loss_weights=loss_weights, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips this for models with a custom compile(); ours takes
+        # the same arguments, so restore the saved losses, metrics and
+        # optimizer (with its state) as Keras would.
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if getattr(self, "optimizer", None) is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def fit(self, x=None, y=None, **kwargs):
+        # Datasets from mtrec.data are shuffled (or not) by the caller;
+        # Keras' shuffle flag does not apply to them.
+        if isinstance(x, tf.data.Dataset):
+            kwargs.setdefault("shuffle", False)
+        return super().fit(x, y, **kwargs)
 
     def get_config(self):
         return {**super().get_config(), "schema": self.schema.to_dict(),
