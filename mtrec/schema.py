@@ -205,6 +205,18 @@ class Schema:
         Returns:
             Schema (not yet adapted).
         """
+        if not isinstance(df, pd.DataFrame):
+            raise ValueError(
+                f"Schema.infer expects a pandas DataFrame, got "
+                f"{type(df).__name__}; wrap it with pd.DataFrame(...).")
+        not_str = [c for c in df.columns if not isinstance(c, str)]
+        if not_str:
+            raise ValueError(
+                f"Column names must be strings, got {not_str[:5]!r}; rename "
+                f"them, e.g. df.columns = df.columns.astype(str).")
+        if isinstance(exclude, str):
+            exclude = [exclude]
+        exclude = set(exclude)
         task_specs = _as_task_specs(tasks)
         labels = {t.label for t in task_specs}
         _require_columns(df, sorted(labels), what="label column")
@@ -213,6 +225,17 @@ class Schema:
             raise ValueError(
                 f"Overrides name columns that are not in the data: "
                 f"{sorted(unknown)}; available: {list(df.columns)}.")
+        for column, spec in overrides.items():
+            if column in labels:
+                raise ValueError(
+                    f"Override for column '{column}', but '{column}' is a "
+                    f"task label; a label cannot also be a feature. Drop the "
+                    f"override.")
+            if getattr(spec, "name", column) != column:
+                raise ValueError(
+                    f"Override for column '{column}' is a spec named "
+                    f"'{spec.name}'; the spec name is the column it reads. "
+                    f"Pass {column}={type(spec).__name__}('{column}', ...).")
         features, lines = [], []
         for column in df.columns:
             if column in labels or column in exclude:
@@ -244,7 +267,14 @@ class Schema:
             stats[spec.name] = _adapt_feature(spec, df[spec.name])
         for task in self.tasks:
             if task.kind == "multiclass":
-                labels = df[task.label].dropna()
+                labels = pd.to_numeric(df[task.label], errors="coerce").dropna()
+                if task.num_classes is None and not len(labels):
+                    raise ValueError(
+                        f"Label column '{task.label}' of multiclass task "
+                        f"'{task.name}' has no labels (all missing), so the "
+                        f"number of classes cannot be learned; set "
+                        f"TaskSpec('{task.name}', 'multiclass', "
+                        f"num_classes=...) or adapt on labelled rows.")
                 num_classes = task.num_classes or int(labels.max()) + 1
                 stats[f"task:{task.name}"] = {"num_classes": num_classes}
         self.stats = stats
@@ -287,16 +317,21 @@ class Schema:
 
     # -- validation ------------------------------------------------------------
     def _validate(self):
-        names = [spec.name for spec in self.features]
         for spec in self.features:
             if type(spec) not in FEATURE_KINDS.values():
                 raise ValueError(
                     f"Feature {spec!r} is not a feature spec; use one of "
                     f"{[c.__name__ for c in FEATURE_KINDS.values()]}.")
+            if not isinstance(spec.name, str) or not spec.name:
+                raise ValueError(
+                    f"Feature {spec!r} has name {spec.name!r}; the name is "
+                    f"the column it reads and must be a non-empty string.")
+            _check_sizes(spec)
             if spec.name.startswith(ENCODED_PREFIX):
                 raise ValueError(
                     f"Feature name '{spec.name}' starts with the reserved "
                     f"prefix '{ENCODED_PREFIX}'; rename the column.")
+        names = [spec.name for spec in self.features]
         _reject_duplicates(names, "feature")
         _reject_duplicates([t.name for t in self.tasks], "task")
         if not self.tasks:
@@ -420,6 +455,32 @@ def _as_task_specs(tasks):
     return specs
 
 
+# Size arguments that must be positive integers (None: learned in adapt).
+_POSITIVE = ("embedding_dim", "max_tokens", "min_frequency", "num_hash_bins",
+             "max_items", "max_length", "dim", "projection_dim")
+
+
+def _check_sizes(spec):
+    for field in _POSITIVE:
+        value = getattr(spec, field, None)
+        if value is None:
+            continue
+        if (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+                or value < 1):
+            raise ValueError(
+                f"{type(spec).__name__} '{spec.name}' has {field}={value!r}; "
+                f"expected a positive integer"
+                f"{' or None (learned in adapt)' if field in _LEARNED else ''}.")
+    if spec.kind == "text" and spec.max_tokens < 3:
+        raise ValueError(
+            f"Text '{spec.name}' has max_tokens={spec.max_tokens}; it counts "
+            f"the padding and out-of-vocabulary tokens too, so it must be "
+            f">= 3.")
+
+
+_LEARNED = ("max_tokens", "max_items", "max_length", "dim")
+
+
 def _reject_duplicates(names, what):
     seen = [name for name, count in Counter(names).items() if count > 1]
     if seen:
@@ -493,6 +554,14 @@ def _check_dtype(spec, series):
                     f"declares it an integer Categorical; cast it to int64 "
                     f"(or pandas 'Int64' when it has missing values), or "
                     f"declare Categorical('{name}') for strings.")
+            if (pd.api.types.is_unsigned_integer_dtype(series) and len(series)
+                    and series.max() > np.iinfo(np.int64).max):
+                raise ValueError(
+                    f"Column '{name}' is {dtype} with values above the int64 "
+                    f"range, which an integer Categorical cannot hold; cast it "
+                    f"with df['{name}'].astype(str) and declare "
+                    f"Categorical('{name}') (add num_hash_bins=... for huge "
+                    f"cardinalities).")
         elif pd.api.types.is_float_dtype(series):
             raise ValueError(
                 f"Column '{name}' is {dtype} in the data but the schema "
@@ -507,7 +576,7 @@ def _check_dtype(spec, series):
         if not (pd.api.types.is_numeric_dtype(series) or series.isna().all()):
             bad = _first_non_numeric(series)
             raise ValueError(
-                f"Column '{name}' is {dtype} in the data (e.g. {bad!r}) but "
+                f"Column '{name}' is {dtype} in the data (e.g. {_plain(bad)!r}) but "
                 f"the schema declares it Numeric; declare it Categorical or "
                 f"convert it with pd.to_numeric(df['{name}'], errors='coerce').")
     elif spec.kind in ("multihot", "text"):
@@ -517,12 +586,58 @@ def _check_dtype(spec, series):
                 f"declares it {type(spec).__name__}, which takes strings"
                 f"{' or lists' if spec.kind == 'multihot' else ''}; cast it "
                 f"with df['{name}'].astype(str) or declare another kind.")
+        if spec.kind == "multihot" and pd.api.types.is_object_dtype(series):
+            for index, value in series.items():
+                if isinstance(value, (list, tuple, np.ndarray)) and any(
+                        spec.delimiter in str(item) for item in value):
+                    raise ValueError(
+                        f"Column '{name}' row {index!r} holds a list item "
+                        f"containing the delimiter {spec.delimiter!r} "
+                        f"({list(value)!r}); lists are joined with it for "
+                        f"the model, so the item would be split. Remove it "
+                        f"from the items or set MultiHot('{name}', "
+                        f"delimiter=...) to a character they never contain.")
     elif spec.kind == "vector":
-        if not (_is_list_column(series) or series.isna().all()):
-            raise ValueError(
-                f"Column '{name}' is {dtype} in the data but the schema "
-                f"declares it Vector, which takes a list/array per row; "
-                f"store one array per row (e.g. df['{name}'] = list(matrix)).")
+        for index, value in series.items():
+            if _is_missing(value):
+                continue
+            if not isinstance(value, (list, tuple, np.ndarray)):
+                raise ValueError(
+                    f"Column '{name}' is {dtype} in the data (row {index!r} "
+                    f"is {value!r}) but the schema declares it Vector, which "
+                    f"takes a list/array of numbers per row; store one array "
+                    f"per row (e.g. df['{name}'] = list(matrix)), None for a "
+                    f"missing row.")
+            try:
+                np.asarray(value, dtype=np.float32)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"Column '{name}' row {index!r} is {value!r}, which is "
+                    f"not a flat list of numbers, but the schema declares it "
+                    f"Vector; convert the items to floats (None or NaN for a "
+                    f"missing row) or declare MultiHot('{name}').") from None
+            if np.ndim(value) != 1:
+                raise ValueError(
+                    f"Column '{name}' row {index!r} has shape "
+                    f"{np.shape(value)}; a Vector row must be 1-D. Flatten "
+                    f"each row (e.g. np.ravel) first.")
+
+
+def _is_missing(value):
+    """True for a scalar missing value (None, NaN, pd.NA, NaT)."""
+    if value is None:
+        return True
+    if isinstance(value, (list, tuple, np.ndarray, dict, set)):
+        return False
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _plain(value):
+    """numpy scalars as Python ones, so messages read 2, not np.int64(2)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _first_non_numeric(series):
@@ -540,7 +655,7 @@ def _check_label(task, series):
     if len(bad):
         raise ValueError(
             f"Label column '{task.label}' of task '{task.name}' has "
-            f"non-numeric values (e.g. {bad.iloc[0]!r}); labels must be "
+            f"non-numeric values (e.g. {_plain(bad.iloc[0])!r}); labels must be "
             f"numbers (NaN marks a missing label).")
     observed = values.dropna()
     if task.kind == "binary":
@@ -548,7 +663,7 @@ def _check_label(task, series):
         if len(wrong):
             raise ValueError(
                 f"Label column '{task.label}' of binary task '{task.name}' "
-                f"has values other than 0/1 (e.g. {wrong.iloc[0]!r}); map it "
+                f"has values other than 0/1 (e.g. {_plain(wrong.iloc[0])!r}); map it "
                 f"to 0/1 or declare the task 'regression'/'multiclass'.")
     elif task.kind == "multiclass":
         wrong = observed[(observed < 0) | (observed != observed.round())]
@@ -564,7 +679,7 @@ def _top_tokens(counter, max_tokens, min_frequency=1):
     items = sorted(((c, t) for t, c in counter.items() if c >= min_frequency),
                    key=lambda ct: (-ct[0], ct[1]))
     tokens = [t for _, t in items]
-    return tokens[:max_tokens] if max_tokens else tokens
+    return tokens if max_tokens is None else tokens[:max_tokens]
 
 
 def _adapt_feature(spec, series):
@@ -593,21 +708,29 @@ def _adapt_feature(spec, series):
         return {"vocabulary": _top_tokens(counter, spec.max_tokens),
                 "max_items": int(spec.max_items or min(max(longest, 1), 64))}
     if spec.kind == "text":
-        tokens = [_text_tokens(t) for t in series.fillna("").astype(str)]
+        tokens = [_text_tokens(t) for t in _string_values(series)]
         counter = Counter(tok for row in tokens for tok in row)
         lengths = [len(t) for t in tokens] or [1]
         max_length = spec.max_length or int(min(max(np.percentile(lengths, 95), 1), 256))
         return {"vocabulary": _top_tokens(counter, spec.max_tokens - 2),
                 "max_length": int(max_length)}
     if spec.kind == "vector":
-        lengths = {len(v) for v in series.dropna()}
+        lengths = {len(v) for v in series if not _is_missing(v)}
         if spec.dim is not None:
             lengths.discard(spec.dim)
             if lengths:
                 raise ValueError(
                     f"Vector column '{spec.name}' has rows of length "
-                    f"{sorted(lengths)[:5]}; the schema declares dim={spec.dim}.")
-            return {"dim": spec.dim}
+                    f"{sorted(lengths)[:5]}; the schema declares "
+                    f"dim={spec.dim}. Pad or truncate every row to "
+                    f"{spec.dim} values (None for a missing row), or change "
+                    f"Vector('{spec.name}', dim=...).")
+            return {"dim": int(spec.dim)}
+        if not lengths or lengths == {0}:
+            raise ValueError(
+                f"Vector column '{spec.name}' has no non-empty rows, so its "
+                f"length cannot be learned; set Vector('{spec.name}', dim=...) "
+                f"or adapt on rows that have vectors.")
         if len(lengths) != 1:
             raise ValueError(
                 f"Vector column '{spec.name}' has rows of lengths "
@@ -633,23 +756,30 @@ def _text_tokens(text):
     return [t for t in _ASCII_WHITESPACE.split(text) if t]
 
 
+def _string_values(series):
+    """Object array of str; missing values (None, NaN, pd.NA) become ""."""
+    values = series.astype(object).where(series.notna(), "")
+    return values.astype(str).to_numpy(dtype=object)
+
+
 def _categorical_values(spec, series):
     if spec.dtype == "int64":
         return series.astype("Int64").fillna(MISSING_INT).astype(np.int64).to_numpy()
-    if pd.api.types.is_bool_dtype(series):
-        series = series.astype(str)
-    return series.astype(object).where(series.notna(), "").astype(str).to_numpy(dtype=object)
+    return _string_values(series)
 
 
 def _multihot_lists(spec, series):
+    # Items as the in-graph split sees them, empty pieces ("a||b") included
+    # so the learned max_items never truncates a real item; "" is padding
+    # and never enters the vocabulary.
     rows = []
     for value in series.tolist():
         if isinstance(value, (list, tuple, np.ndarray)):
             rows.append([str(v) for v in value])
-        elif value is None or (isinstance(value, float) and np.isnan(value)):
+        elif _is_missing(value):
             rows.append([])
         else:
-            rows.append([v for v in str(value).split(spec.delimiter) if v != ""])
+            rows.append(str(value).split(spec.delimiter))
     return rows
 
 
@@ -659,17 +789,18 @@ def _column_to_array(spec, series, schema):
     if spec.kind == "numeric":
         return pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float32, na_value=np.nan)
     if spec.kind == "multihot":
-        if _is_list_column(series):
+        if pd.api.types.is_object_dtype(series) and any(
+                isinstance(v, (list, tuple, np.ndarray)) for v in series.tolist()):
             rows = _multihot_lists(spec, series)
             return np.array([spec.delimiter.join(r) for r in rows], dtype=object)
-        return series.astype(object).where(series.notna(), "").astype(str).to_numpy(dtype=object)
+        return _string_values(series)
     if spec.kind == "text":
-        return series.astype(object).where(series.notna(), "").astype(str).to_numpy(dtype=object)
+        return _string_values(series)
     if spec.kind == "vector":
         dim = schema.feature_stats(spec.name)["dim"]
         out = np.full((len(series), dim), np.nan, dtype=np.float32)
         for i, value in enumerate(series.tolist()):
-            if value is None or (isinstance(value, float) and np.isnan(value)):
+            if _is_missing(value):
                 continue
             if len(value) != dim:
                 raise ValueError(

@@ -72,8 +72,11 @@ def read_raw(path):
     """One raw UCI file as a DataFrame with named columns ('?' -> NaN)."""
     dtypes = {c: ("float32" if c in CONTINUOUS else "string") for c in COLUMNS}
     dtypes["instance_weight"] = "float64"
+    # Only '?' is missing: "NA" is a real category of hispanic_origin
+    # (census-income.names lists it), which pandas' default NA strings
+    # would turn into missing values.
     df = pd.read_csv(path, header=None, names=COLUMNS, sep=",", skipinitialspace=True,
-                     na_values=["?"], dtype=dtypes, engine="c")
+                     na_values=["?"], keep_default_na=False, dtype=dtypes, engine="c")
     if df.shape[1] != len(COLUMNS):
         raise ValueError(f"{path}: expected {len(COLUMNS)} fields, got {df.shape[1]}.")
     # Keep categories as plain Python strings (object dtype), '' for missing.

@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 import urllib.request
+import zlib
 from pathlib import Path
 
 DATA_DIR_ENV = "MTREC_DATA_DIR"
@@ -21,24 +22,33 @@ def md5_of(path, gunzip=False):
     """md5 of a file's bytes (of its uncompressed content with `gunzip`)."""
     digest = hashlib.md5()
     opener = gzip.open if gunzip else open
-    with opener(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    try:
+        with opener(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        raise ValueError(
+            f"Cannot read {path}{' as gzip' if gunzip else ''}: {error}. The "
+            f"file is corrupt or truncated; delete it and download it "
+            f"again.") from error
     return digest.hexdigest()
 
 
 def locate(subdir, files, base_url, data_dir=None, download=True, gunzip_md5=False):
     """Return the folder holding `files`, downloading them if needed.
 
-    Looks in `data_dir`, then `$MTREC_DATA_DIR/<subdir>`, then the user
-    cache; downloads missing files from `base_url` into the cache. Every
-    file's md5 is checked before it is used.
+    Looks in `data_dir` (or `data_dir/<subdir>`), else in
+    `$MTREC_DATA_DIR/<subdir>`, then in the user cache; downloads missing
+    files from `base_url` into the cache. Every file's md5 is checked
+    before it is used; a download that fails the check is deleted.
 
     Args:
         subdir: str. Dataset folder name, e.g. `"census-income"`.
         files: dict `{file_name: md5}`.
         base_url: str. URL the file names are appended to.
-        data_dir: optional folder to read from (no download into it).
+        data_dir: optional folder to read from (no download into it): the
+            dataset folder itself, or a folder holding `<subdir>/` laid out
+            like `$MTREC_DATA_DIR`.
         download: bool. Allow downloading into the cache.
         gunzip_md5: bool. The md5 values are of the uncompressed content.
 
@@ -47,7 +57,7 @@ def locate(subdir, files, base_url, data_dir=None, download=True, gunzip_md5=Fal
     """
     candidates = []
     if data_dir is not None:
-        candidates.append(Path(data_dir))
+        candidates += [Path(data_dir), Path(data_dir) / subdir]
     elif os.environ.get(DATA_DIR_ENV):
         candidates.append(Path(os.environ[DATA_DIR_ENV]) / subdir)
     cached = cache_dir() / subdir
@@ -69,6 +79,16 @@ def locate(subdir, files, base_url, data_dir=None, download=True, gunzip_md5=Fal
         target = cached / name
         if not target.exists():
             _fetch(f"{base_url.rstrip('/')}/{name}", target)
+            try:
+                _verify(cached, {name: files[name]}, gunzip_md5)
+            except ValueError as error:
+                # Never leave a bad download where the next call trusts it.
+                target.unlink()
+                raise ValueError(
+                    f"Downloaded {base_url.rstrip('/')}/{name} but it fails "
+                    f"the checksum ({error}); the file was deleted. The source "
+                    f"may have changed or the download was corrupted; retry, "
+                    f"or fetch it by hand and set {DATA_DIR_ENV}.") from error
     _verify(cached, files, gunzip_md5)
     return cached
 

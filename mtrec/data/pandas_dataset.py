@@ -20,8 +20,12 @@ def encode_features(schema, raw, preprocessing=None):
     Returns:
         dict of numpy arrays keyed like `FeaturePreprocessing`'s output.
     """
-    layer = preprocessing or FeaturePreprocessing(schema)
+    if not raw:
+        raise ValueError("No raw features to encode: the schema has no features.")
     rows = len(next(iter(raw.values())))
+    if rows == 0:
+        raise ValueError("The raw features have no rows; there is nothing to encode.")
+    layer = preprocessing or FeaturePreprocessing(schema)
     chunks = []
     for start in range(0, rows, _ENCODE_CHUNK):
         part = {k: v[start:start + _ENCODE_CHUNK] for k, v in raw.items()}
@@ -51,10 +55,15 @@ def from_pandas(df, schema, batch_size=1024, shuffle=False, seed=None,
     Returns:
         `tf.data.Dataset` of `(features, {task: (batch,) float32})`.
     """
+    if not schema.features:
+        raise ValueError(
+            f"The schema has no features (tasks {schema.task_names}); a model "
+            f"needs at least one input column.")
     if not schema.adapted:
         raise ValueError("The schema is not adapted; call schema.adapt(train_df) first.")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    if (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+            or batch_size < 1):
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
     schema.validate(df, labels=labels)
     if len(df) == 0:
         raise ValueError("The DataFrame has no rows; there is nothing to batch.")

@@ -8,7 +8,7 @@ from mtrec.layers.expert_gates import ExpertGates
 from mtrec.layers.experts import Experts
 
 
-@keras.saving.register_keras_serializable(package="mtrec")
+@keras.saving.register_keras_serializable(package="mtrec.layers")
 class CGC(keras.layers.Layer):
     """Each task has its own experts; all tasks share some more.
 

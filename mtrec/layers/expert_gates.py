@@ -5,7 +5,7 @@ import keras
 from keras import ops
 
 
-@keras.saving.register_keras_serializable(package="mtrec")
+@keras.saving.register_keras_serializable(package="mtrec.layers")
 class ExpertGates(keras.layers.Layer):
     """`num_gates` linear-softmax gates over `num_experts` expert outputs.
 

@@ -1,10 +1,11 @@
 """A bank of independent MLP experts computed with one einsum per layer."""
 
+import numpy as np
 import keras
 from keras import ops
 
 
-@keras.saving.register_keras_serializable(package="mtrec")
+@keras.saving.register_keras_serializable(package="mtrec.layers")
 class Experts(keras.layers.Layer):
     """`num_experts` MLPs with the same widths and separate weights.
 
@@ -88,11 +89,25 @@ class Experts(keras.layers.Layer):
 
 
 def _per_expert(initializer, fan_in, fan_out):
-    """Wrap a Dense initializer so fans are those of one expert's matrix."""
+    """Wrap a Dense initializer so fans are those of one expert's matrix.
+
+    Keras initializers return the same values on every call, so each
+    expert gets its own copy with its own seed (derived from the given seed,
+    or drawn from numpy's global RNG, which `keras.utils.set_random_seed`
+    also seeds).
+    """
+    config = initializer.get_config()
 
     def init(shape, dtype=None):
-        slices = [initializer((fan_in, fan_out), dtype=dtype)
-                  for _ in range(shape[0])]
-        return ops.stack(slices, axis=0)
+        num_experts = shape[0]
+        if "seed" in config:
+            base = config["seed"]
+            if base is None:
+                base = int(np.random.randint(0, 2**31 - 1 - num_experts))
+            copies = [initializer.__class__.from_config({**config, "seed": base + i})
+                      for i in range(num_experts)]
+        else:
+            copies = [initializer] * num_experts
+        return ops.stack([c((fan_in, fan_out), dtype=dtype) for c in copies], axis=0)
 
     return init

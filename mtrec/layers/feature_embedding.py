@@ -18,7 +18,7 @@ def categorical_cardinality(schema, spec):
     return len(stats["vocabulary"]) + 1
 
 
-@keras.saving.register_keras_serializable(package="mtrec")
+@keras.saving.register_keras_serializable(package="mtrec.layers")
 class FeatureEmbedding(keras.layers.Layer):
     """Embeds every encoded feature and concatenates the results.
 

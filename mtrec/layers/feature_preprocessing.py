@@ -35,7 +35,7 @@ def is_encoded(inputs):
 _EMPTY_VOCAB = ["[mtrec-empty-vocabulary]"]
 
 
-@keras.saving.register_keras_serializable(package="mtrec")
+@keras.saving.register_keras_serializable(package="mtrec.layers")
 class FeaturePreprocessing(keras.layers.Layer):
     """Turns raw feature columns into the tensors the embedding stage reads.
 

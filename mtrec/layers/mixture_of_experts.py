@@ -6,7 +6,7 @@ from mtrec.layers.expert_gates import ExpertGates
 from mtrec.layers.experts import Experts
 
 
-@keras.saving.register_keras_serializable(package="mtrec")
+@keras.saving.register_keras_serializable(package="mtrec.layers")
 class MixtureOfExperts(keras.layers.Layer):
     """Experts shared by all tasks, mixed per task by a softmax gate.
 

@@ -3,7 +3,7 @@
 import keras
 
 
-@keras.saving.register_keras_serializable(package="mtrec")
+@keras.saving.register_keras_serializable(package="mtrec.layers")
 class MLP(keras.layers.Layer):
     """Dense layers with an activation and optional dropout after each.
 

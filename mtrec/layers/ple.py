@@ -5,7 +5,7 @@ import keras
 from mtrec.layers.cgc import CGC
 
 
-@keras.saving.register_keras_serializable(package="mtrec")
+@keras.saving.register_keras_serializable(package="mtrec.layers")
 class PLE(keras.layers.Layer):
     """`num_levels` CGC levels; every level but the last also keeps a
     shared output, mixed by a gate over all of that level's experts, which

@@ -5,7 +5,7 @@ import keras
 from mtrec.layers.mlp import MLP
 
 
-@keras.saving.register_keras_serializable(package="mtrec")
+@keras.saving.register_keras_serializable(package="mtrec.layers")
 class SharedBottom(keras.layers.Layer):
     """An MLP shared by every task; each task's tower reads its output.
 

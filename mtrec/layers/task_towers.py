@@ -8,7 +8,7 @@ from mtrec.layers.mlp import MLP
 _HEAD_ACTIVATION = {"binary": "sigmoid", "regression": None, "multiclass": "softmax"}
 
 
-@keras.saving.register_keras_serializable(package="mtrec")
+@keras.saving.register_keras_serializable(package="mtrec.layers")
 class TaskTowers(keras.layers.Layer):
     """A small MLP tower and an output head per task.
 

@@ -1,5 +1,6 @@
 """The base class of every mtrec model: raw features in, {task: prediction} out."""
 
+import numpy as np
 import keras
 import tensorflow as tf
 from keras import ops
@@ -87,6 +88,36 @@ class MultiTaskModel(keras.Model):
     def call(self, inputs, training=False):
         return self.towers(self.task_inputs(self.encode(inputs), training=training),
                            training=training)
+
+    def gate_structure(self):
+        """Names of the gates and experts of each gated level.
+
+        Returns:
+            list of `(level_name, gate_names, expert_names)`; empty for
+            models without gates (SingleTask, SharedBottom).
+        """
+        return []
+
+    def gate_weights(self, inputs):
+        """Gate weights of every gated level for a batch.
+
+        Args:
+            inputs: raw or encoded feature dict.
+
+        Returns:
+            dict `{level_name: np.ndarray (batch, gates, experts)}`, in the
+            order of `gate_structure()`.
+        """
+        if not self.gate_structure():
+            raise ValueError(
+                f"{type(self).__name__} has no gates; gate diagnostics apply to "
+                f"OMoE, MMoE, CGC and PLE.")
+        x = self.embedding(self.encode(inputs))
+        _, weights = self.backbone(x, training=False, return_gate_weights=True)
+        if not isinstance(weights, (list, tuple)):
+            weights = [weights]
+        return {level: np.asarray(w)
+                for (level, _, _), w in zip(self.gate_structure(), weights)}
 
     def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None,
                 **kwargs):

@@ -1,0 +1,114 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+import mtrec
+from mtrec.layers import FeatureEmbedding, FeaturePreprocessing, TaskTowers
+from mtrec.layers.feature_preprocessing import (
+    CATEGORICAL_KEY, NUMERIC_KEY, multihot_key, text_key, vector_key)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    df = pd.DataFrame({
+        "c": ["x", "y", "x", None],
+        "n": np.array([1.0, 3.0, np.nan, 2.0], "float32"),
+        "m": ["a|b", "b", "", "a|b|c"],
+        "t": ["Good fit!", "bad", "", "good GOOD"],
+        "v": [np.array([1.0, 2.0]), np.array([3.0, 4.0]), None, np.array([0.0, 1.0])],
+        "y": [0, 1, 1, 0],
+    })
+    schema = mtrec.Schema(
+        [mtrec.Categorical("c", embedding_dim=2), mtrec.Numeric("n"),
+         mtrec.MultiHot("m", embedding_dim=3), mtrec.Text("t", embedding_dim=2),
+         mtrec.Vector("v", projection_dim=2)],
+        {"y": "binary"}).adapt(df)
+    return df, schema
+
+
+def test_preprocessing_encodes_each_kind_by_hand(tiny):
+    df, schema = tiny
+    out = {k: np.asarray(v) for k, v in FeaturePreprocessing(schema)(schema.raw_features(df)).items()}
+    # vocabulary most frequent first: ["x", "", "y"]? counts x:2, "":1, y:1 -> ["x", "", "y"]
+    assert schema.stats["c"]["vocabulary"] == ["x", "", "y"]
+    np.testing.assert_array_equal(out[CATEGORICAL_KEY][:, 0], [1, 3, 1, 2])
+    # numeric: mean 2, std sqrt(2/3); NaN imputed with the mean and flagged
+    std = np.sqrt(2 / 3)
+    np.testing.assert_allclose(out[NUMERIC_KEY][:, 0], [-1 / std, 1 / std, 0, 0], rtol=1e-5)
+    np.testing.assert_array_equal(out[NUMERIC_KEY][:, 1], [0, 0, 1, 0])
+    # multihot: vocab [b, a, c] (b:3, a:2, c:1) -> ids from 2; 0 pads
+    assert schema.stats["m"] == {"vocabulary": ["b", "a", "c"], "max_items": 3}
+    np.testing.assert_array_equal(out[multihot_key("m")],
+                                  [[3, 2, 0], [2, 0, 0], [0, 0, 0], [3, 2, 4]])
+    # text: lower-cased, punctuation stripped; "good" x3, "bad", "fit"
+    assert schema.stats["t"]["vocabulary"] == ["good", "bad", "fit"]
+    assert out[text_key("t")].shape[1] == schema.stats["t"]["max_length"]
+    np.testing.assert_array_equal(out[text_key("t")][0, :2], [2, 4])
+    np.testing.assert_array_equal(out[text_key("t")][2], 0)
+    np.testing.assert_array_equal(out[text_key("t")][3, :2], [2, 2])
+    # vector: missing row zero-filled and flagged
+    np.testing.assert_allclose(out[vector_key("v")],
+                               [[1, 2, 0], [3, 4, 0], [0, 0, 1], [0, 1, 0]])
+
+
+def test_unseen_values_map_to_oov(tiny):
+    _, schema = tiny
+    raw = {"c": np.array(["zzz"], object), "n": np.array([np.inf], "float32"),
+           "m": np.array(["q|a"], object), "t": np.array(["never seen"], object),
+           "v": np.array([[np.nan, 1.0]], "float32")}
+    out = {k: np.asarray(v) for k, v in FeaturePreprocessing(schema)(raw).items()}
+    assert out[CATEGORICAL_KEY][0, 0] == 0
+    assert out[NUMERIC_KEY][0, 1] == 1.0  # inf treated as missing
+    np.testing.assert_array_equal(out[multihot_key("m")][0, :2], [1, 3])
+    np.testing.assert_array_equal(out[text_key("t")][0, :2], [1, 1])
+    assert out[vector_key("v")][0, -1] == 1.0
+
+
+def test_preprocessing_names_missing_inputs(tiny):
+    df, schema = tiny
+    raw = schema.raw_features(df)
+    del raw["n"]
+    with pytest.raises(ValueError, match=r"\['n'\]"):
+        FeaturePreprocessing(schema)(raw)
+
+
+def test_preprocessing_needs_adapted_schema():
+    schema = mtrec.Schema([mtrec.Numeric("n")], {"y": "binary"})
+    with pytest.raises(ValueError, match="adapt"):
+        FeaturePreprocessing(schema)
+
+
+def test_embedding_output_dim_and_pooling(tiny):
+    df, schema = tiny
+    encoded = FeaturePreprocessing(schema)(schema.raw_features(df))
+    layer = FeatureEmbedding(schema)
+    x = np.asarray(layer(encoded))
+    # categorical 2 + numeric 2 + multihot 3 + text 2 + vector (2 + 1)
+    assert layer.output_dim == 12 and x.shape == (4, 12)
+    # empty multi-hot and empty text pool to exactly zero
+    np.testing.assert_array_equal(x[2, 4:9], 0.0)
+    # multi-hot mean pooling by hand: row 1 is item "b" alone (id 2)
+    table = np.asarray(layer.multihot_embeddings[0].embeddings)
+    np.testing.assert_allclose(x[1, 4:7], table[2], rtol=1e-6)
+    np.testing.assert_allclose(x[0, 4:7], (table[3] + table[2]) / 2, rtol=1e-6)
+
+
+def test_categoricals_of_one_width_share_one_table(schema):
+    layer = FeatureEmbedding(schema)
+    layer.build()
+    widths = {spec.embedding_dim for spec in schema.features_of("categorical")}
+    assert len(layer.categorical_groups) == len(widths)
+
+
+def test_task_towers_heads():
+    towers = TaskTowers([{"name": "a", "kind": "binary"},
+                         {"name": "b", "kind": "regression"},
+                         {"name": "c", "kind": "multiclass", "num_classes": 4}],
+                        tower_units=[3])
+    x = np.random.default_rng(0).normal(size=(5, 6)).astype("float32")
+    out = towers([x, x, x])
+    assert out["a"].shape == (5,) and out["b"].shape == (5,) and out["c"].shape == (5, 4)
+    a = np.asarray(out["a"])
+    assert np.all((a > 0) & (a < 1))
+    np.testing.assert_allclose(np.asarray(out["c"]).sum(1), 1.0, rtol=1e-5)
+    assert TaskTowers.from_config(towers.get_config()).tasks == towers.tasks
