@@ -139,12 +139,16 @@ class TaskSpec:
             `"multiclass"` (integer labels in `[0, num_classes)`).
         label: str. Label column; defaults to `name`.
         num_classes: int. Multiclass only; learned in `adapt` when None.
+        mask: str. Optional column: where it is 0, False or NaN the
+            example has no label for this task (e.g. CVR counted only where
+            `click == 1`). A NaN label has the same effect.
     """
 
     name: str
     kind: str = "binary"
     label: str | None = None
     num_classes: int | None = None
+    mask: str | None = None
 
     def __post_init__(self):
         if self.kind not in TASK_KINDS:
@@ -218,7 +222,7 @@ class Schema:
             exclude = [exclude]
         exclude = set(exclude)
         task_specs = _as_task_specs(tasks)
-        labels = {t.label for t in task_specs}
+        labels = {t.label for t in task_specs} | {t.mask for t in task_specs if t.mask}
         _require_columns(df, sorted(labels), what="label column")
         unknown = set(overrides) - set(df.columns)
         if unknown:
@@ -372,6 +376,9 @@ class Schema:
                 _require_columns(df, [task.label],
                                  what=f"label column of task '{task.name}'")
                 _check_label(task, df[task.label])
+                if task.mask is not None:
+                    _require_columns(df, [task.mask],
+                                     what=f"mask column of task '{task.name}'")
 
     # -- serialisation ---------------------------------------------------------
     def to_dict(self):
@@ -436,8 +443,13 @@ class Schema:
         out = {}
         for task in self.tasks:
             _require_columns(df, [task.label], what=f"label column of task '{task.name}'")
-            out[task.name] = pd.to_numeric(df[task.label], errors="coerce").to_numpy(
+            labels = pd.to_numeric(df[task.label], errors="coerce").to_numpy(
                 dtype=np.float32, na_value=np.nan)
+            if task.mask is not None:
+                _require_columns(df, [task.mask], what=f"mask column of task '{task.name}'")
+                keep = pd.to_numeric(df[task.mask], errors="coerce").fillna(0).to_numpy() != 0
+                labels = np.where(keep, labels, np.nan).astype(np.float32)
+            out[task.name] = labels
         return out
 
 
@@ -635,6 +647,9 @@ def _is_missing(value):
         return False
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _plain(value):
     """numpy scalars as Python ones, so messages read 2, not np.int64(2)."""
     return value.item() if isinstance(value, np.generic) else value
@@ -658,6 +673,14 @@ def _check_label(task, series):
             f"non-numeric values (e.g. {_plain(bad.iloc[0])!r}); labels must be "
             f"numbers (NaN marks a missing label).")
     observed = values.dropna()
+    # Labels travel as float32: beyond its range a label becomes inf.
+    infinite = observed[~(observed.astype("float64").abs() <= _FLOAT32_MAX)]
+    if len(infinite):
+        raise ValueError(
+            f"Label column '{task.label}' of task '{task.name}' has infinite "
+            f"values (e.g. {_plain(infinite.iloc[0])!r}); labels must be "
+            f"finite float32 numbers (|x| <= {_FLOAT32_MAX:.3g}). Replace "
+            f"them with NaN (a missing label), clip or rescale them.")
     if task.kind == "binary":
         wrong = observed[~observed.isin([0, 1])]
         if len(wrong):
@@ -694,9 +717,11 @@ def _adapt_feature(spec, series):
         return {"vocabulary": _top_tokens(counter, spec.max_tokens, spec.min_frequency)}
     if spec.kind == "numeric":
         values = pd.to_numeric(series, errors="coerce").astype("float64")
+        # The model gets float32: larger values arrive as inf and are
+        # imputed as missing, so they must not enter the statistics either.
+        values = values[values.abs() <= _FLOAT32_MAX]
         if spec.log1p:
             values = np.sign(values) * np.log1p(np.abs(values))
-        values = values[np.isfinite(values)]
         mean = float(values.mean()) if len(values) else 0.0
         variance = float(values.var(ddof=0)) if len(values) else 1.0
         return {"mean": mean, "variance": variance}
@@ -787,7 +812,9 @@ def _column_to_array(spec, series, schema):
     if spec.kind == "categorical":
         return _categorical_values(spec, series)
     if spec.kind == "numeric":
-        return pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float32, na_value=np.nan)
+        with np.errstate(over="ignore"):   # beyond float32: inf, i.e. missing
+            return pd.to_numeric(series, errors="coerce").to_numpy(
+                dtype=np.float32, na_value=np.nan)
     if spec.kind == "multihot":
         if pd.api.types.is_object_dtype(series) and any(
                 isinstance(v, (list, tuple, np.ndarray)) for v in series.tolist()):

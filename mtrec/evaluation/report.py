@@ -1,8 +1,67 @@
-"""Exact per-task metrics on a model's predictions."""
+"""`mtrec.evaluate`: exact per-task metrics of a model on a dataset."""
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics as skm
+
+from mtrec.data.pandas_dataset import from_pandas
+from mtrec.evaluation.metrics import (
+    binary_metrics, expected_calibration_error, multiclass_metrics,
+    regression_metrics)
+
+__all__ = ["evaluate", "predict_with_labels", "expected_calibration_error"]
+
+# Batch size used when `evaluate` builds the dataset from a DataFrame.
+DATAFRAME_BATCH_SIZE = 4096
+
+# Column order of the report; a column appears only when some task has it.
+_COLUMNS = ("kind", "count", "auc", "gauc", "gauc_groups", "logloss", "calibration",
+            "ece", "positive_rate", "mean_prediction", "rmse", "mae", "accuracy")
+
+
+def _split_batch(batch):
+    """`(features, labels[, weights])` -> `(features, labels)`."""
+    if isinstance(batch, (tuple, list)) and len(batch) in (2, 3) \
+            and isinstance(batch[1], dict):
+        return batch[0], batch[1]
+    raise ValueError(
+        "Evaluation needs batches of (features, labels), labels a dict "
+        "{task: tensor}; got a batch without labels. Build the dataset with "
+        "mtrec.data.from_pandas(df, schema) (labels=True), or pass the "
+        "DataFrame itself.")
+
+
+def _collect(model, data, group_feature=None):
+    """One pass over `data`: predictions, labels and, optionally, the raw
+    feature `group_feature` of every row, in order."""
+    preds, labels, groups = {}, {}, []
+    for batch in data:
+        features, batch_labels = _split_batch(batch)
+        if group_feature is not None:
+            if not isinstance(features, dict) or group_feature not in features:
+                raise ValueError(
+                    f"group_column '{group_feature}' is not among the raw "
+                    f"features of the batches (datasets from "
+                    f"mtrec.data.from_pandas hold encoded features, in which "
+                    f"ids unseen in training share one bucket). Pass the "
+                    f"DataFrame itself, mtrec.evaluate(model, df, "
+                    f"group_column='{group_feature}'), or the ids explicitly, "
+                    f"mtrec.evaluate(model, dataset, groups=df['{group_feature}']).")
+            groups.append(np.asarray(features[group_feature]).reshape(-1))
+        missing = [t for t in model.task_names if t not in batch_labels]
+        if missing:
+            raise ValueError(
+                f"The batches have no labels for task(s) {missing}; labels "
+                f"hold {sorted(batch_labels)}.")
+        out = model.predict_on_batch(features)
+        for task in model.task_names:
+            preds.setdefault(task, []).append(np.asarray(out[task]))
+            labels.setdefault(task, []).append(
+                np.asarray(batch_labels[task], dtype="float64").reshape(-1))
+    if not preds:
+        raise ValueError("The dataset is empty; there is nothing to evaluate.")
+    preds = {t: np.concatenate(v) for t, v in preds.items()}
+    labels = {t: np.concatenate(v) for t, v in labels.items()}
+    return preds, labels, (np.concatenate(groups) if groups else None)
 
 
 def predict_with_labels(model, data):
@@ -16,90 +75,138 @@ def predict_with_labels(model, data):
     Returns:
         `(predictions, labels)`: dicts `{task: np.ndarray}`.
     """
-    preds, labels = {}, {}
-    for features, batch_labels in data:
-        out = model.predict_on_batch(features)
-        for task in model.task_names:
-            preds.setdefault(task, []).append(np.asarray(out[task]))
-            labels.setdefault(task, []).append(np.asarray(batch_labels[task]))
-    if not preds:
-        raise ValueError("The dataset is empty; there is nothing to evaluate.")
-    return ({t: np.concatenate(v) for t, v in preds.items()},
-            {t: np.concatenate(v) for t, v in labels.items()})
+    preds, labels, _ = _collect(model, data)
+    return preds, labels
 
 
-def binary_metrics(y_true, y_pred, num_bins=10):
-    """AUC, logloss and calibration of probabilities against 0/1 labels."""
-    row = {"count": len(y_true), "positive_rate": float(np.mean(y_true)),
-           "mean_prediction": float(np.mean(y_pred))}
-    row["auc"] = (float(skm.roc_auc_score(y_true, y_pred))
-                  if len(np.unique(y_true)) == 2 else np.nan)
-    row["logloss"] = float(skm.log_loss(y_true, np.clip(y_pred, 1e-7, 1 - 1e-7),
-                                        labels=[0, 1]))
-    # predicted / observed positive rate (PCOC); 1 is calibrated
-    row["calibration"] = (row["mean_prediction"] / row["positive_rate"]
-                          if row["positive_rate"] > 0 else np.nan)
-    row["ece"] = expected_calibration_error(y_true, y_pred, num_bins)
-    return row
+def _is_shuffled(dataset):
+    """Best effort: does a tf.data pipeline contain a shuffle?"""
+    seen = 0
+    while dataset is not None and seen < 100:
+        if "shuffle" in type(dataset).__name__.lower():
+            return True
+        dataset, seen = getattr(dataset, "_input_dataset", None), seen + 1
+    return False
 
 
-def expected_calibration_error(y_true, y_pred, num_bins=10):
-    """Mean |observed - predicted| rate over equal-width probability bins,
-    weighted by the share of examples in each bin."""
-    bins = np.minimum((np.asarray(y_pred) * num_bins).astype(int), num_bins - 1)
-    total, error = len(y_true), 0.0
-    for b in np.unique(bins):
-        in_bin = bins == b
-        error += in_bin.sum() / total * abs(y_true[in_bin].mean() - y_pred[in_bin].mean())
-    return float(error)
+def _check_top_k(top_k):
+    if isinstance(top_k, (int, np.integer)) and not isinstance(top_k, bool):
+        top_k = (top_k,)
+    top_k = tuple(top_k)
+    for k in top_k:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(
+                f"top_k must hold integers >= 1, e.g. (1, 3); got {top_k!r}.")
+    return tuple(int(k) for k in top_k)
 
 
-def regression_metrics(y_true, y_pred):
-    return {"count": len(y_true),
-            "rmse": float(np.sqrt(skm.mean_squared_error(y_true, y_pred))),
-            "mae": float(skm.mean_absolute_error(y_true, y_pred))}
-
-
-def multiclass_metrics(y_true, y_prob):
-    y_true = y_true.astype(int)
-    classes = np.arange(y_prob.shape[1])
-    return {"count": len(y_true),
-            "accuracy": float(skm.accuracy_score(y_true, y_prob.argmax(axis=1))),
-            "logloss": float(skm.log_loss(y_true, np.clip(y_prob, 1e-7, 1.0),
-                                          labels=classes))}
-
-
-def evaluate(model, data):
-    """Exact per-task metrics (scikit-learn) of `model` on `data`.
+def evaluate(model, data, group_column=None, top_k=(1, 3), groups=None,
+             num_bins=10):
+    """Exact per-task metrics (scikit-learn, plus GAUC and ECE) of `model`.
 
     Examples whose label is NaN are left out of that task's row only.
 
+    Group ids for GAUC (usually the user id) need not be a model feature.
+    They come from, in order of preference:
+
+    - `groups`: an array with one id per row of `data`, in the order the
+      dataset yields them (so the dataset must not be shuffled);
+    - `group_column` with a DataFrame `data`: `data[group_column]`;
+    - `group_column` with a dataset of *raw* features: that feature.
+
     Args:
-        model: an mtrec model.
-        data: dataset of `(features, labels)` batches.
+        model: an mtrec model (`model.schema` and `model.task_names`).
+        data: a pandas DataFrame (batched with `mtrec.data.from_pandas(df,
+            model.schema, batch_size=4096)`), or an iterable of
+            `(features, labels)` batches, e.g. from `mtrec.data.from_pandas`.
+        group_column: str. Column (or raw feature) holding the group ids;
+            adds `gauc` and `gauc_groups` to binary tasks.
+        top_k: tuple of int. Multiclass tasks report `top_{k}_accuracy` for
+            each k. Defaults to `(1, 3)`.
+        groups: array-like of group ids aligned with the rows of `data`;
+            adds `gauc` and `gauc_groups` to binary tasks.
+        num_bins: int. Equal-width bins of the ECE. Defaults to `10`.
 
     Returns:
-        pandas DataFrame, one row per task (index: task name), with
-        `kind`, `count` and, by kind: binary `auc`, `logloss`,
-        `calibration` (mean prediction / positive rate), `ece`;
-        regression `rmse`, `mae`; multiclass `accuracy`, `logloss`.
+        pandas DataFrame, one row per task (index `task`), with `kind`,
+        `count` and, by kind:
+        binary: `auc`, `logloss`, `calibration` (mean prediction / positive
+        rate, PCOC), `ece`, `positive_rate`, `mean_prediction`, and with
+        groups `gauc` (impression-weighted mean of per-group AUC over the
+        groups holding both classes) and `gauc_groups` (how many groups);
+        regression: `rmse`, `mae`;
+        multiclass: `accuracy`, `logloss`, `top_{k}_accuracy`.
+        Metrics a task does not have are NaN.
     """
-    preds, labels = predict_with_labels(model, data)
+    top_k = _check_top_k(top_k)
+    if groups is not None and group_column is not None:
+        raise ValueError(
+            f"Pass either groups (an array of ids) or group_column "
+            f"('{group_column}'), not both.")
+    group_feature = None
+    if isinstance(data, pd.DataFrame):
+        if group_column is not None:
+            if group_column not in data.columns:
+                raise ValueError(
+                    f"group_column '{group_column}' is not a column of the "
+                    f"DataFrame; columns: {list(data.columns)}.")
+            groups = data[group_column]
+        if groups is not None and len(groups) != len(data):
+            raise ValueError(
+                f"groups has {len(groups)} entries but the DataFrame has "
+                f"{len(data)} rows; pass one group id per row.")
+        data = from_pandas(data, model.schema, batch_size=DATAFRAME_BATCH_SIZE)
+    elif group_column is not None:
+        group_feature = group_column
+    if groups is not None:
+        if isinstance(groups, (pd.Series, pd.Index)):
+            groups = groups.to_numpy()
+        groups = np.asarray(groups)
+        if groups.ndim != 1:
+            raise ValueError(
+                f"groups must be one-dimensional (one id per row), got shape "
+                f"{groups.shape}.")
+        if _is_shuffled(data):
+            raise ValueError(
+                "groups are matched to rows by position, but the dataset is "
+                "shuffled, so they would pair with the wrong rows. Build it "
+                "with shuffle=False (the default of mtrec.data.from_pandas), "
+                "or pass the DataFrame itself with group_column.")
+
+    preds, labels, feature_groups = _collect(model, data, group_feature)
+    num_rows = len(next(iter(labels.values())))
+    if feature_groups is not None:
+        groups = feature_groups
+    if groups is not None and len(groups) != num_rows:
+        raise ValueError(
+            f"groups has {len(groups)} entries but the data has {num_rows} "
+            f"rows; pass one group id per row, in the order of the "
+            f"(unshuffled) data.")
+
     rows = {}
     for task in model.schema.tasks:
         y_true, y_pred = labels[task.name], preds[task.name]
+        if task.kind != "multiclass":
+            y_pred = y_pred.reshape(len(y_pred), -1)[:, 0] if y_pred.ndim > 1 else y_pred
         keep = ~np.isnan(y_true)
-        y_true, y_pred = y_true[keep], y_pred[keep]
         if not keep.any():
             rows[task.name] = {"kind": task.kind, "count": 0}
             continue
+        y_true, y_pred = y_true[keep], y_pred[keep]
         if task.kind == "binary":
-            row = binary_metrics(y_true, y_pred)
+            row = binary_metrics(y_true, y_pred,
+                                 groups=None if groups is None else groups[keep],
+                                 num_bins=num_bins)
         elif task.kind == "regression":
             row = regression_metrics(y_true, y_pred)
         else:
-            row = multiclass_metrics(y_true, y_pred)
+            row = multiclass_metrics(y_true, y_pred, top_k=top_k)
         rows[task.name] = {"kind": task.kind, **row}
+
     table = pd.DataFrame.from_dict(rows, orient="index")
+    present = [c for c in table.columns if c not in _COLUMNS]
+    table = table[[c for c in _COLUMNS if c in table.columns] + present]
+    if "gauc_groups" in table.columns:
+        table["gauc_groups"] = table["gauc_groups"].astype("Int64")
     table.index.name = "task"
     return table

@@ -10,6 +10,8 @@ from mtrec.layers.feature_preprocessing import (
     FeaturePreprocessing, dummy_raw_batch, is_encoded)
 from mtrec.layers.task_towers import TaskTowers
 from mtrec.schema import Schema
+from mtrec.training import loss_weighting as loss_weighting_lib
+from mtrec.training.callbacks import LossWeightingLogger
 from mtrec.training.losses import TaskLoss
 from mtrec.training.metrics import default_metrics
 
@@ -120,27 +122,114 @@ class MultiTaskModel(keras.Model):
                 for (level, _, _), w in zip(self.gate_structure(), weights)}
 
     def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None,
-                **kwargs):
-        """Keras `compile` with per-task losses and metrics filled in.
+                loss_weighting="fixed", **kwargs):
+        """Keras `compile` with per-task losses, metrics and loss weighting.
 
         By default each task gets `TaskLoss(kind)` (cross-entropy, squared
         error or sparse cross-entropy, skipping NaN labels) and a streaming
-        metric (AUC, RMSE or accuracy). `loss_weights` is a dict
-        `{task_name: weight}` (default 1 each).
+        metric (AUC, RMSE or accuracy).
+
+        Args:
+            optimizer: Keras optimizer or its name.
+            loss_weights: dict `{task_name: weight}` for `"fixed"` weighting.
+            loss_weighting: how task losses are combined: `"fixed"`,
+                `"uncertainty"`, `"gradnorm"`, `"dwa"`, `"pcgrad"`, a dict
+                `{"name": ..., **arguments}` or a
+                `mtrec.training.LossWeighting`. Validation losses are always
+                the plain (fixed-weight) sum, so they compare across epochs.
         """
         tasks = self.schema.tasks
         if loss is None:
             loss = {t.name: TaskLoss(t.kind, name=f"{t.name}_loss") for t in tasks}
         if metrics is None:
             metrics = {t.name: default_metrics(t.kind) for t in tasks}
-        if isinstance(loss_weights, dict):
-            unknown = set(loss_weights) - set(self.task_names)
-            if unknown:
-                raise ValueError(f"loss_weights names unknown task(s) {sorted(unknown)}; "
-                                 f"tasks: {self.task_names}.")
-            loss_weights = {t: float(loss_weights.get(t, 1.0)) for t in self.task_names}
+        if loss_weights is not None and not isinstance(loss_weights, dict):
+            raise ValueError(f"loss_weights must be a dict {{task_name: weight}}, "
+                             f"got {loss_weights!r}.")
+        self._set_loss_weighting(loss_weighting_lib.get(loss_weighting, tasks, loss_weights))
+        fixed = self.loss_weighting.task_weights().numpy().tolist()
+        self._task_loss_fns = [TaskLoss(t.kind) for t in tasks]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics,
-                        loss_weights=loss_weights, **kwargs)
+                        loss_weights=({t.name: w for t, w in zip(tasks, fixed)}
+                                      if isinstance(self.loss_weighting,
+                                                    loss_weighting_lib.FixedWeighting)
+                                      else None),
+                        **kwargs)
+
+    def _set_loss_weighting(self, weighting):
+        # The weighting's state (e.g. learned log-variances) belongs to the
+        # model so it trains and saves with it, but it only exists once
+        # compile() is called, after the model is built: attach it past
+        # Keras' build lock, replacing any previous one.
+        previous = getattr(self, "loss_weighting", None)
+        self._tracker.unlock()
+        try:
+            if previous is not None and previous in self._layers:
+                self._layers.remove(previous)
+            self.loss_weighting = weighting
+        finally:
+            self._tracker.lock()
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config is not None and getattr(self, "loss_weighting", None) is not None:
+            config = dict(config)
+            config["loss_weighting"] = keras.saving.serialize_keras_object(
+                self.loss_weighting)
+            config.pop("loss_weights", None)
+        return config
+
+    def task_losses(self, y, y_pred, sample_weight=None):
+        """Unweighted per-task losses, `(num_tasks,)`."""
+        losses = []
+        for task, loss_fn in zip(self.schema.tasks, self._task_loss_fns):
+            weight = sample_weight.get(task.name) if isinstance(sample_weight, dict) \
+                else sample_weight
+            losses.append(loss_fn(y[task.name], y_pred[task.name], sample_weight=weight))
+        return ops.stack(losses)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
+                     training=True):
+        # Keras' compiled loss: the fixed-weight sum (+ regularisers); it also
+        # tracks each task's loss for the logs.
+        total = super().compute_loss(x, y, y_pred, sample_weight, training=training)
+        weighting = getattr(self, "loss_weighting", None)
+        if (not training or weighting is None
+                or isinstance(weighting, loss_weighting_lib.FixedWeighting)):
+            return total
+        task_losses = self.task_losses(y, y_pred, sample_weight)
+        weighting.observe(task_losses)
+        extra = ops.sum(ops.stack([self._aggregate_additional_loss(l) for l in self.losses])) \
+            if self.losses else 0.0
+        return weighting.combine(task_losses) + extra
+
+    def shared_variables(self):
+        """Variables of the last layer the tasks share (GradNorm's W)."""
+        raise ValueError(f"{type(self).__name__} has no shared layer; GradNorm "
+                         f"needs one (use SharedBottom, OMoE, MMoE, CGC or PLE).")
+
+    def train_step(self, data):
+        weighting = getattr(self, "loss_weighting", None)
+        if weighting is None or not weighting.needs_task_gradients:
+            return super().train_step(data)
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape(persistent=True) as tape:
+            y_pred = self(x, training=True)
+            # Tracks the per-task losses for the logs; the update below uses
+            # the task losses themselves.
+            tracked = super().compute_loss(x, y, y_pred, sample_weight, training=True)
+            task_losses = self.task_losses(y, y_pred, sample_weight)
+            extra = (ops.sum(ops.stack([self._aggregate_additional_loss(l)
+                                        for l in self.losses]))
+                     if self.losses else None)
+        self._loss_tracker.update_state(tracked,
+                                        sample_weight=tf.shape(next(iter(y.values())))[0])
+        variables = self.trainable_weights
+        grads = weighting.gradients(tape, task_losses, extra, variables,
+                                    self.shared_variables())
+        del tape
+        self.optimizer.apply_gradients(zip(grads, variables))
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     def compile_from_config(self, config):
         # Keras skips this for models with a custom compile(); ours takes
@@ -156,7 +245,11 @@ class MultiTaskModel(keras.Model):
         # Keras' shuffle flag does not apply to them.
         if isinstance(x, tf.data.Dataset):
             kwargs.setdefault("shuffle", False)
-        return super().fit(x, y, **kwargs)
+        # Epoch hooks of the loss weighting (DWA) and the weights in the logs.
+        callbacks = list(kwargs.pop("callbacks", None) or [])
+        if getattr(self, "loss_weighting", None) is not None:
+            callbacks.insert(0, LossWeightingLogger())
+        return super().fit(x, y, callbacks=callbacks, **kwargs)
 
     def get_config(self):
         return {**super().get_config(), "schema": self.schema.to_dict(),

@@ -36,6 +36,10 @@ class PLE(MultiTaskModel):
         self.num_shared_experts = int(num_shared_experts)
         self.expert_units = [int(u) for u in expert_units]
 
+    def shared_variables(self):
+        experts = self.backbone.levels[-1].experts
+        return [experts.kernels[-1], experts.biases[-1]]
+
     def gate_structure(self):
         experts = [f"{task}_{i}" for task in self.task_names
                    for i in range(self.num_specific_experts)]

@@ -1,0 +1,151 @@
+"""Tests for mtrec.data.download.locate, with generated files and file:// URLs."""
+
+import gzip
+import hashlib
+import socket
+
+import pytest
+
+from mtrec.data import download
+from mtrec.data.download import locate
+
+CONTENT = {"part-a.csv.gz": b"a,b\n1,2\n", "part-b.csv.gz": b"x\ny\nz\n"}
+MD5 = {name: hashlib.md5(data).hexdigest() for name, data in CONTENT.items()}
+
+
+@pytest.fixture(autouse=True)
+def no_network_and_clean_env(monkeypatch, tmp_path):
+    """No socket may connect; the cache and $MTREC_DATA_DIR are test-local."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("test tried to use the network")
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.delenv(download.DATA_DIR_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+def write_dataset(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in CONTENT.items():
+        (folder / name).write_bytes(gzip.compress(data))
+    return folder
+
+
+def test_cache_dir_follows_xdg_cache_home(tmp_path):
+    assert download.cache_dir() == tmp_path / "cache" / "mtrec"
+
+
+def test_md5_of_plain_and_gunzipped(tmp_path):
+    folder = write_dataset(tmp_path / "ds")
+    path = folder / "part-a.csv.gz"
+    assert download.md5_of(path, gunzip=True) == MD5["part-a.csv.gz"]
+    assert download.md5_of(path) == hashlib.md5(path.read_bytes()).hexdigest()
+    assert download.md5_of(path) != MD5["part-a.csv.gz"]
+
+
+def test_found_in_data_dir(tmp_path):
+    folder = write_dataset(tmp_path / "ds")
+    found = locate("ds", MD5, "file:///nowhere", data_dir=folder, download=False,
+                   gunzip_md5=True)
+    assert found == folder
+    assert not (tmp_path / "cache").exists()     # nothing copied or downloaded
+
+
+def test_found_in_data_dir_laid_out_like_mtrec_data_dir(tmp_path):
+    write_dataset(tmp_path / "root" / "ds")
+    found = locate("ds", MD5, "file:///nowhere", data_dir=tmp_path / "root",
+                   download=False, gunzip_md5=True)
+    assert found == tmp_path / "root" / "ds"
+
+
+def test_found_via_environment_variable(tmp_path, monkeypatch):
+    write_dataset(tmp_path / "root" / "ds")
+    monkeypatch.setenv(download.DATA_DIR_ENV, str(tmp_path / "root"))
+    found = locate("ds", MD5, "file:///nowhere", download=False, gunzip_md5=True)
+    assert found == tmp_path / "root" / "ds"
+
+
+def test_md5_mismatch_raises(tmp_path):
+    folder = write_dataset(tmp_path / "ds")
+    wrong = {**MD5, "part-b.csv.gz": "0" * 32}
+    with pytest.raises(ValueError) as info:
+        locate("ds", wrong, "file:///nowhere", data_dir=folder, download=False,
+               gunzip_md5=True)
+    message = str(info.value)
+    assert f"Checksum mismatch for {folder / 'part-b.csv.gz'}" in message
+    assert f"md5 {MD5['part-b.csv.gz']}, expected {'0' * 32}" in message
+    assert "delete it and download it again" in message
+
+
+def test_md5_of_the_compressed_bytes_is_not_accepted_for_gunzip_md5(tmp_path):
+    folder = write_dataset(tmp_path / "ds")
+    of_gz = {name: download.md5_of(folder / name) for name in MD5}
+    assert locate("ds", of_gz, "file:///nowhere", data_dir=folder, download=False) == folder
+    with pytest.raises(ValueError, match="Checksum mismatch"):
+        locate("ds", of_gz, "file:///nowhere", data_dir=folder, download=False,
+               gunzip_md5=True)
+
+
+def test_corrupt_gzip_raises_value_error(tmp_path):
+    folder = write_dataset(tmp_path / "ds")
+    (folder / "part-a.csv.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(ValueError, match="part-a.csv.gz as gzip.*corrupt or truncated"):
+        locate("ds", MD5, "file:///nowhere", data_dir=folder, download=False,
+               gunzip_md5=True)
+
+
+def test_not_found_without_download(tmp_path):
+    with pytest.raises(FileNotFoundError, match="MTREC_DATA_DIR"):
+        locate("ds", MD5, "file:///nowhere", download=False, gunzip_md5=True)
+    with pytest.raises(FileNotFoundError, match="not found in"):
+        locate("ds", MD5, "file:///nowhere", data_dir=tmp_path, download=False,
+               gunzip_md5=True)
+
+
+def test_download_from_file_url_into_the_cache(tmp_path):
+    source = write_dataset(tmp_path / "server")
+    found = locate("ds", MD5, source.as_uri(), gunzip_md5=True)
+    cache = tmp_path / "cache" / "mtrec" / "ds"
+    assert found == cache
+    assert sorted(p.name for p in cache.iterdir()) == sorted(CONTENT)   # no temp files
+    for name, data in CONTENT.items():
+        assert gzip.decompress((cache / name).read_bytes()) == data
+    # The cache is used from now on: the source may go away.
+    for path in source.iterdir():
+        path.unlink()
+    assert locate("ds", MD5, source.as_uri(), gunzip_md5=True) == cache
+
+
+def test_download_fills_in_only_missing_files(tmp_path):
+    source = write_dataset(tmp_path / "server")
+    cache = tmp_path / "cache" / "mtrec" / "ds"
+    cache.mkdir(parents=True)
+    (cache / "part-a.csv.gz").write_bytes((source / "part-a.csv.gz").read_bytes())
+    (source / "part-a.csv.gz").unlink()      # would fail if fetched again
+    assert locate("ds", MD5, source.as_uri() + "/", gunzip_md5=True) == cache
+    assert (cache / "part-b.csv.gz").exists()
+
+
+def test_downloaded_file_with_wrong_md5_is_deleted(tmp_path):
+    source = write_dataset(tmp_path / "server")
+    wrong = {**MD5, "part-a.csv.gz": "f" * 32}
+    with pytest.raises(ValueError) as info:
+        locate("ds", wrong, source.as_uri(), gunzip_md5=True)
+    assert f"{source.as_uri()}/part-a.csv.gz" in str(info.value)
+    assert "fails the checksum" in str(info.value)
+    assert not (tmp_path / "cache" / "mtrec" / "ds" / "part-a.csv.gz").exists()
+
+
+def test_failing_url_raises_runtime_error_naming_it(tmp_path):
+    base_url = (tmp_path / "missing-server").as_uri()
+    with pytest.raises(RuntimeError) as info:
+        locate("ds", MD5, base_url, gunzip_md5=True)
+    assert f"Could not download {base_url}/part-a.csv.gz" in str(info.value)
+    assert "MTREC_DATA_DIR" in str(info.value)
+    cache = tmp_path / "cache" / "mtrec" / "ds"
+    assert list(cache.iterdir()) == []       # no partial or temporary file left
+
+
+def test_network_guard_is_active():
+    with pytest.raises(AssertionError, match="network"):
+        socket.create_connection(("192.0.2.1", 80), timeout=0.01)
