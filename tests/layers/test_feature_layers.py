@@ -112,3 +112,26 @@ def test_task_towers_heads():
     assert np.all((a > 0) & (a < 1))
     np.testing.assert_allclose(np.asarray(out["c"]).sum(1), 1.0, rtol=1e-5)
     assert TaskTowers.from_config(towers.get_config()).tasks == towers.tasks
+
+
+def test_fused_lookup_keeps_schema_order_with_mixed_categoricals():
+    df = pd.DataFrame({"a": ["p", "q", "p"], "h": ["u1", "u2", "u3"],
+                       "i": pd.array([7, 8, 7], dtype="int64"), "b": ["q", "p", "zz"],
+                       "y": [0, 1, 0]})
+    schema = mtrec.Schema(
+        [mtrec.Categorical("a"), mtrec.Categorical("h", num_hash_bins=5),
+         mtrec.Categorical("i", dtype="int64"), mtrec.Categorical("b")],
+        {"y": "binary"}).adapt(df)
+    layer = FeaturePreprocessing(schema)
+    raw = schema.raw_features(df)
+    ids = np.asarray(layer(raw)[CATEGORICAL_KEY])
+    # a: vocab [p, q]; b: vocab [p, q, zz] (ties by token) -> ids from 1
+    np.testing.assert_array_equal(ids[:, 0], [1, 2, 1])
+    np.testing.assert_array_equal(ids[:, 2], [1, 2, 1])
+    np.testing.assert_array_equal(ids[:, 3], [2, 1, 3])
+    assert np.all((ids[:, 1] >= 0) & (ids[:, 1] < 5))
+    # "zz" is in b's vocabulary only: OOV for "a" (vocabularies are per feature)
+    unseen = {**raw, "b": np.array(["x", "x", "x"], object), "a": np.array(["zz"] * 3, object)}
+    ids = np.asarray(layer(unseen)[CATEGORICAL_KEY])
+    np.testing.assert_array_equal(ids[:, 0], 0)
+    np.testing.assert_array_equal(ids[:, 3], 0)

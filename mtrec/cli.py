@@ -1,0 +1,162 @@
+"""The `mtrec` command line.
+
+    mtrec train CONFIG.yaml [--set training.epochs=2 ...] [--output DIR]
+    mtrec validate CONFIG.yaml [--set ...]
+    mtrec evaluate RUN_DIR_OR_MODEL.keras [--config CONFIG.yaml] [--set ...]
+    mtrec export MODEL.keras OUTPUT_DIR
+    mtrec predict MODEL INPUT.csv|.parquet OUTPUT.csv|.parquet [--batch-size N]
+
+Errors print one line to stderr and exit with status 2 (set MTREC_DEBUG=1
+for the traceback).
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+EXIT_ERROR = 2
+
+
+def _add_overrides(parser):
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config value by its dotted key, e.g. training.epochs=2 "
+             "(value read as YAML; repeatable)")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="mtrec", description="Multi-task recommendation models: train, "
+                                  "evaluate, export and score from run configs.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = commands.add_parser("train", help="train a model from a config YAML",
+                            description="Train from a config; write config.yaml, "
+                                        "schema.json, model.keras, metrics.json, "
+                                        "metrics.md (and gates.png) to the output "
+                                        "folder.")
+    p.add_argument("config", help="run config YAML")
+    _add_overrides(p)
+    p.add_argument("--output", help="output folder (overrides output_dir)")
+    p.set_defaults(func=cmd_train)
+
+    p = commands.add_parser("validate", help="validate a config YAML, run nothing")
+    p.add_argument("config", help="run config YAML")
+    _add_overrides(p)
+    p.set_defaults(func=cmd_validate)
+
+    p = commands.add_parser("evaluate",
+                            help="re-evaluate a saved model on a config's test split")
+    p.add_argument("model", help="run folder (from `mtrec train`) or .keras file")
+    p.add_argument("--config", help="run config YAML (default: the run folder's "
+                                    "config.yaml)")
+    _add_overrides(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = commands.add_parser("export", help="export a .keras model as a SavedModel")
+    p.add_argument("model", help=".keras file or run folder")
+    p.add_argument("output", help="SavedModel folder to write")
+    p.set_defaults(func=cmd_export)
+
+    p = commands.add_parser("predict", help="score a CSV or Parquet file")
+    p.add_argument("model", help=".keras file, run folder or SavedModel folder")
+    p.add_argument("input", help="input .csv or .parquet with the model's feature "
+                                 "columns")
+    p.add_argument("output", help="output .csv or .parquet: the input columns plus "
+                                  "one column per task")
+    p.add_argument("--batch-size", type=int, default=4096, help="rows per batch "
+                                                                "(default 4096)")
+    p.set_defaults(func=cmd_predict)
+    return parser
+
+
+def cmd_train(args):
+    from mtrec import runner
+    from mtrec.config import load_config
+
+    config = load_config(args.config, args.overrides)
+    runner.train(config, output_dir=args.output)
+    return 0
+
+
+def cmd_validate(args):
+    from mtrec.config import load_config
+
+    config = load_config(args.config, args.overrides)
+    model_args = ", ".join(f"{k}={v}" for k, v in config.model.args.items())
+    print(f"{args.config}: valid. dataset {config.dataset.name} "
+          f"{config.dataset.args or ''}, model {config.model.name}({model_args}), "
+          f"up to {config.training.epochs} epochs, output {config.output_dir}")
+    return 0
+
+
+def cmd_evaluate(args):
+    from mtrec import runner
+    from mtrec.config import load_config
+    from mtrec.data.registry import load_dataset
+
+    config_path = args.config
+    if config_path is None:
+        model_path = Path(args.model)
+        folder = model_path if model_path.is_dir() else model_path.parent
+        config_path = folder / "config.yaml"
+        if not config_path.is_file():
+            raise ValueError(f"No --config given and no config.yaml beside "
+                             f"{args.model}; pass --config CONFIG.yaml.")
+    config = load_config(config_path, args.overrides)
+    model = runner.load_model(args.model)
+    data = load_dataset(config.dataset.name, **config.dataset.args)
+    report = runner.evaluate_model(
+        model, data.test, config.evaluation.group_column or data.group_column,
+        config.evaluation.batch_size)
+    print(f"Test set of {config.dataset.name} ({len(data.test)} rows), "
+          f"{type(model).__name__} from {args.model}:")
+    print(runner.format_table(report))
+    return 0
+
+
+def cmd_export(args):
+    from mtrec import runner
+    from mtrec.export import saved_model
+
+    model = runner.load_model(args.model)
+    path = saved_model(model, args.output)
+    print(f"Exported {args.model} to SavedModel {path} (serving_default: raw "
+          f"features in, {{{', '.join(model.task_names)}}} out)")
+    return 0
+
+
+def cmd_predict(args):
+    from mtrec import runner
+
+    runner.predict_file(args.model, args.input, args.output, batch_size=args.batch_size)
+    return 0
+
+
+def main(argv=None):
+    """Run the `mtrec` command line; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a usage error (2)
+        return exit_.code if isinstance(exit_.code, int) else EXIT_ERROR
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("mtrec: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - one clear line, no traceback
+        if os.environ.get("MTREC_DEBUG"):
+            raise
+        message = " ".join(str(error).split()) or type(error).__name__
+        if not isinstance(error, (ValueError, OSError)):
+            message = f"{type(error).__name__}: {message}"
+        print(f"mtrec {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
