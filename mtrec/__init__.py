@@ -2,11 +2,11 @@
 
 __version__ = "0.1.0"
 
-from mtrec import data, evaluation, export, layers, models, training  # noqa: E402
+from mtrec import data, diagnostics, evaluation, export, layers, models, training  # noqa: E402
 from mtrec.evaluation import evaluate  # noqa: E402
 from mtrec.schema import (  # noqa: E402
     Categorical, MultiHot, Numeric, Schema, TaskSpec, Text, Vector)
 
 __all__ = ["Categorical", "MultiHot", "Numeric", "Schema", "TaskSpec", "Text",
-           "Vector", "data", "evaluate", "evaluation", "export", "layers",
+           "Vector", "data", "diagnostics", "evaluate", "evaluation", "export", "layers",
            "models", "training", "__version__"]

@@ -87,8 +87,9 @@ def cmd_validate(args):
 
     config = load_config(args.config, args.overrides)
     model_args = ", ".join(f"{k}={v}" for k, v in config.model.args.items())
-    print(f"{args.config}: valid. dataset {config.dataset.name} "
-          f"{config.dataset.args or ''}, model {config.model.name}({model_args}), "
+    data_args = ", ".join(f"{k}={v}" for k, v in config.dataset.args.items())
+    print(f"{args.config}: valid. dataset {config.dataset.name}({data_args}), "
+          f"model {config.model.name}({model_args}), "
           f"up to {config.training.epochs} epochs, output {config.output_dir}")
     return 0
 

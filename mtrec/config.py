@@ -340,8 +340,26 @@ def _closest(word, options):
     lower = {o.lower(): o for o in options}
     if word.lower() in lower:
         return lower[word.lower()]
-    close = difflib.get_close_matches(word.lower(), list(lower), n=1, cutoff=0.6)
-    return lower[close[0]] if close else None
+    close = difflib.get_close_matches(word.lower(), list(lower), n=3, cutoff=0.6)
+    if not close:
+        return None
+    # difflib ranks 'adma' nearer 'adamax' than 'adam'; among its candidates
+    # prefer the fewest edits (a swap of two letters counts as one).
+    best = min(close, key=lambda option: _edit_distance(word.lower(), option))
+    return lower[best]
+
+
+def _edit_distance(a, b):
+    """Optimal string alignment distance (Levenshtein plus transpositions)."""
+    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)]
+         for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[-1][-1]
 
 
 def _short(value):

@@ -36,7 +36,7 @@ import pandas as pd
 import mtrec
 from mtrec.config import OPTIMIZERS, RunConfig, load_config
 from mtrec.data.pandas_dataset import from_pandas
-from mtrec.data.registry import load_dataset
+from mtrec.data.registry import dataset_arguments, load_dataset
 from mtrec.models import MODELS
 from mtrec.schema import Schema
 from mtrec.training import early_stopping, set_seed
@@ -156,6 +156,7 @@ def train(config, output_dir=None, verbose=None, log=print):
         "seed": training.seed,
         "config": resolved.to_dict(),
         "dataset": {"name": config.dataset.name, "description": data.description,
+                    "args": _dataset_arguments(config),
                     "rows": {"train": len(data.train), "valid": len(data.valid),
                              "test": len(data.test)},
                     "group_column": group_column},
@@ -270,6 +271,14 @@ def _check_task_references(config, schema):
             raise ValueError(f"training.early_stopping.monitor '{monitor}' is not "
                              f"'mean', a task ({tasks}) or a validation log key "
                              f"('val_...').")
+
+
+def _dataset_arguments(config):
+    """The dataset's arguments with defaults filled in (for the record)."""
+    accepted = dataset_arguments(config.dataset.name)
+    resolved = {name: default for name, default in accepted.items()
+                if default is not inspect.Parameter.empty}
+    return {**resolved, **config.dataset.args}
 
 
 def _gate_heatmap(model, data, path, log):

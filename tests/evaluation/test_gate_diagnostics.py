@@ -64,9 +64,9 @@ def test_ple_usage_levels_gates_and_masks(ple, data):
 
 def test_entropy_bounds(trained_mmoe, ple, data):
     for model in (trained_mmoe, ple):
-        entropy = diagnostics.gates(model, data).entropy
-        assert entropy.index.equals(diagnostics.gates(model, data, max_batches=1)
-                                    .entropy.index)
+        report = diagnostics.gates(model, data)
+        entropy = report.entropy
+        assert entropy.index.equals(report.usage.index)
         assert (entropy["normalized_entropy"] >= 0).all()
         assert (entropy["normalized_entropy"] <= 1 + 1e-6).all()
         assert (entropy["entropy"] <= np.log(entropy["num_experts"]) + 1e-6).all()

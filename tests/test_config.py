@@ -1,0 +1,373 @@
+"""Run configs: validation with suggestions, overrides, and the dataset registry."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from sklearn.metrics import roc_auc_score
+
+import mtrec
+from mtrec.config import ConfigError, RunConfig, apply_overrides, load_config, parse_config
+from mtrec.data import registry
+
+CENSUS_CONFIGS = sorted(
+    (Path(__file__).resolve().parents[1] / "benchmarks" / "configs" / "census_income")
+    .glob("*.yaml"))
+
+
+def tiny(**sections):
+    """A valid config mapping on synthetic_tiny, with sections replaced."""
+    config = {
+        "dataset": {"name": "synthetic_tiny", "args": {"rows": 500}},
+        "model": {"name": "MMoE", "args": {"num_experts": 2, "expert_units": [8],
+                                           "tower_units": [4]}},
+        "training": {"epochs": 1, "batch_size": 128},
+        "output_dir": "unused",
+    }
+    config.update(sections)
+    return config
+
+
+def problems_of(data, overrides=None):
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data, overrides=overrides)
+    return caught.value.problems
+
+
+# --------------------------------------------------------------------------
+# unknown keys, with the nearest valid key suggested
+# --------------------------------------------------------------------------
+def test_misspelt_training_key_suggests_the_valid_one():
+    data = tiny(training={"epoch": 3})
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data)
+    assert caught.value.problems == [
+        "Unknown key 'epoch' in training; did you mean 'epochs'?"]
+    assert "Unknown key 'epoch' in training; did you mean 'epochs'?" in str(caught.value)
+    assert isinstance(caught.value, ValueError)
+
+
+def test_misspelt_keys_at_every_level_are_all_reported():
+    data = tiny(training={"epochs": 1, "early_stopping": {"patiance": 1}})
+    data["modle"] = {}
+    data["evaluation"] = {"group_colum": "x"}
+    problems = problems_of(data)
+    assert "Unknown key 'modle' at the top level; did you mean 'model'?" in problems
+    assert ("Unknown key 'patiance' in training.early_stopping; did you mean "
+            "'patience'?") in problems
+    assert ("Unknown key 'group_colum' in evaluation; did you mean "
+            "'group_column'?") in problems
+    assert len(problems) == 3
+
+
+def test_unknown_key_without_a_close_match_lists_the_valid_keys():
+    problems = problems_of(tiny(training={"zzz": 1}))
+    assert problems[0].startswith("Unknown key 'zzz' in training; valid keys: epochs, ")
+
+
+def test_missing_required_section():
+    data = tiny()
+    del data["model"]
+    assert problems_of(data) == ["Missing required key 'model' at the top level."]
+
+
+def test_values_are_type_checked_without_coercion():
+    problems = problems_of(tiny(training={"epochs": "2", "batch_size": 0}))
+    assert any(p.startswith("training.epochs: Input should be a valid integer")
+               for p in problems)
+    assert any(p.startswith("training.batch_size: Input should be greater than or "
+                            "equal to 1") for p in problems)
+
+
+# --------------------------------------------------------------------------
+# model, dataset, optimizer and loss weighting names and arguments
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["MMOE", "mmoe", "MMo"])
+def test_unknown_model_name_suggests_the_nearest(name):
+    problems = problems_of(tiny(model={"name": name}))
+    assert problems == [f"Unknown model '{name}' in model.name; did you mean 'MMoE'?"]
+
+
+def test_unknown_model_argument_suggests_the_nearest():
+    problems = problems_of(tiny(model={"name": "PLE", "args": {"num_level": 2,
+                                                               "expert_units": [8]}}))
+    assert len(problems) == 1
+    assert problems[0].startswith("Unknown argument 'num_level' in model.args (model "
+                                  "PLE takes num_levels, num_specific_experts, ")
+    assert problems[0].endswith("did you mean 'num_levels'?")
+
+
+def test_model_arguments_follow_each_class_signature():
+    # bottom_units is SharedBottom's, not MMoE's
+    problems = problems_of(tiny(model={"name": "MMoE", "args": {"bottom_units": [8]}}))
+    assert problems[0].startswith("Unknown argument 'bottom_units' in model.args")
+    config = parse_config(tiny(model={"name": "SharedBottom",
+                                      "args": {"bottom_units": [8]}}))
+    assert config.model.args == {"bottom_units": [8]}
+
+
+def test_unknown_dataset_and_argument_suggest_the_nearest():
+    problems = problems_of(tiny(dataset={"name": "synthetic_tyni"}))
+    assert problems == ["Unknown dataset 'synthetic_tyni' in dataset.name; did you "
+                        "mean 'synthetic_tiny'?"]
+    problems = problems_of(tiny(dataset={"name": "synthetic_tiny", "args": {"rowz": 9}}))
+    assert problems == ["Unknown argument 'rowz' in dataset.args (dataset "
+                        "'synthetic_tiny' takes rows, seed); did you mean 'rows'?"]
+
+
+def test_unknown_optimizer_suggests_the_nearest():
+    problems = problems_of(tiny(training={"optimizer": "adma"}))
+    assert problems == ["Unknown optimizer 'adma' in training.optimizer; did you "
+                        "mean 'adam'?"]
+
+
+@pytest.mark.parametrize("weighting", ["fixed", "uncertainty", "dwa", "pcgrad",
+                                       {"name": "gradnorm", "alpha": 1.5},
+                                       {"name": "dwa", "temperature": 1.0}])
+def test_loss_weighting_names_and_mappings(weighting):
+    config = parse_config(tiny(training={"loss_weighting": weighting}))
+    assert config.training.loss_weighting_argument() == weighting
+
+
+def test_loss_weighting_problems():
+    assert problems_of(tiny(training={"loss_weighting": "gradnrom"})) == [
+        "Unknown loss weighting 'gradnrom' in training.loss_weighting; did you "
+        "mean 'gradnorm'?"]
+    problems = problems_of(tiny(training={"loss_weighting": {"name": "gradnorm",
+                                                             "alpa": 1.5}}))
+    assert problems == ["Unknown argument 'alpa' in training.loss_weighting (loss "
+                        "weighting 'gradnorm' takes alpha, learning_rate); did you "
+                        "mean 'alpha'?"]
+    problems = problems_of(tiny(training={"loss_weighting": {"alpha": 1.5}}))
+    assert "mapping without 'name'" in problems[0]
+
+
+def test_loss_weights_need_fixed_weighting_and_known_tasks():
+    config = parse_config(tiny(training={"loss_weights": {"click": 2.0}}))
+    assert config.training.loss_weights == {"click": 2.0}
+    problems = problems_of(tiny(training={"loss_weighting": "uncertainty",
+                                          "loss_weights": {"click": 2.0}}))
+    assert problems == ["training.loss_weights applies to loss_weighting 'fixed' "
+                        "only, but loss_weighting is 'uncertainty'; remove "
+                        "loss_weights or use loss_weighting: fixed."]
+    problems = problems_of(tiny(training={"loss_weights": {"clik": 2.0}}))
+    assert problems == ["Unknown task 'clik' in training.loss_weights; did you "
+                        "mean 'click'?"]
+
+
+@pytest.mark.parametrize("monitor", ["mean", "click", "val_loss", "val_like_auc"])
+def test_early_stopping_monitors_on_the_validation_split(monitor):
+    config = parse_config(tiny(training={"early_stopping": {"monitor": monitor}}))
+    assert config.training.early_stopping.monitor == monitor
+
+
+def test_early_stopping_rejects_training_metrics():
+    problems = problems_of(tiny(training={"early_stopping": {"monitor": "loss"}}))
+    assert len(problems) == 1
+    assert "watches the validation split only" in problems[0]
+    problems = problems_of(tiny(training={"early_stopping": {"monitor": "clik"}}))
+    assert problems[0].endswith("Did you mean 'click'?")
+
+
+def test_early_stopping_can_be_disabled():
+    assert parse_config(tiny(training={"early_stopping": None})).training \
+        .early_stopping is None
+
+
+# --------------------------------------------------------------------------
+# schema overrides
+# --------------------------------------------------------------------------
+def test_feature_overrides_build_specs():
+    config = parse_config(tiny(schema={
+        "exclude": ["x2"],
+        "features": {"color": {"kind": "categorical", "embedding_dim": 4},
+                     "x1": {"kind": "numeric", "log1p": True}}}))
+    specs = config.schema_.feature_specs()
+    assert specs == {"color": mtrec.Categorical("color", embedding_dim=4),
+                     "x1": mtrec.Numeric("x1", log1p=True)}
+    assert config.schema_.exclude == ["x2"]
+
+
+def test_feature_override_problems():
+    problems = problems_of(tiny(schema={"features": {
+        "color": {"kind": "categorial"},
+        "x1": {"kind": "numeric", "log1pp": True},
+        "x2": {"kind": "categorical", "embedding_dim": 0},
+        "like": {"kind": "numeric"},
+        "nokind": {"embedding_dim": 3}}}))
+    assert ("Unknown feature kind 'categorial' for schema.features.color; did you "
+            "mean 'categorical'?") in problems
+    assert ("Unknown key 'log1pp' in schema.features.x1; did you mean "
+            "'log1p'?") in problems
+    assert ("schema.features.x2: Categorical 'x2' has embedding_dim=0; expected a "
+            "positive integer.") in problems
+    assert ("schema.features.like: 'like' is a task label of this dataset and "
+            "cannot be a feature.") in problems
+    assert any(p.startswith("schema.features.nokind needs a 'kind'") for p in problems)
+    assert len(problems) == 5
+
+
+# --------------------------------------------------------------------------
+# dotted overrides and files
+# --------------------------------------------------------------------------
+def test_dotted_overrides_are_parsed_as_yaml():
+    config = parse_config(tiny(), overrides=[
+        "training.epochs=2", "training.learning_rate=0.01",
+        "model.args.expert_units=[32, 16]", "evaluation.group_column=color",
+        "training.loss_weighting={name: gradnorm, alpha: 0.5}",
+        "schema.features.color.kind=categorical"])
+    assert config.training.epochs == 2
+    assert config.training.learning_rate == 0.01
+    assert config.model.args["expert_units"] == [32, 16]
+    assert config.evaluation.group_column == "color"
+    assert config.training.loss_weighting == {"name": "gradnorm", "alpha": 0.5}
+    assert config.schema_.features["color"].kind == "categorical"
+
+
+def test_overrides_do_not_change_the_input():
+    data = tiny()
+    apply_overrides(data, ["training.epochs=7"])
+    assert data["training"]["epochs"] == 1
+
+
+def test_misspelt_override_gets_the_suggestion():
+    problems = problems_of(tiny(), overrides=["training.epoch=2"])
+    assert problems == ["Unknown key 'epoch' in training; did you mean 'epochs'?"]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("training.epochs", "is not of the form dotted.key=value"),
+    ("training..epochs=2", "is not of the form dotted.key=value"),
+    ("training.epochs.x=2", "training.epochs is 1, not a mapping"),
+])
+def test_malformed_overrides(override, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(tiny(), overrides=[override])
+
+
+def test_load_config_reads_yaml_and_applies_overrides(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(tiny()))
+    config = load_config(path, overrides=["training.epochs=4"])
+    assert isinstance(config, RunConfig)
+    assert config.training.epochs == 4
+    assert config.dataset.args == {"rows": 500}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "the config file is empty"),
+    ("- a\n- b\n", "a config is a mapping of sections"),
+    ("dataset: {name: [\n", "not valid YAML at line"),
+])
+def test_load_config_file_errors(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(str(path))
+
+
+def test_load_config_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="the config file does not exist"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_resolved_config_round_trips(tmp_path):
+    config = parse_config(tiny(training={"loss_weighting": {"name": "dwa"}},
+                               schema={"features": {"x1": {"kind": "numeric"}}}))
+    config.to_yaml(tmp_path / "config.yaml")
+    again = load_config(tmp_path / "config.yaml")
+    assert again == config
+    assert again.to_dict()["schema"]["features"]["x1"] == {"kind": "numeric",
+                                                           "log1p": False,
+                                                           "modality": "tabular"}
+
+
+# --------------------------------------------------------------------------
+# the benchmark configs
+# --------------------------------------------------------------------------
+def test_every_census_model_has_a_config():
+    assert [p.stem for p in CENSUS_CONFIGS] == [
+        "cgc", "mmoe", "omoe", "ple", "shared_bottom", "single_task"]
+
+
+@pytest.mark.parametrize("path", CENSUS_CONFIGS, ids=lambda p: p.stem)
+def test_census_configs_validate(path):
+    config = load_config(path)
+    assert config.dataset.name == "census_income"
+    assert config.dataset.args["group"] == 1
+    assert config.training.seed == 1
+    assert config.training.batch_size == 1024
+    assert config.training.early_stopping.patience == 2
+    assert config.model.name in mtrec.models.MODELS
+    assert config.output_dir == f"runs/census_income/{path.stem}"
+
+
+def test_census_mmoe_config_is_the_readme_example():
+    config = load_config(CENSUS_CONFIGS[1])
+    assert config.model.name == "MMoE"
+    assert config.model.args == {"num_experts": 8, "expert_units": [16],
+                                 "tower_units": [8]}
+    assert 0.001 <= config.training.learning_rate <= 0.002
+    assert config.training.epochs == 10
+
+
+# --------------------------------------------------------------------------
+# the dataset registry
+# --------------------------------------------------------------------------
+def test_builtin_datasets_are_registered():
+    assert {"census_income", "synthetic_tiny"} <= set(registry.dataset_names())
+    assert registry.dataset_task_names("census_income", {"group": 2}) == [
+        "education", "marital"]
+    assert registry.dataset_task_names("census_income") == ["income", "marital"]
+
+
+def test_synthetic_tiny_is_seeded_and_learnable():
+    a = registry.load_dataset("synthetic_tiny", seed=4)
+    b = registry.load_dataset("synthetic_tiny", seed=4)
+    c = registry.load_dataset("synthetic_tiny", seed=5)
+    pd.testing.assert_frame_equal(a.train, b.train)
+    assert not a.train.equals(c.train)
+    assert (len(a.train), len(a.valid), len(a.test)) == (2100, 450, 450)
+    assert a.tasks == {"click": "binary", "like": "binary"}
+    assert list(a.train.columns) == ["color", "x1", "x2", "click", "like"]
+    frame = pd.concat([a.train, a.valid, a.test])
+    # labels depend on the features
+    assert roc_auc_score(frame["click"], frame["x1"]) > 0.7
+    assert roc_auc_score(frame["like"], -frame["x2"].fillna(0)) > 0.65
+    assert frame["x2"].isna().mean() == pytest.approx(0.05, abs=0.02)
+
+
+def test_register_dataset_makes_a_name_usable_in_configs(monkeypatch):
+    monkeypatch.setattr(registry, "DATASETS", dict(registry.DATASETS))
+
+    @registry.register_dataset("toy_for_test", tasks={"y": "binary"})
+    def toy_for_test(n=30):
+        frame = pd.DataFrame({"a": np.arange(n, dtype="float32"),
+                              "y": np.arange(n) % 2})
+        return registry.DatasetSplits(frame, frame, frame, tasks={"y": "binary"},
+                                      description="toy")
+
+    splits = registry.load_dataset("toy_for_test", n=10)
+    assert len(splits.train) == 10 and splits.description == "toy"
+    config = parse_config(tiny(dataset={"name": "toy_for_test", "args": {"n": 12}},
+                               training={"loss_weights": {"y": 2.0}}))
+    assert config.dataset.args == {"n": 12}
+    assert problems_of(tiny(dataset={"name": "toy_for_test"},
+                            training={"loss_weights": {"click": 1.0}})) == [
+        "Unknown task 'click' in training.loss_weights; tasks: y."]
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register_dataset("toy_for_test")(lambda: None)
+
+
+def test_load_dataset_errors():
+    with pytest.raises(ValueError, match="Unknown dataset 'census_incom' .did you "
+                                         "mean 'census_income'"):
+        registry.load_dataset("census_incom")
+    with pytest.raises(ValueError, match="takes no argument.s. .'sed'. .did you "
+                                         "mean 'seed'"):
+        registry.load_dataset("synthetic_tiny", sed=1)
+    with pytest.raises(ValueError, match="rows must be an integer >= 20"):
+        registry.load_dataset("synthetic_tiny", rows=5)
