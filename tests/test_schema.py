@@ -1,14 +1,26 @@
 """Tests for mtrec.schema: inference, adapt, validation errors, JSON."""
 
+import atexit
 import json
+import os
+import shutil
+import tempfile
 
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, configuration, example, given, settings
 from hypothesis import strategies as st
 
 from mtrec import Categorical, MultiHot, Numeric, Schema, TaskSpec, Text, Vector
+
+# Hypothesis writes caches (constants of the local source, unicode tables)
+# into `./.hypothesis` already while collecting @given tests; tests must not
+# write into the working directory, so point it at a temporary folder.
+if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+    _HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="mtrec-hypothesis-")
+    configuration.set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+    atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, ignore_errors=True)
 
 REVIEWS = [
     "The dress fits well and looks great",

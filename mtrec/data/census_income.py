@@ -104,8 +104,10 @@ def load(group=1, data_dir=None, seed=0, download=True):
     Args:
         group: 1 (income, marital) or 2 (education, marital).
         data_dir: folder with `census-income.data.gz` and
-            `census-income.test.gz`; default `$MTREC_DATA_DIR/census-income`,
-            else the user cache (downloaded from UCI, md5-checked).
+            `census-income.test.gz` (or a folder holding `census-income/`,
+            laid out like `$MTREC_DATA_DIR`); default
+            `$MTREC_DATA_DIR/census-income`, else the user cache
+            (downloaded from UCI, md5-checked).
         seed: int. Seed of the 1:1 validation/test split.
         download: bool. Allow downloading when no local copy exists.
 

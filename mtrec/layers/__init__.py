@@ -5,6 +5,7 @@ from mtrec.layers.expert_gates import ExpertGates
 from mtrec.layers.experts import Experts
 from mtrec.layers.feature_embedding import FeatureEmbedding
 from mtrec.layers.feature_preprocessing import FeaturePreprocessing
+from mtrec.layers.information_transfer import InformationTransfer, calibration_penalty
 from mtrec.layers.mixture_of_experts import MixtureOfExperts
 from mtrec.layers.mlp import MLP
 from mtrec.layers.ple import PLE
@@ -12,5 +13,5 @@ from mtrec.layers.shared_bottom import SharedBottom
 from mtrec.layers.task_towers import TaskTowers
 
 __all__ = ["CGC", "ExpertGates", "Experts", "FeatureEmbedding",
-           "FeaturePreprocessing", "MixtureOfExperts", "MLP", "PLE",
+           "FeaturePreprocessing", "InformationTransfer", "calibration_penalty", "MixtureOfExperts", "MLP", "PLE",
            "SharedBottom", "TaskTowers"]

@@ -1,5 +1,6 @@
 """Multi-task models: raw features in, `{task_name: prediction}` out."""
 
+from mtrec.models.funnel import AITM, ESMM, FUNNEL_TASKS, funnel_tasks
 from mtrec.models.mixture_of_experts import MMoE, OMoE
 from mtrec.models.multi_task_model import MultiTaskModel
 from mtrec.models.progressive_layered_extraction import CGC, PLE
@@ -7,6 +8,8 @@ from mtrec.models.shared_bottom import SharedBottom
 from mtrec.models.single_task import SingleTask
 
 MODELS = {cls.__name__: cls for cls in (SingleTask, SharedBottom, OMoE, MMoE, CGC, PLE)}
+# Chained CTR -> CVR heads; they need the schema's tasks to be funnel_tasks().
+FUNNEL_MODELS = {cls.__name__: cls for cls in (ESMM, AITM)}
 
-__all__ = ["MultiTaskModel", "SingleTask", "SharedBottom", "OMoE", "MMoE", "CGC",
+__all__ = ["AITM", "ESMM", "FUNNEL_MODELS", "FUNNEL_TASKS", "funnel_tasks", "MultiTaskModel", "SingleTask", "SharedBottom", "OMoE", "MMoE", "CGC",
            "PLE", "MODELS"]

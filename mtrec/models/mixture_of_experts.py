@@ -22,14 +22,6 @@ class _MoEModel(MultiTaskModel):
         self.num_experts = int(num_experts)
         self.expert_units = [int(u) for u in expert_units]
 
-    def shared_variables(self):
-        experts = self.backbone.experts
-        return [experts.kernels[-1], experts.biases[-1]]
-
-    def gate_structure(self):
-        gates = self.task_names if self._one_gate_per_task else ["all_tasks"]
-        return [("experts", gates, [f"expert_{i}" for i in range(self.num_experts)])]
-
     def get_config(self):
         return {**super().get_config(), "num_experts": self.num_experts,
                 "expert_units": self.expert_units}

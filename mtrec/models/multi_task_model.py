@@ -5,7 +5,11 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from mtrec.layers.cgc import CGC as CGCLayer
 from mtrec.layers.feature_embedding import FeatureEmbedding
+from mtrec.layers.mixture_of_experts import MixtureOfExperts
+from mtrec.layers.ple import PLE as PLELayer
+from mtrec.layers.shared_bottom import SharedBottom as SharedBottomLayer
 from mtrec.layers.feature_preprocessing import (
     FeaturePreprocessing, dummy_raw_batch, is_encoded)
 from mtrec.layers.task_towers import TaskTowers
@@ -43,6 +47,9 @@ class MultiTaskModel(keras.Model):
             tensor per task.
         tower_units: list of int. Widths of each task tower.
         dropout: float. Dropout in experts/bottoms and towers.
+        tower_tasks: names of the tasks that get a tower (default all);
+            the others are derived from the towers' outputs by
+            `derive_outputs` (e.g. ESMM's `ctcvr = ctr * cvr`).
 
     Call arguments:
         inputs: dict of raw feature tensors, or an encoded dict.
@@ -52,19 +59,29 @@ class MultiTaskModel(keras.Model):
         and regression, `(batch, num_classes)` for multiclass.
     """
 
-    def __init__(self, schema, backbone, tower_units=(8,), dropout=0.0, **kwargs):
+    #: Tasks whose output is reported (metrics) but not trained directly.
+    untrained_tasks = ()
+
+    def __init__(self, schema, backbone, tower_units=(8,), dropout=0.0, tower_tasks=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.schema = as_adapted_schema(schema)
         self.tower_units = [int(u) for u in tower_units]
         self.dropout = dropout
+        by_name = {t.name: t for t in self.schema.tasks}
+        self.tower_task_names = list(tower_tasks or by_name)
         self.preprocessing = FeaturePreprocessing(self.schema, name="preprocessing")
         self.embedding = FeatureEmbedding(self.schema, name="embedding")
         self.backbone = backbone
-        self.towers = TaskTowers(
-            [dict(name=t.name, kind=t.kind, num_classes=self.schema.num_classes(t))
-             for t in self.schema.tasks],
-            tower_units=self.tower_units, dropout=dropout, name="towers")
+        self.towers = self.make_towers(
+            [dict(name=n, kind=by_name[n].kind, num_classes=self.schema.num_classes(by_name[n]))
+             for n in self.tower_task_names])
         self.build()
+
+    def make_towers(self, tasks):
+        """The per-task towers and heads (overridden by chained heads)."""
+        return TaskTowers(tasks, tower_units=self.tower_units, dropout=self.dropout,
+                          name="towers")
 
     @property
     def task_names(self):
@@ -88,17 +105,52 @@ class MultiTaskModel(keras.Model):
         return self.backbone(self.embedding(encoded), training=training)
 
     def call(self, inputs, training=False):
-        return self.towers(self.task_inputs(self.encode(inputs), training=training),
-                           training=training)
+        outputs = self.towers(self.task_inputs(self.encode(inputs), training=training),
+                              training=training)
+        return self.derive_outputs(outputs, training=training)
+
+    def derive_outputs(self, outputs, training=False):
+        """Tower outputs -> every task's output (identity by default)."""
+        return outputs
 
     def gate_structure(self):
         """Names of the gates and experts of each gated level.
 
         Returns:
             list of `(level_name, gate_names, expert_names)`; empty for
-            models without gates (SingleTask, SharedBottom).
+            backbones without gates (SingleTask, SharedBottom).
         """
-        return []
+        backbone, tasks = self.backbone, self.tower_task_names
+        if isinstance(backbone, MixtureOfExperts):
+            gates = tasks if backbone.num_gates > 1 else ["all_tasks"]
+            return [("experts", gates, [f"expert_{i}" for i in range(backbone.num_experts)])]
+        levels = backbone.levels if isinstance(backbone, PLELayer) else \
+            [backbone] if isinstance(backbone, CGCLayer) else []
+        structure = []
+        for i, level in enumerate(levels):
+            experts = [f"{task}_{j}" for task in tasks
+                       for j in range(level.num_specific_experts)]
+            experts += [f"shared_{j}" for j in range(level.num_shared_experts)]
+            gates = tasks + (["shared"] if level.output_shared else [])
+            structure.append((f"level_{i}" if len(levels) > 1 or isinstance(
+                backbone, PLELayer) else "experts", gates, experts))
+        return structure
+
+    def shared_variables(self):
+        """Variables of the last layer the tasks share (GradNorm's W)."""
+        backbone = self.backbone
+        if isinstance(backbone, MixtureOfExperts):
+            experts = backbone.experts
+        elif isinstance(backbone, PLELayer):
+            experts = backbone.levels[-1].experts
+        elif isinstance(backbone, CGCLayer):
+            experts = backbone.experts
+        elif isinstance(backbone, SharedBottomLayer):
+            return backbone.mlp.dense_layers[-1].trainable_weights
+        else:
+            raise ValueError(f"{type(self).__name__} has no shared layer; GradNorm "
+                             f"needs one (use SharedBottom, OMoE, MMoE, CGC or PLE).")
+        return [experts.kernels[-1], experts.biases[-1]]
 
     def gate_weights(self, inputs):
         """Gate weights of every gated level for a batch.
@@ -140,12 +192,14 @@ class MultiTaskModel(keras.Model):
         """
         tasks = self.schema.tasks
         if loss is None:
-            loss = {t.name: TaskLoss(t.kind, name=f"{t.name}_loss") for t in tasks}
+            loss = {t.name: TaskLoss(t.kind, name=f"{t.name}_loss") for t in tasks
+                    if t.name not in self.untrained_tasks}
         if metrics is None:
             metrics = {t.name: default_metrics(t.kind) for t in tasks}
         if loss_weights is not None and not isinstance(loss_weights, dict):
             raise ValueError(f"loss_weights must be a dict {{task_name: weight}}, "
                              f"got {loss_weights!r}.")
+        tasks = [t for t in tasks if t.name not in self.untrained_tasks]
         self._set_loss_weighting(loss_weighting_lib.get(loss_weighting, tasks, loss_weights))
         fixed = self.loss_weighting.task_weights().numpy().tolist()
         self._task_loss_fns = [TaskLoss(t.kind) for t in tasks]
@@ -180,9 +234,10 @@ class MultiTaskModel(keras.Model):
         return config
 
     def task_losses(self, y, y_pred, sample_weight=None):
-        """Unweighted per-task losses, `(num_tasks,)`."""
+        """Unweighted losses of the trained tasks, `(num_trained_tasks,)`."""
         losses = []
-        for task, loss_fn in zip(self.schema.tasks, self._task_loss_fns):
+        trained = [t for t in self.schema.tasks if t.name not in self.untrained_tasks]
+        for task, loss_fn in zip(trained, self._task_loss_fns):
             weight = sample_weight.get(task.name) if isinstance(sample_weight, dict) \
                 else sample_weight
             losses.append(loss_fn(y[task.name], y_pred[task.name], sample_weight=weight))
@@ -202,11 +257,6 @@ class MultiTaskModel(keras.Model):
         extra = ops.sum(ops.stack([self._aggregate_additional_loss(l) for l in self.losses])) \
             if self.losses else 0.0
         return weighting.combine(task_losses) + extra
-
-    def shared_variables(self):
-        """Variables of the last layer the tasks share (GradNorm's W)."""
-        raise ValueError(f"{type(self).__name__} has no shared layer; GradNorm "
-                         f"needs one (use SharedBottom, OMoE, MMoE, CGC or PLE).")
 
     def train_step(self, data):
         weighting = getattr(self, "loss_weighting", None)

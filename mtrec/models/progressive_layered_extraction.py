@@ -36,19 +36,6 @@ class PLE(MultiTaskModel):
         self.num_shared_experts = int(num_shared_experts)
         self.expert_units = [int(u) for u in expert_units]
 
-    def shared_variables(self):
-        experts = self.backbone.levels[-1].experts
-        return [experts.kernels[-1], experts.biases[-1]]
-
-    def gate_structure(self):
-        experts = [f"{task}_{i}" for task in self.task_names
-                   for i in range(self.num_specific_experts)]
-        experts += [f"shared_{i}" for i in range(self.num_shared_experts)]
-        return [(f"level_{level}",
-                 self.task_names + (["shared"] if level < self.num_levels - 1 else []),
-                 experts)
-                for level in range(self.num_levels)]
-
     def get_config(self):
         return {**super().get_config(), "num_levels": self.num_levels,
                 "num_specific_experts": self.num_specific_experts,

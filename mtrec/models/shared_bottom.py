@@ -25,8 +25,5 @@ class SharedBottom(MultiTaskModel):
                          **kwargs)
         self.bottom_units = [int(u) for u in bottom_units]
 
-    def shared_variables(self):
-        return self.backbone.mlp.dense_layers[-1].trainable_weights
-
     def get_config(self):
         return {**super().get_config(), "bottom_units": self.bottom_units}

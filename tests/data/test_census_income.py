@@ -44,11 +44,12 @@ def raw_reads(folder):
 
 
 @pytest.fixture(scope="module")
-def loads(raw_reads, folder):
+def loads(raw_reads, folder, data_dir):
     return {
         (1, 0): census_income.load(group=1, data_dir=folder, download=False),
         (2, 0): census_income.load(group=2, data_dir=folder, download=False),
-        (1, 0, "again"): census_income.load(group=1, data_dir=folder, download=False),
+        # data_dir may also be the $MTREC_DATA_DIR-style root
+        (1, 0, "again"): census_income.load(group=1, data_dir=data_dir, download=False),
         (1, 1): census_income.load(group=1, data_dir=folder, seed=1, download=False),
     }
 

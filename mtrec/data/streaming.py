@@ -1,0 +1,400 @@
+"""CSV / Parquet files -> tf.data.Dataset of (encoded features, labels), in chunks.
+
+`from_pandas` encodes a whole DataFrame at once; these readers never hold
+more than one chunk of a file (plus the shuffle buffer) in memory, so they
+work on files far larger than RAM (Ali-CCP, AliExpress). Each chunk is read
+with pandas (`read_csv(chunksize=...)`, or pyarrow's
+`ParquetFile.iter_batches`), checked with `schema.validate`, encoded by one
+`FeaturePreprocessing` layer built once per dataset (the layer the model and
+its export use, so training and serving cannot drift) and cut into batches
+by a Python generator behind `tf.data.Dataset.from_generator`.
+
+Memory is bounded by `chunk_rows` and `shuffle_buffer`, not by the file
+size: about `chunk_rows` parsed rows, their encoded arrays, and up to
+`shuffle_buffer + chunk_rows` encoded rows while shuffling
+(`benchmarks/memory_streaming.py` measures it on a file of several GB).
+
+Typical use:
+
+```python
+sample = streaming.schema_sample("train.csv", rows=200_000, schema=schema)
+schema.adapt(sample)
+train = streaming.from_csv("train.csv", schema, batch_size=2048,
+                           shuffle_buffer=200_000, seed=0)
+model.fit(train, epochs=1)
+```
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from mtrec.data.pandas_dataset import encode_features
+from mtrec.layers.feature_preprocessing import FeaturePreprocessing, dummy_raw_batch
+
+__all__ = ["csv_dtypes", "from_csv", "from_frames", "from_parquet", "output_signature",
+           "schema_sample"]
+
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+# --------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------
+def from_csv(paths, schema, batch_size=1024, chunk_rows=100_000, labels=True,
+             shuffle_buffer=0, seed=None, drop_remainder=False, **read_csv_kwargs):
+    """A batched dataset of `(features, labels)` streamed from CSV files.
+
+    Yields the same elements as `mtrec.data.from_pandas` (encoded features,
+    `{task: (batch,) float32}` labels, NaN for a missing or masked label),
+    reading `chunk_rows` rows at a time. Only the columns the schema needs
+    are parsed, with dtypes taken from the schema (`csv_dtypes`), so every
+    chunk is typed the same way whatever its values.
+
+    Args:
+        paths: a path, a glob pattern, or a list of them; read in order.
+        schema: adapted `mtrec.Schema` (see `schema_sample` to adapt it).
+        batch_size: int. Rows per batch. Defaults to `1024`.
+        chunk_rows: int. Rows parsed per pandas chunk; bounds the memory.
+            Defaults to `100_000`.
+        labels: bool. Yield `(features, labels)`; with `False`, features only
+            (the files then need no label columns).
+        shuffle_buffer: int. Shuffle rows within a window of this many rows
+            (plus one chunk); `0` keeps the file order. Reshuffled every
+            iteration.
+        seed: int. Shuffle seed, for repeatable runs.
+        drop_remainder: bool. Drop the last partial batch.
+        **read_csv_kwargs: passed to `pandas.read_csv` (e.g. `sep`,
+            `compression`, `na_values`); `dtype` entries override the
+            schema's.
+
+    Returns:
+        `tf.data.Dataset` of `(features, labels)`, or features only.
+    """
+    files = _expand(paths, "from_csv")
+    _check_positive("chunk_rows", chunk_rows)
+    options = _csv_options(schema, labels, read_csv_kwargs)
+    required = options["usecols"]
+    for path in files:
+        header = pd.read_csv(path, nrows=0, **{k: v for k, v in options.items()
+                                               if k not in ("usecols", "dtype")})
+        _require(path, header.columns, required)
+
+    def frames():
+        for path in files:
+            with pd.read_csv(path, chunksize=chunk_rows, **options) as reader:
+                yield from reader
+
+    return from_frames(frames, schema, batch_size=batch_size, labels=labels,
+                       shuffle_buffer=shuffle_buffer, seed=seed,
+                       drop_remainder=drop_remainder)
+
+
+def from_parquet(paths, schema, batch_size=1024, chunk_rows=100_000, labels=True,
+                 shuffle_buffer=0, seed=None, drop_remainder=False):
+    """Like `from_csv`, for Parquet files, read with pyarrow's
+    `ParquetFile.iter_batches` (`chunk_rows` rows at a time, only the
+    schema's columns). Vector features (list columns) work here, unlike
+    in CSV."""
+    import pyarrow.parquet as pq
+
+    files = _expand(paths, "from_parquet")
+    _check_positive("chunk_rows", chunk_rows)
+    required = _needed_columns(schema, labels)
+    for path in files:
+        _require(path, pq.ParquetFile(path).schema_arrow.names, required)
+
+    def frames():
+        for path in files:
+            parquet = pq.ParquetFile(path)
+            for batch in parquet.iter_batches(batch_size=chunk_rows, columns=required):
+                yield batch.to_pandas()
+
+    return from_frames(frames, schema, batch_size=batch_size, labels=labels,
+                       shuffle_buffer=shuffle_buffer, seed=seed,
+                       drop_remainder=drop_remainder)
+
+
+def from_frames(frames, schema, batch_size=1024, labels=True, shuffle_buffer=0,
+                seed=None, drop_remainder=False):
+    """A batched dataset from a function returning an iterator of DataFrames.
+
+    The building block of `from_csv` and `from_parquet`, for any other
+    chunked source (e.g. `mtrec.data.ali_ccp.iter_raw`). `frames` is called
+    once per pass over the data (every epoch), so it must start over each
+    time it is called.
+
+    Args:
+        frames: callable with no arguments returning an iterable of
+            DataFrames (chunks) holding the schema's columns.
+        schema, batch_size, labels, shuffle_buffer, seed, drop_remainder:
+            as in `from_csv`.
+
+    Returns:
+        `tf.data.Dataset` of `(features, labels)`, or features only.
+    """
+    if not callable(frames):
+        raise ValueError(
+            f"from_frames takes a function returning an iterator of DataFrames "
+            f"(called once per epoch), got {type(frames).__name__}; wrap a "
+            f"generator in a function: from_frames(lambda: my_chunks(), schema).")
+    _check_schema(schema)
+    _check_positive("batch_size", batch_size)
+    if (isinstance(shuffle_buffer, bool) or not isinstance(shuffle_buffer, (int, np.integer))
+            or shuffle_buffer < 0):
+        raise ValueError(f"shuffle_buffer must be an integer >= 0, got {shuffle_buffer!r}.")
+    layer = FeaturePreprocessing(schema)
+    signature = output_signature(schema, labels=labels, preprocessing=layer)
+    passes = itertools.count()
+
+    def generate():
+        rng = None
+        if shuffle_buffer:
+            # A new order every pass, repeatable with the seed.
+            rng = np.random.default_rng(None if seed is None else [seed, next(passes)])
+        pending = None
+        for frame in frames():
+            if not len(frame):
+                continue
+            schema.validate(frame, labels=labels)
+            block = _encode(schema, frame, layer, labels)
+            pending = block if pending is None else _concat(pending, block)
+            if rng is None:
+                full = _rows(pending) // batch_size * batch_size
+            else:
+                if _rows(pending) < shuffle_buffer + batch_size:
+                    continue
+                pending = _take(pending, rng.permutation(_rows(pending)))
+                full = (_rows(pending) - shuffle_buffer) // batch_size * batch_size
+            for start in range(0, full, batch_size):
+                yield _slice(pending, start, start + batch_size)
+            pending = _slice(pending, full, _rows(pending))
+        if pending is None or not _rows(pending):
+            return
+        if rng is not None:
+            pending = _take(pending, rng.permutation(_rows(pending)))
+        rows = _rows(pending)
+        last = rows if not drop_remainder else rows // batch_size * batch_size
+        for start in range(0, last, batch_size):
+            yield _slice(pending, start, min(start + batch_size, last))
+
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def output_signature(schema, labels=True, preprocessing=None):
+    """The `tf.TensorSpec` structure of the elements these readers yield.
+
+    Feature keys, dtypes and widths are those `FeaturePreprocessing` returns
+    for the schema (found by encoding a dummy batch, so they cannot drift
+    from the layer); labels are `{task: float32 (batch,)}`.
+    """
+    _check_schema(schema)
+    layer = preprocessing or FeaturePreprocessing(schema)
+    encoded = layer(dummy_raw_batch(schema, rows=2))
+    features = {key: tf.TensorSpec((None,) + tuple(value.shape[1:]), value.dtype)
+                for key, value in encoded.items()}
+    if not labels:
+        return features
+    return features, {task.name: tf.TensorSpec((None,), tf.float32) for task in schema.tasks}
+
+
+def csv_dtypes(schema, labels=True):
+    """`{column: dtype}` for `pandas.read_csv`, from the schema's feature kinds.
+
+    String categoricals, multi-hot and text columns are read as strings
+    (so ids such as `007` keep their zeros and a chunk with a missing value
+    is not turned into floats), integer categoricals as `Int64`, numerics
+    as `float32`, labels and mask columns as `float64` (empty = NaN).
+    """
+    dtypes = {}
+    for spec in schema.features:
+        if spec.kind == "vector":
+            raise ValueError(
+                f"Feature '{spec.name}' is a Vector, which a CSV file cannot "
+                f"hold (one list per cell); store the table as Parquet and use "
+                f"from_parquet, or split the vector into Numeric columns.")
+        if spec.kind == "categorical" and spec.dtype == "int64":
+            dtypes[spec.name] = "Int64"
+        elif spec.kind == "numeric":
+            dtypes[spec.name] = "float32"
+        else:
+            dtypes[spec.name] = str
+    if labels:
+        for task in schema.tasks:
+            dtypes[task.label] = "float64"
+            if task.mask is not None:
+                dtypes[task.mask] = "float64"
+    return dtypes
+
+
+def schema_sample(paths, rows=100_000, schema=None, labels=True, **read_csv_kwargs):
+    """The first `rows` rows of the files (in order), to infer or adapt a schema.
+
+    With `schema`, columns are read exactly as `from_csv` reads them (same
+    dtypes, only the needed columns), so what `schema.adapt` learns matches
+    what streaming feeds the model. Without it, every column is read with
+    pandas' own type inference, for `Schema.infer`. Parquet files (by
+    suffix `.parquet`/`.pq`) are read with pyarrow.
+
+    Note that the head of a file is a biased sample when the file is sorted
+    (by time, by user); adapt on a shuffled extract in that case.
+    """
+    _check_positive("rows", rows)
+    files = _expand(paths, "schema_sample")
+    parts, remaining = [], rows
+    for path in files:
+        if remaining <= 0:
+            break
+        if str(path).lower().endswith(_PARQUET_SUFFIXES):
+            part = _parquet_head(path, remaining,
+                                 None if schema is None else _needed_columns(schema, labels))
+        else:
+            options = (_csv_options(schema, labels, read_csv_kwargs) if schema is not None
+                       else dict(read_csv_kwargs))
+            if schema is not None:
+                header = pd.read_csv(path, nrows=0, **{k: v for k, v in options.items()
+                                                       if k not in ("usecols", "dtype")})
+                _require(path, header.columns, options["usecols"])
+            part = pd.read_csv(path, nrows=remaining, **options)
+        parts.append(part)
+        remaining -= len(part)
+    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    if not len(frame):
+        raise ValueError(f"{[str(f) for f in files]} hold no rows; there is nothing to "
+                         f"infer or adapt a schema on.")
+    return frame
+
+
+# --------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------
+def _expand(paths, caller):
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    try:
+        items = list(paths)
+    except TypeError:
+        raise ValueError(f"{caller} takes a path, a glob pattern or a list of them, "
+                         f"got {type(paths).__name__}.") from None
+    files = []
+    for item in items:
+        text = str(item)
+        if any(c in text for c in "*?["):
+            matched = sorted(glob.glob(text))
+            if not matched:
+                raise FileNotFoundError(f"{caller}: no file matches the pattern {text!r}.")
+            files.extend(Path(m) for m in matched)
+        else:
+            if not Path(text).is_file():
+                raise FileNotFoundError(f"{caller}: no such file: {text}.")
+            files.append(Path(text))
+    if not files:
+        raise ValueError(f"{caller}: no files given.")
+    return files
+
+
+def _check_positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+
+
+def _check_schema(schema):
+    if not schema.features:
+        raise ValueError(
+            f"The schema has no features (tasks {schema.task_names}); a model "
+            f"needs at least one input column.")
+    if not schema.adapted:
+        raise ValueError(
+            "The schema is not adapted; call schema.adapt(sample) first, e.g. "
+            "on mtrec.data.streaming.schema_sample(paths, rows=..., schema=schema).")
+
+
+def _needed_columns(schema, labels):
+    columns = list(schema.feature_names)
+    if labels:
+        for task in schema.tasks:
+            for column in (task.label, task.mask):
+                if column is not None and column not in columns:
+                    columns.append(column)
+    return columns
+
+
+def _csv_options(schema, labels, read_csv_kwargs):
+    options = dict(read_csv_kwargs)
+    for key in ("chunksize", "iterator", "nrows"):
+        if key in options:
+            raise ValueError(f"Do not pass {key}= to the reader; it is set from "
+                             f"chunk_rows / rows.")
+    dtypes = csv_dtypes(schema, labels)
+    dtypes.update(options.pop("dtype", None) or {})
+    options["dtype"] = dtypes
+    options["usecols"] = _needed_columns(schema, labels)
+    return options
+
+
+def _require(path, columns, required):
+    columns = [str(c) for c in columns]
+    missing = [c for c in required if c not in set(columns)]
+    if missing:
+        raise ValueError(
+            f"{path} lacks column(s) {missing} that the schema needs (it has "
+            f"{len(columns)} columns: {columns[:20]}{'...' if len(columns) > 20 else ''}); "
+            f"add them, fix the header, or remove them from the schema "
+            f"(labels=False reads features only).")
+
+
+def _parquet_head(path, rows, columns):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path)
+    if columns is not None:
+        _require(path, parquet.schema_arrow.names, columns)
+    batches, read = [], 0
+    for batch in parquet.iter_batches(batch_size=min(rows, 65536), columns=columns):
+        batches.append(batch)
+        read += batch.num_rows
+        if read >= rows:
+            break
+    if not batches:
+        return parquet.schema_arrow.empty_table().to_pandas()
+    return pa.Table.from_batches(batches).slice(0, rows).to_pandas()
+
+
+def _encode(schema, frame, layer, labels):
+    features = encode_features(schema, schema.raw_features(frame), preprocessing=layer)
+    if not labels:
+        return features
+    return features, schema.raw_labels(frame)
+
+
+def _rows(block):
+    first = block[0] if isinstance(block, tuple) else block
+    return len(next(iter(first.values())))
+
+
+def _map(block, fn):
+    if isinstance(block, tuple):
+        return tuple({k: fn(v) for k, v in part.items()} for part in block)
+    return {k: fn(v) for k, v in block.items()}
+
+
+def _slice(block, start, stop):
+    return _map(block, lambda v: v[start:stop])
+
+
+def _take(block, order):
+    return _map(block, lambda v: v[order])
+
+
+def _concat(a, b):
+    if isinstance(a, tuple):
+        return tuple({k: np.concatenate([x[k], y[k]]) for k in x} for x, y in zip(a, b))
+    return {k: np.concatenate([a[k], b[k]]) for k in a}
