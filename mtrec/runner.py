@@ -9,8 +9,10 @@ the test split (the test split once, at the end) and writes a run folder:
     schema.json   the adapted schema
     model.keras   the trained model (best validation epoch)
     metrics.json  the result record: git commit, versions, seed, config,
-                  parameter count, epochs, timings, per-task validation
-                  and test metrics, per-epoch history
+                  parameter count, epochs, timings (`train_seconds` is the
+                  wall time of `fit`, per-epoch validation included),
+                  per-task validation and test metrics, per-epoch history
+                  (with the loss weights `weight_<task>`), gate summary
     metrics.md    the per-task test table
     gates.png     expert usage per gate (gated models only)
 """
@@ -166,8 +168,6 @@ def train(config, output_dir=None, verbose=None, log=print):
         "best_epoch": best_epoch,
         "stopped_early": bool(stopper is not None and stopper.stopped_epoch > 0),
         "train_seconds": round(train_seconds, 3),
-        "train_examples_per_second": round(len(data.train) * epochs_run
-                                           / max(train_seconds, 1e-9), 1),
         "test_eval_seconds": round(eval_seconds, 3),
         "metrics": {"valid": _report_to_dict(valid_report),
                     "test": _report_to_dict(test_report)},
@@ -529,9 +529,10 @@ def predict_file(model_path, input_path, output_path, batch_size=4096, log=print
             close = _closest_column(column, frame.columns)
             if close:
                 hints.append(f"'{column}' -> did you mean '{close}'?")
+        more = "..." if len(frame.columns) > 20 else ""
         raise ValueError(
             f"{input_path} is missing column(s) {missing} that the model needs "
-            f"(it has {list(frame.columns)[:20]}{'...' if len(frame.columns) > 20 else ''})."
+            f"(it has {list(frame.columns)[:20]}{more})."
             f"{' ' + ' '.join(hints) if hints else ''}")
     schema.validate(frame)  # dtypes, naming the column at fault
     parts = []

@@ -93,11 +93,23 @@ class MultiHot:
 @dataclasses.dataclass(frozen=True)
 class Text:
     """A raw text column, tokenised in the graph (lower-cased, punctuation
-    stripped, split on whitespace), embedded and pooled.
+    stripped, split on whitespace), embedded, encoded and pooled.
 
     `max_length` tokens are kept (learned in `adapt` as the 95th
-    percentile of lengths, capped at 256, when None). Empty or missing
-    text is all padding and pools to a zero vector.
+    percentile of lengths, capped at 256, when None); the vocabulary holds
+    the `max_tokens - 2` most frequent training tokens plus padding and one
+    out-of-vocabulary token.
+
+    `encoder` is what runs over the token embeddings before pooling:
+    `"bag"` (nothing: a bag of words), `"cnn"` (`encoder_layers` 1-D
+    convolutions of width 3) or `"transformer"` (`encoder_layers`
+    self-attention blocks over learned positions). `pooling` is `"mean"`,
+    `"max"` or `"attention"` (a learned query scores every token, softmax
+    over the non-padding ones). Padding never reaches the result.
+
+    Empty or missing text (no token left after standardisation) is
+    replaced by a learned "missing" embedding of this feature, and by the
+    same embedding when modality dropout drops the feature's modality.
     """
 
     name: str
@@ -106,24 +118,101 @@ class Text:
     max_length: int | None = None
     pooling: str = "mean"
     modality: str = "text"
+    encoder: str = "bag"
+    encoder_layers: int = 1
     kind: ClassVar[str] = "text"
 
 
 @dataclasses.dataclass(frozen=True)
 class Vector:
     """A fixed-length float vector, e.g. a precomputed image or sentence
-    embedding, projected to `projection_dim`.
+    embedding, projected to `projection_dim` (linear).
 
-    Accepts a column of lists/arrays. A missing row (None, or any NaN) is
-    zero-filled and flagged by a missing indicator. `dim` is learned in
-    `adapt` when None.
+    Accepts a column of lists/arrays (Parquet list columns read this way).
+    Fixed-width float columns (`img_0`, ..., `img_63`) are collapsed into
+    one such column first with `collapse_vector_columns(df, "img_")`.
+    `dim` is learned in `adapt` when None. With `normalize`, each vector
+    is L2-normalised before the projection (for embeddings whose norm
+    carries no meaning, e.g. CLIP or sentence encoders).
+
+    A missing row (None, or any NaN) is replaced by a learned "missing"
+    embedding of this feature and flagged by a missing indicator; the same
+    happens when modality dropout drops the feature's modality.
     """
 
     name: str
     dim: int | None = None
     projection_dim: int = 32
     modality: str = "image"
+    normalize: bool = False
     kind: ClassVar[str] = "vector"
+
+
+TEXT_ENCODERS = ("bag", "cnn", "transformer")
+TEXT_POOLINGS = ("mean", "max", "attention")
+
+
+def collapse_vector_columns(df, prefix, name=None):
+    """Collapse fixed-width float columns into one `Vector` column.
+
+    Columns named `<prefix><i>` (`img_0`, `img_1`, ..., `img_63`) become one
+    column of float32 arrays, ordered by the integer `i` (so `img_10` comes
+    after `img_9`); a row with any NaN becomes None, a missing vector.
+
+    Args:
+        df: pandas DataFrame.
+        prefix: str. Common prefix of the columns, e.g. `"img_"`.
+        name: str. Name of the new column; defaults to `prefix` without
+            trailing `_`, `-` or `.` (`"img"`).
+
+    Returns:
+        A new DataFrame: the `<prefix><i>` columns replaced, at the place of
+        the first one, by the column `name`.
+
+    Example:
+        >>> df = collapse_vector_columns(df, "img_")       # img_0..img_63 -> img
+        >>> schema = Schema.infer(df, tasks, img=Vector("img", modality="image"))
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise ValueError(f"collapse_vector_columns expects a pandas DataFrame, got "
+                         f"{type(df).__name__}.")
+    if not isinstance(prefix, str) or not prefix:
+        raise ValueError(f"prefix must be a non-empty string such as 'img_', got "
+                         f"{prefix!r}.")
+    name = name or prefix.rstrip("_-.")
+    if not name:
+        raise ValueError(f"prefix {prefix!r} leaves no column name; pass name=...")
+    pattern = re.compile(re.escape(prefix) + r"(\d+)$")
+    found = sorted((int(m.group(1)), c) for c in df.columns
+                   if isinstance(c, str) and (m := pattern.match(c)))
+    if not found:
+        raise ValueError(
+            f"No columns named '{prefix}<i>' (e.g. '{prefix}0') in the data; "
+            f"columns: {list(df.columns)[:20]}{'...' if len(df.columns) > 20 else ''}.")
+    indices = [i for i, _ in found]
+    if indices != list(range(len(found))):
+        gaps = sorted(set(range(max(indices) + 1)) - set(indices))[:5]
+        raise ValueError(
+            f"Columns '{prefix}<i>' must be numbered 0..n-1 without gaps or "
+            f"repeats; found indices {indices[:10]}{'...' if len(indices) > 10 else ''}"
+            f"{f' (missing {gaps})' if gaps else ''}. Rename the columns so the "
+            f"vector order is unambiguous.")
+    columns = [c for _, c in found]
+    if name in df.columns and name not in columns:
+        raise ValueError(f"Column '{name}' already exists; pass another name=.")
+    not_numeric = [c for c in columns if not pd.api.types.is_numeric_dtype(df[c])]
+    if not_numeric:
+        raise ValueError(
+            f"Columns {not_numeric[:5]} are not numeric "
+            f"({df[not_numeric[0]].dtype}); a vector needs float columns. "
+            f"Convert them with pd.to_numeric(..., errors='coerce').")
+    matrix = df[columns].to_numpy(dtype=np.float32, na_value=np.nan)
+    missing = ~np.isfinite(matrix).all(axis=1)
+    values = [None if m else row for m, row in zip(missing, matrix)]
+    position = list(df.columns).index(columns[0])
+    out = df.drop(columns=columns)
+    out.insert(position, name, pd.Series(values, index=df.index, dtype=object))
+    return out
 
 
 FEATURE_KINDS = {cls.kind: cls for cls in (Categorical, Numeric, MultiHot, Text, Vector)}
@@ -353,10 +442,12 @@ class Schema:
                 raise ValueError(
                     f"Categorical '{spec.name}' has dtype '{spec.dtype}'; "
                     f"expected 'string' or 'int64'.")
-            if spec.kind == "text" and spec.pooling not in ("mean", "max"):
+            if spec.kind == "text":
+                _check_text(spec)
+            if spec.kind == "vector" and not isinstance(spec.normalize, (bool, np.bool_)):
                 raise ValueError(
-                    f"Text '{spec.name}' has pooling '{spec.pooling}'; "
-                    f"expected 'mean' or 'max'.")
+                    f"Vector '{spec.name}' has normalize={spec.normalize!r}; "
+                    f"expected True or False.")
 
     def validate(self, df, labels=False):
         """Check that `df` fits the schema; raise ValueError naming the column.
@@ -469,7 +560,7 @@ def _as_task_specs(tasks):
 
 # Size arguments that must be positive integers (None: learned in adapt).
 _POSITIVE = ("embedding_dim", "max_tokens", "min_frequency", "num_hash_bins",
-             "max_items", "max_length", "dim", "projection_dim")
+             "max_items", "max_length", "dim", "projection_dim", "encoder_layers")
 
 
 def _check_sizes(spec):
@@ -491,6 +582,25 @@ def _check_sizes(spec):
 
 
 _LEARNED = ("max_tokens", "max_items", "max_length", "dim")
+
+
+def _check_text(spec):
+    if spec.pooling not in TEXT_POOLINGS:
+        close = difflib.get_close_matches(str(spec.pooling), TEXT_POOLINGS, n=1)
+        raise ValueError(
+            f"Text '{spec.name}' has pooling '{spec.pooling}'; expected 'mean' or "
+            f"'max' (over the non-padding tokens) or 'attention' (a learned query "
+            f"scores each token).{f' Did you mean {close[0]!r}?' if close else ''}")
+    if spec.encoder not in TEXT_ENCODERS:
+        close = difflib.get_close_matches(str(spec.encoder), TEXT_ENCODERS, n=1)
+        raise ValueError(
+            f"Text '{spec.name}' has encoder '{spec.encoder}'; expected one of "
+            f"{list(TEXT_ENCODERS)}.{f' Did you mean {close[0]!r}?' if close else ''}")
+    if spec.encoder == "transformer" and spec.encoder_layers > 4:
+        raise ValueError(
+            f"Text '{spec.name}' has encoder_layers={spec.encoder_layers} with the "
+            f"transformer encoder; side-feature encoders are kept small (1-4 "
+            f"blocks). Use a precomputed Vector for a large text model.")
 
 
 def _reject_duplicates(names, what):

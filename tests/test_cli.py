@@ -115,7 +115,7 @@ def test_metrics_markdown_is_the_test_table(run):
     record = json.loads((run["output"] / "metrics.json").read_text())
     assert "| task | kind | count |" in text
     auc = record["metrics"]["test"]["click"]["auc"]
-    assert f"| click | binary | 300 |" in text and f"{auc:.4f}" in text
+    assert "| click | binary | 300 |" in text and f"{auc:.4f}" in text
 
 
 def test_model_keeps_the_best_validation_weights(run):

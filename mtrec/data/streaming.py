@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import glob
 import itertools
+import queue
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +77,11 @@ def from_csv(paths, schema, batch_size=1024, chunk_rows=100_000, labels=True,
             schema's.
 
     Returns:
-        `tf.data.Dataset` of `(features, labels)`, or features only.
+        `tf.data.Dataset` of `(features, labels)`, or features only. Its
+        length is unknown until the first pass ends; Keras 3.15's `fit`
+        then warns "Your input ran out of data" at the end of every epoch,
+        which is harmless here (fixed upstream by keras-team/keras#23360:
+        the warning is only due when `steps_per_epoch` is set).
     """
     files = _expand(paths, "from_csv")
     _check_positive("chunk_rows", chunk_rows)
@@ -159,7 +165,7 @@ def from_frames(frames, schema, batch_size=1024, labels=True, shuffle_buffer=0,
             # A new order every pass, repeatable with the seed.
             rng = np.random.default_rng(None if seed is None else [seed, next(passes)])
         pending = None
-        for frame in frames():
+        for frame in _read_ahead(frames):
             if not len(frame):
                 continue
             schema.validate(frame, labels=labels)
@@ -366,6 +372,58 @@ def _parquet_head(path, rows, columns):
     if not batches:
         return parquet.schema_arrow.empty_table().to_pandas()
     return pa.Table.from_batches(batches).slice(0, rows).to_pandas()
+
+
+class _Failure:
+    def __init__(self, error):
+        self.error = error
+
+
+_DONE = object()
+
+
+def _read_ahead(frames, depth=1):
+    """Iterate `frames()` in a background thread, up to `depth` chunks ahead.
+
+    Parsing the next chunk (pandas' tokenizer and TF's ops both release the
+    GIL for most of their work) then overlaps with encoding this one. At
+    most `depth + 2` chunks exist at once: queued, being parsed, being
+    encoded. An error in the reader is raised here; closing this generator
+    stops the reader (and closes its files).
+    """
+    slots = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item):
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce():
+        try:
+            for frame in frames():
+                if not put(frame):
+                    return
+            put(_DONE)
+        except BaseException as error:  # re-raised in the consumer
+            put(_Failure(error))
+
+    thread = threading.Thread(target=produce, name="mtrec-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
 
 
 def _encode(schema, frame, layer, labels):

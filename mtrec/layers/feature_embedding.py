@@ -1,4 +1,4 @@
-"""Encoded features -> one dense vector per example."""
+"""Encoded features -> one dense vector per example (or one per modality)."""
 
 import numpy as np
 import keras
@@ -7,7 +7,10 @@ from keras import ops
 
 from mtrec.layers.feature_preprocessing import (
     CATEGORICAL_KEY, NUMERIC_KEY, multihot_key, text_key, vector_key)
-from mtrec.schema import Schema
+from mtrec.layers.text_encoder import TextEncoder
+from mtrec.schema import MODALITIES, Schema
+
+TABULAR = "tabular"
 
 
 def categorical_cardinality(schema, spec):
@@ -18,6 +21,15 @@ def categorical_cardinality(schema, spec):
     return len(stats["vocabulary"]) + 1
 
 
+def modality_groups(schema):
+    """The modality tags of a schema's features, in group order: `"tabular"`
+    first, then `mtrec.schema.MODALITIES` order, then any other tag
+    alphabetically."""
+    tags = {spec.modality for spec in schema.features}
+    known = [m for m in MODALITIES if m in tags]
+    return known + sorted(tags - set(known))
+
+
 @keras.saving.register_keras_serializable(package="mtrec.layers")
 class FeatureEmbedding(keras.layers.Layer):
     """Embeds every encoded feature and concatenates the results.
@@ -26,27 +38,56 @@ class FeatureEmbedding(keras.layers.Layer):
       indexed with per-feature offsets: one gather per width, not one per
       feature.
     - Numeric values and missing indicators pass through.
-    - Multi-hot items and text tokens are embedded and pooled
-      (`keras_rs.layers.EmbedReduce`, mean over non-padding ids; text may
-      use max pooling); an empty row pools to zeros.
-    - Vectors are projected to `projection_dim` (linear), and their missing
-      indicator appended.
+    - Multi-hot items are embedded and mean-pooled
+      (`keras_rs.layers.EmbedReduce`); an empty row pools to zeros.
+    - Text tokens go through a `TextEncoder` per feature (the spec's
+      `encoder` and `pooling`); a text without tokens gets the feature's
+      learned missing embedding.
+    - Vectors are L2-normalised when the spec says `normalize`, projected
+      to `projection_dim` (linear), replaced by the feature's learned
+      missing embedding when missing, and their missing indicator appended.
+
+    Modality dropout: during training (`training=True` only), for every
+    non-tabular modality tag of a Text or Vector feature and every example,
+    with probability `modality_dropout` all the Text and Vector features
+    with that tag are treated as missing (their missing embeddings, their
+    missing indicators set), so the model learns to predict without that
+    modality. Other kinds tagged with a modality have no missing embedding
+    and are left as they are.
 
     Args:
         schema: adapted `Schema` (or its dict form).
-        embeddings_regularizer: optional regularizer for the tables.
+        embeddings_regularizer: optional regularizer for the categorical
+            tables.
+        modality_dropout: float in `[0, 1]`. Defaults to `0.0`.
+        seed: optional int seed of the modality dropout.
 
     Call arguments:
         inputs: encoded dict from `FeaturePreprocessing`.
+        training: bool. Modality dropout applies only when True.
+        return_groups: bool. Return one tensor per modality group instead
+            of their concatenation.
 
     Returns:
-        tensor `(batch, output_dim)`; `output_dim` is an attribute.
+        tensor `(batch, output_dim)`; `output_dim` is an attribute. With
+        `return_groups`, a list of tensors `(batch, group_dims[i])`, one
+        per tag in `modalities` (`"tabular"` first), each the features of
+        that tag in the same order as in the concatenation.
     """
 
-    def __init__(self, schema, embeddings_regularizer=None, **kwargs):
+    def __init__(self, schema, embeddings_regularizer=None, modality_dropout=0.0,
+                 seed=None, **kwargs):
         super().__init__(**kwargs)
         self.schema = schema if isinstance(schema, Schema) else Schema.from_dict(schema)
         self.embeddings_regularizer = embeddings_regularizer
+        if (isinstance(modality_dropout, bool)
+                or not isinstance(modality_dropout, (int, float, np.floating))
+                or not 0.0 <= float(modality_dropout) <= 1.0):
+            raise ValueError(
+                f"modality_dropout must be a float in [0, 1], got "
+                f"{modality_dropout!r}; 0 disables it.")
+        self.modality_dropout = float(modality_dropout)
+        self.seed = seed
         s = self.schema
         categorical = s.features_of("categorical")
         # Group categorical features by width: one table per width.
@@ -64,35 +105,83 @@ class FeatureEmbedding(keras.layers.Layer):
                 len(s.stats[spec.name]["vocabulary"]) + 2, spec.embedding_dim,
                 combiner="mean", name=f"multihot_{i}")
             for i, spec in enumerate(s.features_of("multihot"))]
-        self.text_embeddings = [
-            keras_rs.layers.EmbedReduce(
-                len(s.stats[spec.name]["vocabulary"]) + 2, spec.embedding_dim,
-                combiner="mean", name=f"text_{i}")
+        self.text_encoders = [
+            TextEncoder(len(s.stats[spec.name]["vocabulary"]) + 2, spec.embedding_dim,
+                        s.stats[spec.name]["max_length"], encoder=spec.encoder,
+                        pooling=spec.pooling, num_layers=spec.encoder_layers,
+                        name=f"text_{i}")
             for i, spec in enumerate(s.features_of("text"))]
         self.vector_projections = [
             keras.layers.Dense(spec.projection_dim, name=f"vector_{i}")
             for i, spec in enumerate(s.features_of("vector"))]
-        self.output_dim = (
-            sum(len(pos) * table.output_dim for pos, _, table in self.categorical_groups)
-            + 2 * len(s.features_of("numeric"))
-            + sum(spec.embedding_dim for spec in s.features_of("multihot"))
-            + sum(spec.embedding_dim for spec in s.features_of("text"))
-            + sum(spec.projection_dim + 1 for spec in s.features_of("vector")))
+        # Column blocks of the concatenation, in order, with the modality of
+        # every column: (kind, index, per-column modality array).
+        self._blocks = self._column_blocks()
+        modalities = np.concatenate([m for _, _, m in self._blocks]) if self._blocks \
+            else np.array([], dtype=object)
+        self.output_dim = int(len(modalities))
         if self.output_dim == 0:
             raise ValueError("The schema has no features; add at least one.")
+        self.modalities = modality_groups(s)
+        self.group_dims = [int((modalities == m).sum()) for m in self.modalities]
+        # Modalities that modality dropout can drop: non-tabular tags of
+        # Text and Vector features (the kinds with a missing embedding).
+        self.droppable_modalities = [
+            m for m in self.modalities if m != TABULAR and any(
+                spec.modality == m for spec in s.features_of("text") + s.features_of("vector"))]
+        self.seed_generator = (keras.random.SeedGenerator(seed)
+                               if self.modality_dropout and self.droppable_modalities
+                               else None)
+
+    def _column_blocks(self):
+        s = self.schema
+        blocks = []
+        categorical = s.features_of("categorical")
+        for g, (positions, _, table) in enumerate(self.categorical_groups):
+            blocks.append(("categorical", g, np.repeat(
+                np.array([categorical[i].modality for i in positions], dtype=object),
+                table.output_dim)))
+        numeric = s.features_of("numeric")
+        if numeric:
+            tags = np.array([spec.modality for spec in numeric], dtype=object)
+            blocks.append(("numeric", 0, np.concatenate([tags, tags])))
+        for kind, width in (("multihot", lambda spec: spec.embedding_dim),
+                            ("text", lambda spec: spec.embedding_dim),
+                            ("vector", lambda spec: spec.projection_dim + 1)):
+            for i, spec in enumerate(s.features_of(kind)):
+                blocks.append((kind, i, np.array([spec.modality] * width(spec), dtype=object)))
+        return blocks
 
     def build(self, input_shape=None):
         for _, _, table in self.categorical_groups:
             table.build((None, None))
         for layer, spec in zip(self.multihot_embeddings, self.schema.features_of("multihot")):
             layer.build((None, self.schema.stats[spec.name]["max_items"]))
-        for layer, spec in zip(self.text_embeddings, self.schema.features_of("text")):
+        for layer, spec in zip(self.text_encoders, self.schema.features_of("text")):
             layer.build((None, self.schema.stats[spec.name]["max_length"]))
-        for layer, spec in zip(self.vector_projections, self.schema.features_of("vector")):
+        self.vector_missing = []
+        for i, (layer, spec) in enumerate(zip(self.vector_projections,
+                                              self.schema.features_of("vector"))):
             layer.build((None, self.schema.stats[spec.name]["dim"]))
+            self.vector_missing.append(self.add_weight(
+                name=f"vector_{i}_missing", shape=(spec.projection_dim,),
+                initializer="zeros"))
         self.built = True
 
-    def call(self, inputs):
+    def dropped_modalities(self, inputs, training=False):
+        """`{modality: bool (batch,)}`: the examples whose modality is dropped
+        this step; empty unless training with `modality_dropout > 0`."""
+        if not training or self.seed_generator is None:
+            return {}
+        batch = ops.shape(next(iter(inputs.values())))[0]
+        # (batch, droppable modalities)
+        draws = keras.random.uniform((batch, len(self.droppable_modalities)),
+                                     seed=self.seed_generator)
+        return {m: draws[:, j] < self.modality_dropout
+                for j, m in enumerate(self.droppable_modalities)}
+
+    def call(self, inputs, training=False, return_groups=False):
+        dropped = self.dropped_modalities(inputs, training=training)
         parts = []
         for positions, offsets, table in self.categorical_groups:
             # (batch, features_in_group) ids into the group's shared table
@@ -105,23 +194,41 @@ class FeatureEmbedding(keras.layers.Layer):
         for layer, spec in zip(self.multihot_embeddings, self.schema.features_of("multihot")):
             ids = inputs[multihot_key(spec.name)]
             parts.append(layer(ids, weights=ops.cast(ids > 0, "float32")))
-        for layer, spec in zip(self.text_embeddings, self.schema.features_of("text")):
-            ids = inputs[text_key(spec.name)]
-            not_pad = ops.cast(ids > 0, "float32")
-            if spec.pooling == "max":
-                # (batch, length, dim); padding pushed far below any value
-                # EmbedReduce is an Embedding: its plain lookup, unpooled
-                vectors = keras.layers.Embedding.call(layer, ids)
-                vectors = vectors + (1.0 - not_pad[..., None]) * -1e9
-                pooled = ops.max(vectors, axis=1)
-                parts.append(ops.where(ops.sum(not_pad, axis=1, keepdims=True) > 0, pooled, 0.0))
-            else:
-                parts.append(layer(ids, weights=not_pad))
-        for layer, spec in zip(self.vector_projections, self.schema.features_of("vector")):
-            x = inputs[vector_key(spec.name)]
+        for layer, spec in zip(self.text_encoders, self.schema.features_of("text")):
+            parts.append(layer(inputs[text_key(spec.name)], drop=dropped.get(spec.modality),
+                               training=training))
+        for i, (layer, spec) in enumerate(zip(self.vector_projections,
+                                              self.schema.features_of("vector"))):
+            x = ops.cast(inputs[vector_key(spec.name)], "float32")
             dim = self.schema.stats[spec.name]["dim"]
-            parts.append(ops.concatenate([layer(x[:, :dim]), x[:, dim:]], axis=1))
-        return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=1)
+            values, missing = x[:, :dim], x[:, dim] > 0.5
+            if spec.normalize:
+                norm = ops.sqrt(ops.maximum(ops.sum(ops.square(values), axis=1,
+                                                    keepdims=True), 1e-12))
+                values = values / norm
+            if spec.modality in dropped:
+                missing = ops.logical_or(missing, dropped[spec.modality])
+            projected = ops.where(missing[:, None], self.vector_missing[i][None, :],
+                                  layer(values))
+            parts.append(ops.concatenate(
+                [projected, ops.cast(missing, "float32")[:, None]], axis=1))
+        if not return_groups:
+            return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=1)
+        return self._groups(parts)
+
+    def _groups(self, parts):
+        """Per-block tensors -> one tensor per modality, order kept."""
+        pieces = {m: [] for m in self.modalities}
+        for part, (_, _, tags) in zip(parts, self._blocks):
+            if (tags == tags[0]).all():
+                pieces[tags[0]].append(part)
+                continue
+            for m in self.modalities:
+                columns = np.flatnonzero(tags == m).astype("int32")
+                if len(columns):
+                    pieces[m].append(ops.take(part, columns, axis=1))
+        return [p[0] if len(p) == 1 else ops.concatenate(p, axis=1)
+                for p in (pieces[m] for m in self.modalities)]
 
     def compute_output_shape(self, input_shape=None):
         return (None, self.output_dim)
@@ -129,4 +236,5 @@ class FeatureEmbedding(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "schema": self.schema.to_dict(),
                 "embeddings_regularizer": keras.regularizers.serialize(
-                    self.embeddings_regularizer) if self.embeddings_regularizer else None}
+                    self.embeddings_regularizer) if self.embeddings_regularizer else None,
+                "modality_dropout": self.modality_dropout, "seed": self.seed}

@@ -2,23 +2,31 @@
 
 import keras
 
+from mtrec.layers.feature_embedding import modality_groups
 from mtrec.layers.mixture_of_experts import MixtureOfExperts
-from mtrec.models.multi_task_model import MultiTaskModel, as_adapted_schema
+from mtrec.layers.modality_mixture_of_experts import ModalityMixtureOfExperts
+from mtrec.models.multi_task_model import MultiTaskModel, as_adapted_schema, check_fusion
 
 
 class _MoEModel(MultiTaskModel):
     _one_gate_per_task = True
 
     def __init__(self, schema, num_experts=8, expert_units=(16,), tower_units=(8,),
-                 dropout=0.0, **kwargs):
+                 dropout=0.0, fusion="concat", modality_dropout=0.0, **kwargs):
         schema = as_adapted_schema(schema)
         num_tasks = len(schema.tasks)
-        backbone = MixtureOfExperts(
-            num_experts, list(expert_units),
-            num_gates=num_tasks if self._one_gate_per_task else 1,
-            num_outputs=num_tasks, dropout=dropout, name="mixture_of_experts")
+        num_gates = num_tasks if self._one_gate_per_task else 1
+        if check_fusion(fusion) == "modality_experts":
+            backbone = ModalityMixtureOfExperts(
+                modality_groups(schema), num_experts, list(expert_units),
+                num_gates=num_gates, num_outputs=num_tasks, dropout=dropout,
+                name="mixture_of_experts")
+        else:
+            backbone = MixtureOfExperts(
+                num_experts, list(expert_units), num_gates=num_gates,
+                num_outputs=num_tasks, dropout=dropout, name="mixture_of_experts")
         super().__init__(schema, backbone, tower_units=tower_units, dropout=dropout,
-                         **kwargs)
+                         fusion=fusion, modality_dropout=modality_dropout, **kwargs)
         self.num_experts = int(num_experts)
         self.expert_units = [int(u) for u in expert_units]
 
@@ -37,6 +45,11 @@ class MMoE(_MoEModel):
         expert_units: list of int. Widths of each expert. Defaults to `[16]`.
         tower_units: list of int. Widths of each tower. Defaults to `[8]`.
         dropout: float.
+        fusion: str. `"concat"` (default), `"gated"` or
+            `"modality_experts"`: `num_experts` experts per modality group,
+            each reading its modality plus the tabular features, named
+            `"<modality>_<j>"` in `gate_structure()` (see `MultiTaskModel`).
+        modality_dropout: float. See `MultiTaskModel`.
 
     Reference: Ma et al., KDD 2018.
     """

@@ -8,6 +8,10 @@ from keras import ops
 from mtrec.layers.cgc import CGC as CGCLayer
 from mtrec.layers.feature_embedding import FeatureEmbedding
 from mtrec.layers.mixture_of_experts import MixtureOfExperts
+from mtrec.layers.modality_cgc import ModalityCGC
+from mtrec.layers.modality_fusion import ModalityFusion
+from mtrec.layers.modality_mixture_of_experts import ModalityMixtureOfExperts
+from mtrec.layers.modality_ple import ModalityPLE
 from mtrec.layers.ple import PLE as PLELayer
 from mtrec.layers.shared_bottom import SharedBottom as SharedBottomLayer
 from mtrec.layers.feature_preprocessing import (
@@ -18,6 +22,11 @@ from mtrec.training import loss_weighting as loss_weighting_lib
 from mtrec.training.callbacks import LossWeightingLogger
 from mtrec.training.losses import TaskLoss
 from mtrec.training.metrics import default_metrics
+
+#: How the embedding's modality groups reach the backbone.
+FUSIONS = ("concat", "gated", "modality_experts")
+# Backbones that take the modality groups as a list (fusion="modality_experts").
+_MODALITY_BACKBONES = (ModalityMixtureOfExperts, ModalityPLE)
 
 
 def as_adapted_schema(schema):
@@ -50,6 +59,18 @@ class MultiTaskModel(keras.Model):
         tower_tasks: names of the tasks that get a tower (default all);
             the others are derived from the towers' outputs by
             `derive_outputs` (e.g. ESMM's `ctcvr = ctr * cvr`).
+        fusion: str. How the features' modality groups (the `modality`
+            tags of the specs) reach the backbone: `"concat"` (one
+            concatenated vector, the default), `"gated"` (each group
+            scaled by a learned per-example softmax weight,
+            `ModalityFusion`, then concatenated) or `"modality_experts"`
+            (the backbone gets the groups; its experts are grouped by
+            modality, e.g. `ModalityMixtureOfExperts`: the models MMoE,
+            OMoE, CGC and PLE build it themselves).
+        modality_dropout: float in `[0, 1]`. During training, per example
+            and per non-tabular modality, the probability that all Text and
+            Vector features of that modality are replaced by their learned
+            missing embeddings (see `FeatureEmbedding`).
 
     Call arguments:
         inputs: dict of raw feature tensors, or an encoded dict.
@@ -63,20 +84,47 @@ class MultiTaskModel(keras.Model):
     untrained_tasks = ()
 
     def __init__(self, schema, backbone, tower_units=(8,), dropout=0.0, tower_tasks=None,
-                 **kwargs):
+                 fusion="concat", modality_dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         self.schema = as_adapted_schema(schema)
         self.tower_units = [int(u) for u in tower_units]
         self.dropout = dropout
+        self.fusion = check_fusion(fusion)
+        self.modality_dropout = modality_dropout
+        self._check_fusion_support(backbone)
         by_name = {t.name: t for t in self.schema.tasks}
         self.tower_task_names = list(tower_tasks or by_name)
         self.preprocessing = FeaturePreprocessing(self.schema, name="preprocessing")
-        self.embedding = FeatureEmbedding(self.schema, name="embedding")
+        self.embedding = FeatureEmbedding(self.schema, modality_dropout=modality_dropout,
+                                          name="embedding")
+        self.modality_dropout = self.embedding.modality_dropout
+        self.modality_fusion = (ModalityFusion(self.embedding.modalities, name="fusion")
+                                if self.fusion == "gated" else None)
         self.backbone = backbone
         self.towers = self.make_towers(
             [dict(name=n, kind=by_name[n].kind, num_classes=self.schema.num_classes(by_name[n]))
              for n in self.tower_task_names])
         self.build()
+
+    def _check_fusion_support(self, backbone):
+        if self.fusion == "modality_experts" and not isinstance(backbone, _MODALITY_BACKBONES):
+            raise ValueError(
+                f"fusion='modality_experts' needs a backbone whose experts are grouped "
+                f"by modality; {type(self).__name__} has {type(backbone).__name__}. Use "
+                f"MMoE, OMoE, CGC or PLE with fusion='modality_experts' (or pass a "
+                f"mtrec.layers.ModalityMixtureOfExperts / ModalityPLE backbone), or "
+                f"fusion='concat' / 'gated'.")
+        if self.fusion != "modality_experts" and isinstance(backbone, _MODALITY_BACKBONES):
+            raise ValueError(
+                f"{type(backbone).__name__} takes the modality groups; build the model "
+                f"with fusion='modality_experts', not {self.fusion!r}.")
+        overrides = type(self).task_inputs is not MultiTaskModel.task_inputs
+        if overrides and (self.fusion != "concat" or self.modality_dropout):
+            raise ValueError(
+                f"{type(self).__name__} embeds the features its own way and supports "
+                f"neither fusion={self.fusion!r} nor modality_dropout="
+                f"{self.modality_dropout}; use fusion='concat' and "
+                f"modality_dropout=0, or another model.")
 
     def make_towers(self, tasks):
         """The per-task towers and heads (overridden by chained heads)."""
@@ -100,9 +148,38 @@ class MultiTaskModel(keras.Model):
         """Raw features -> encoded dict (no-op when already encoded)."""
         return inputs if is_encoded(inputs) else self.preprocessing(inputs)
 
+    def embed(self, encoded, training=False):
+        """Encoded features -> what the backbone reads: one tensor
+        `(batch, input_dim)`, or the list of modality groups for
+        `fusion="modality_experts"`."""
+        if self.fusion == "concat":
+            return self.embedding(encoded, training=training)
+        groups = self.embedding(encoded, training=training, return_groups=True)
+        if self.fusion == "gated":
+            return self.modality_fusion(groups)
+        return groups
+
     def task_inputs(self, encoded, training=False):
         """Encoded features -> list of one `(batch, units)` tensor per task."""
-        return self.backbone(self.embedding(encoded), training=training)
+        return self.backbone(self.embed(encoded, training=training), training=training)
+
+    def fusion_weights(self, inputs):
+        """Per-example weight of each modality group (`fusion="gated"`).
+
+        Args:
+            inputs: raw or encoded feature dict.
+
+        Returns:
+            dict `{modality: np.ndarray (batch,)}`; the weights of an
+            example sum to 1.
+        """
+        if self.fusion != "gated":
+            raise ValueError(f"fusion_weights needs fusion='gated'; this model has "
+                             f"fusion={self.fusion!r}.")
+        groups = self.embedding(self.encode(inputs), training=False, return_groups=True)
+        _, weights = self.modality_fusion(groups, return_weights=True)
+        weights = np.asarray(weights)
+        return {m: weights[:, i] for i, m in enumerate(self.embedding.modalities)}
 
     def call(self, inputs, training=False):
         outputs = self.towers(self.task_inputs(self.encode(inputs), training=training),
@@ -124,16 +201,23 @@ class MultiTaskModel(keras.Model):
         if isinstance(backbone, MixtureOfExperts):
             gates = tasks if backbone.num_gates > 1 else ["all_tasks"]
             return [("experts", gates, [f"expert_{i}" for i in range(backbone.num_experts)])]
-        levels = backbone.levels if isinstance(backbone, PLELayer) else \
+        if isinstance(backbone, ModalityMixtureOfExperts):
+            # experts named "<modality>_<j>": the weight per modality shows
+            gates = tasks if backbone.num_gates > 1 else ["all_tasks"]
+            return [("experts", gates, backbone.expert_names)]
+        levels = backbone.levels if isinstance(backbone, (PLELayer, ModalityPLE)) else \
             [backbone] if isinstance(backbone, CGCLayer) else []
         structure = []
         for i, level in enumerate(levels):
-            experts = [f"{task}_{j}" for task in tasks
-                       for j in range(level.num_specific_experts)]
-            experts += [f"shared_{j}" for j in range(level.num_shared_experts)]
+            if isinstance(level, ModalityCGC):
+                experts = level.expert_names(tasks)
+            else:
+                experts = [f"{task}_{j}" for task in tasks
+                           for j in range(level.num_specific_experts)]
+                experts += [f"shared_{j}" for j in range(level.num_shared_experts)]
             gates = tasks + (["shared"] if level.output_shared else [])
             structure.append((f"level_{i}" if len(levels) > 1 or isinstance(
-                backbone, PLELayer) else "experts", gates, experts))
+                backbone, (PLELayer, ModalityPLE)) else "experts", gates, experts))
         return structure
 
     def shared_variables(self):
@@ -147,6 +231,13 @@ class MultiTaskModel(keras.Model):
             experts = backbone.experts
         elif isinstance(backbone, SharedBottomLayer):
             return backbone.mlp.dense_layers[-1].trainable_weights
+        elif isinstance(backbone, ModalityMixtureOfExperts):
+            return backbone.experts.last_layer_variables()
+        elif isinstance(backbone, ModalityPLE):
+            last = backbone.levels[-1]
+            if isinstance(last, ModalityCGC):
+                return last.last_layer_variables()
+            experts = last.experts
         else:
             raise ValueError(f"{type(self).__name__} has no shared layer; GradNorm "
                              f"needs one (use SharedBottom, OMoE, MMoE, CGC or PLE).")
@@ -166,7 +257,7 @@ class MultiTaskModel(keras.Model):
             raise ValueError(
                 f"{type(self).__name__} has no gates; gate diagnostics apply to "
                 f"OMoE, MMoE, CGC and PLE.")
-        x = self.embedding(self.encode(inputs))
+        x = self.embed(self.encode(inputs), training=False)
         _, weights = self.backbone(x, training=False, return_gate_weights=True)
         if not isinstance(weights, (list, tuple)):
             weights = [weights]
@@ -303,11 +394,19 @@ class MultiTaskModel(keras.Model):
 
     def get_config(self):
         return {**super().get_config(), "schema": self.schema.to_dict(),
-                "tower_units": self.tower_units, "dropout": self.dropout}
+                "tower_units": self.tower_units, "dropout": self.dropout,
+                "fusion": self.fusion, "modality_dropout": self.modality_dropout}
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def check_fusion(fusion):
+    """`fusion` if it is one of `FUSIONS`, else a ValueError saying which are."""
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion must be one of {list(FUSIONS)}, got {fusion!r}.")
+    return fusion
 
 
 def split_tasks(x, num_tasks):

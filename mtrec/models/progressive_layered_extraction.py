@@ -2,8 +2,10 @@
 
 import keras
 
+from mtrec.layers.feature_embedding import modality_groups
+from mtrec.layers.modality_ple import ModalityPLE
 from mtrec.layers.ple import PLE as PLELayer
-from mtrec.models.multi_task_model import MultiTaskModel, as_adapted_schema
+from mtrec.models.multi_task_model import MultiTaskModel, as_adapted_schema, check_fusion
 
 
 @keras.saving.register_keras_serializable(package="mtrec")
@@ -18,19 +20,31 @@ class PLE(MultiTaskModel):
         expert_units: list of int. Defaults to `[16]`.
         tower_units: list of int. Defaults to `[8]`.
         dropout: float.
+        fusion: str. `"concat"` (default), `"gated"` or
+            `"modality_experts"`: in the first level the shared experts
+            come as `num_shared_experts` per modality group, each reading
+            its modality plus the tabular features, named
+            `"<modality>_<j>"` in `gate_structure()`; task experts read
+            everything (see `ModalityPLE`).
+        modality_dropout: float. See `MultiTaskModel`.
 
     Reference: Tang et al., RecSys 2020.
     """
 
     def __init__(self, schema, num_levels=2, num_specific_experts=2,
                  num_shared_experts=2, expert_units=(16,), tower_units=(8,),
-                 dropout=0.0, **kwargs):
+                 dropout=0.0, fusion="concat", modality_dropout=0.0, **kwargs):
         schema = as_adapted_schema(schema)
-        backbone = PLELayer(len(schema.tasks), num_levels, num_specific_experts,
-                            num_shared_experts, list(expert_units), dropout=dropout,
-                            name="ple")
+        if check_fusion(fusion) == "modality_experts":
+            backbone = ModalityPLE(len(schema.tasks), modality_groups(schema), num_levels,
+                                   num_specific_experts, num_shared_experts,
+                                   list(expert_units), dropout=dropout, name="ple")
+        else:
+            backbone = PLELayer(len(schema.tasks), num_levels, num_specific_experts,
+                                num_shared_experts, list(expert_units), dropout=dropout,
+                                name="ple")
         super().__init__(schema, backbone, tower_units=tower_units, dropout=dropout,
-                         **kwargs)
+                         fusion=fusion, modality_dropout=modality_dropout, **kwargs)
         self.num_levels = int(num_levels)
         self.num_specific_experts = int(num_specific_experts)
         self.num_shared_experts = int(num_shared_experts)
@@ -51,13 +65,15 @@ class CGC(PLE):
     """
 
     def __init__(self, schema, num_specific_experts=2, num_shared_experts=2,
-                 expert_units=(16,), tower_units=(8,), dropout=0.0, **kwargs):
+                 expert_units=(16,), tower_units=(8,), dropout=0.0, fusion="concat",
+                 modality_dropout=0.0, **kwargs):
         kwargs.pop("num_levels", None)
         super().__init__(schema, num_levels=1,
                          num_specific_experts=num_specific_experts,
                          num_shared_experts=num_shared_experts,
                          expert_units=expert_units, tower_units=tower_units,
-                         dropout=dropout, **kwargs)
+                         dropout=dropout, fusion=fusion,
+                         modality_dropout=modality_dropout, **kwargs)
 
     def get_config(self):
         config = super().get_config()

@@ -1,0 +1,221 @@
+"""A guard against label leakage, run on the training table before training.
+
+A feature that *is* the label (a copy, a renamed copy, a rescaled copy)
+makes every metric perfect and the model useless; one that nearly is
+(a post-outcome field, a timestamp of the conversion) is almost as bad.
+`check_leakage` raises for the first kind and warns for the second.
+
+Rules, per task and per feature (Vector features are skipped). Let *L* be
+the rows where the task has a label (label not NaN and, with a
+`TaskSpec.mask`, mask non-zero) and *R* the rows of *L* where the feature
+is not missing (NaN, None, ""):
+
+1. **Deterministic recoding -> ValueError.** The label takes at most
+   `max_categories` distinct values on *R* (binary, multiclass, star
+   ratings), each of them on at least 5 rows, *R* has at least 20 rows,
+   the feature takes at most `max_categories` distinct values on *R*, and
+   every feature value goes with one single label value. This catches an
+   identical copy, a renamed copy (0/1 -> "no"/"yes") and any many-to-one
+   recoding of the label (codes A, B -> 1; C -> 0). The cardinality and
+   support limits keep chance out: a feature with few values, each seen on
+   many rows, does not fall into pure label groups by accident, whereas a
+   near-unique id trivially would and is not reported.
+2. **Monotone copy -> ValueError.** For a label with more than
+   `max_categories` distinct values (regression), a Numeric feature whose
+   values map one-to-one onto the label's values, strictly increasing or
+   strictly decreasing, on at least 20 rows of *R*: the label up to a
+   strictly monotone transform (identity, affine, log, ...).
+3. **Near-perfect single feature -> warning** (`LeakageWarning`, naming
+   feature, task and AUC), binary tasks only, on the rows of *L*: the AUC
+   of the feature alone exceeds `auc_threshold`. Numeric: the ROC AUC of
+   the raw value over the rows where it is finite, taken as
+   `max(auc, 1 - auc)` (either direction separates). Categorical (also
+   MultiHot and Text, whose whole string is the category): the AUC of the
+   per-category positive rate computed on the same rows (in-sample target
+   encoding; missing is a category of its own), where a category seen on
+   fewer than 10 rows gets the overall rate, so that near-unique ids,
+   which fit their own rows perfectly, do not look predictive.
+
+Tables larger than `max_rows` are checked on a seeded random sample of
+`max_rows` rows.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["LeakageWarning", "check_leakage", "feature_auc"]
+
+_MIN_ROWS = 20
+_MIN_ROWS_PER_LABEL = 5
+_MIN_CATEGORY_ROWS = 10
+
+
+class LeakageWarning(UserWarning):
+    """A single feature predicts a label almost perfectly."""
+
+
+def check_leakage(df, schema, auc_threshold=0.99, max_rows=200_000, max_categories=10,
+                  seed=0):
+    """Raise on features that copy a label; warn on near-perfect ones.
+
+    See the module docstring for the exact rules.
+
+    Args:
+        df: pandas DataFrame, normally the training split.
+        schema: `mtrec.Schema` (adapted or not).
+        auc_threshold: float. Warn when a single feature's AUC for a binary
+            label exceeds it. Defaults to `0.99`.
+        max_rows: int. Check a seeded sample of this many rows at most.
+        max_categories: int. Cardinality limit of rule 1 (see above).
+        seed: int. Seed of the row sample.
+
+    Returns:
+        dict `{task_name: {feature_name: auc}}` for the binary tasks (AUC as
+        `max(auc, 1 - auc)`; NaN where it cannot be computed).
+
+    Raises:
+        ValueError: naming every feature that is a deterministic copy of a
+        label, with the task and the rule.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise ValueError(f"check_leakage expects a pandas DataFrame, got "
+                         f"{type(df).__name__}.")
+    if not 0.5 <= auc_threshold <= 1:
+        raise ValueError(f"auc_threshold must be in [0.5, 1], got {auc_threshold!r}.")
+    if isinstance(max_rows, bool) or not isinstance(max_rows, (int, np.integer)) or max_rows < 1:
+        raise ValueError(f"max_rows must be an integer >= 1, got {max_rows!r}.")
+    schema.validate(df, labels=True)
+    if len(df) > max_rows:
+        df = df.sample(n=max_rows, random_state=seed)
+    df = df.reset_index(drop=True)
+
+    labels = schema.raw_labels(df)   # NaN where unlabelled or masked out
+    errors, report = [], {}
+    for task in schema.tasks:
+        y = pd.Series(labels[task.name].astype("float64"))
+        labelled = y.notna().to_numpy()
+        aucs = report.setdefault(task.name, {}) if task.kind == "binary" else None
+        for spec in schema.features:
+            if spec.kind == "vector":
+                continue
+            values, present = _feature_values(spec, df[spec.name])
+            reason = _deterministic(spec, values[labelled & present],
+                                    y[labelled & present], max_categories)
+            if reason:
+                errors.append(f"feature '{spec.name}' {reason} of task '{task.name}' "
+                              f"(label column '{task.label}')")
+                if aucs is not None:
+                    aucs[spec.name] = 1.0
+                continue
+            if aucs is None:
+                continue
+            auc = feature_auc(values[labelled], y[labelled].to_numpy(),
+                              numeric=spec.kind == "numeric")
+            aucs[spec.name] = auc
+            if auc > auc_threshold:
+                warnings.warn(
+                    f"Feature '{spec.name}' alone predicts task '{task.name}' (label "
+                    f"'{task.label}') with AUC {auc:.4f} > {auc_threshold}: it may "
+                    f"leak the label (recorded after the outcome, or derived from "
+                    f"it). Check how the column is produced; drop it if it is not "
+                    f"known at prediction time.", LeakageWarning, stacklevel=2)
+    if errors:
+        raise ValueError(
+            "Label leakage: " + "; ".join(errors) + ". A feature that copies a label "
+            "makes the model learn nothing usable; remove it from the schema (or "
+            "from the table) before training.")
+    return report
+
+
+def feature_auc(values, y, numeric):
+    """AUC of one feature for a 0/1 label, as `max(auc, 1 - auc)`.
+
+    Args:
+        values: pandas Series of the feature on labelled rows (float for
+            numerics, objects for categories; NaN/None is missing).
+        y: array of 0/1 labels, same length.
+        numeric: bool. Rank the raw values (rows with a missing value are
+            left out) instead of target-encoding categories.
+
+    Returns:
+        float, NaN when a class is absent or fewer than 20 rows remain.
+    """
+    values = pd.Series(values).reset_index(drop=True)
+    y = np.asarray(y, dtype="float64")
+    if numeric:
+        keep = np.isfinite(values.to_numpy(dtype="float64", na_value=np.nan))
+        score, y = values[keep].to_numpy("float64"), y[keep]
+    else:
+        # In-sample positive rate per category; rare categories get the
+        # overall rate, so singletons (ids) cannot fit their own label.
+        keys = values.astype(object).where(values.notna(), "\x00missing").astype(str)
+        frame = pd.DataFrame({"key": keys.to_numpy(), "y": y})
+        stats = frame.groupby("key", sort=False)["y"].agg(["mean", "size"])
+        rate = stats["mean"].where(stats["size"] >= _MIN_CATEGORY_ROWS, y.mean())
+        score = frame["key"].map(rate).to_numpy("float64")
+    positives = int((y == 1).sum())
+    negatives = len(y) - positives
+    if len(y) < _MIN_ROWS or positives == 0 or negatives == 0:
+        return float("nan")
+    ranks = pd.Series(score).rank(method="average").to_numpy()
+    auc = (ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives)
+    return float(max(auc, 1 - auc))
+
+
+def _feature_values(spec, series):
+    """(values, present): numerics as float64 (inf = missing), the other
+    kinds as objects; present is False for NaN/None/""."""
+    if spec.kind == "numeric":
+        values = pd.to_numeric(series, errors="coerce").astype("float64")
+        present = np.isfinite(values.to_numpy(na_value=np.nan))
+        return values.reset_index(drop=True), present
+    values = series.astype(object).where(series.notna(), None).reset_index(drop=True)
+    present = (values.notna() & (values.astype(str) != "")).to_numpy()
+    return values, present
+
+
+def _deterministic(spec, x, y, max_categories):
+    """The reason `x` is a deterministic copy of `y`, or None."""
+    if len(y) < _MIN_ROWS:
+        return None
+    x = x.reset_index(drop=True)
+    y = y.reset_index(drop=True)
+    label_counts = y.value_counts()
+    if len(label_counts) < 2:
+        return None
+    if not pd.api.types.is_numeric_dtype(x):
+        x = x.astype(str)
+    pairs = pd.DataFrame({"x": x, "y": y})
+    if len(label_counts) <= max_categories:
+        if label_counts.min() < _MIN_ROWS_PER_LABEL:
+            return None
+        groups = pairs.groupby("x", sort=False)["y"].nunique()
+        if len(groups) <= max_categories and (groups == 1).all():
+            kind = ("is an identical copy" if _identical(x, y)
+                    else f"is a deterministic recoding (each of its {len(groups)} "
+                         f"values goes with a single label value)")
+            return f"{kind} of the label"
+        return None
+    if spec.kind != "numeric":
+        return None
+    if (pairs.groupby("x", sort=False)["y"].nunique() > 1).any():
+        return None
+    if (pairs.groupby("y", sort=False)["x"].nunique() > 1).any():
+        return None
+    ordered = pairs.drop_duplicates("x").sort_values("x")["y"].to_numpy()
+    steps = np.diff(ordered)
+    if (steps > 0).all() or (steps < 0).all():
+        kind = ("is an identical copy" if _identical(x, y)
+                else "equals the label up to a strictly monotone transform")
+        return f"{kind} of the label"
+    return None
+
+
+def _identical(x, y):
+    numeric = pd.to_numeric(x, errors="coerce")
+    return bool(numeric.notna().all() and np.allclose(numeric.to_numpy("float64"),
+                                                      y.to_numpy("float64")))

@@ -1,0 +1,268 @@
+"""Models over text and vector side features: fusion modes, modality dropout,
+missing modalities, round trips, SavedModel parity and gate naming."""
+
+import json
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+import mtrec
+from mtrec.config import ConfigError, parse_config
+from mtrec.diagnostics import gates as gate_report
+from mtrec.models import CGC, MMoE, OMoE, PLE, SharedBottom, SingleTask
+from mtrec.schema import collapse_vector_columns
+from tests_conftest_shim import TASKS, make_table  # noqa: F401  (see conftest)
+
+SMALL = dict(tower_units=[4])
+
+
+@pytest.fixture(scope="module")
+def table():
+    df = make_table(rows=200, seed=1)
+    df.loc[::5, "title"] = ""
+    df.loc[1::9, "title"] = None
+    df["vec"] = [None if i % 7 == 0 else v for i, v in enumerate(df["vec"])]
+    return df
+
+
+@pytest.fixture(scope="module")
+def schema(table):
+    return mtrec.Schema.infer(
+        table, tasks=TASKS, verbose=False, tags=mtrec.MultiHot("tags"),
+        title=mtrec.Text("title", embedding_dim=4, encoder="transformer",
+                         pooling="attention"),
+        vec=mtrec.Vector("vec", projection_dim=4, normalize=True)).adapt(table)
+
+
+@pytest.fixture(scope="module")
+def rows(table):
+    """Raw rows with every kind of missing modality and unseen words."""
+    df = table.head(6).copy()
+    df.loc[0, "title"] = "never seen words"
+    df.loc[1, "title"] = ""
+    df.loc[2, "title"] = None
+    df.at[3, "vec"] = None
+    df.loc[4, "title"] = "!!!"
+    df.at[4, "vec"] = None
+    return df
+
+
+@pytest.fixture(scope="module")
+def trained(table, schema):
+    """Briefly trained models, one per fusion mode that has state."""
+    keras.utils.set_random_seed(0)
+    data = mtrec.data.from_pandas(table, schema, batch_size=64, shuffle=True, seed=0)
+    models = {
+        "mmoe_experts": MMoE(schema, num_experts=2, expert_units=[4],
+                             fusion="modality_experts", modality_dropout=0.3, **SMALL),
+        "ple_experts": PLE(schema, num_levels=2, num_specific_experts=1,
+                           num_shared_experts=1, expert_units=[4],
+                           fusion="modality_experts", **SMALL),
+        "cgc_gated": CGC(schema, num_specific_experts=1, num_shared_experts=1,
+                         expert_units=[4], fusion="gated", modality_dropout=0.2, **SMALL),
+    }
+    for model in models.values():
+        model.compile(optimizer=keras.optimizers.Adam(0.01))
+        model.fit(data, epochs=1, verbose=0)
+    return models
+
+
+def check_outputs(out, rows):
+    assert set(out) == {"click", "spend", "grade"}
+    assert out["click"].shape == (rows,) and out["spend"].shape == (rows,)
+    assert out["grade"].shape == (rows, 3)
+    assert all(np.isfinite(v).all() for v in out.values())
+
+
+# -- shapes, raw/encoded, config ------------------------------------------------------
+def test_trained_outputs_and_encoded_inputs(trained, schema, rows):
+    raw = schema.raw_features(rows)
+    encoded = mtrec.data.encode_features(schema, raw)
+    for model in trained.values():
+        out = model.predict_on_batch(raw)
+        check_outputs(out, len(rows))
+        again = model.predict_on_batch(encoded)
+        for task in out:
+            np.testing.assert_allclose(out[task], again[task], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("build", [
+    lambda s: OMoE(s, num_experts=1, expert_units=[3], fusion="modality_experts", **SMALL),
+    lambda s: MMoE(s, num_experts=1, expert_units=[3], fusion="gated", **SMALL),
+    lambda s: SharedBottom(s, bottom_units=[4], fusion="gated", **SMALL),
+], ids=["omoe-experts", "mmoe-gated", "shared-bottom-gated"])
+def test_other_models_and_fusions(schema, rows, build):
+    model = build(schema)
+    check_outputs(model.predict_on_batch(schema.raw_features(rows)), len(rows))
+
+
+@pytest.mark.parametrize("name", ["mmoe_experts", "ple_experts", "cgc_gated"])
+def test_config_round_trip(trained, name):
+    model = trained[name]
+    config = model.get_config()
+    json.dumps(config)
+    again = type(model).from_config(config)
+    assert again.get_config() == config
+    assert again.fusion == model.fusion and again.modality_dropout == model.modality_dropout
+    assert again.count_params() == model.count_params()
+    assert again.gate_structure() == model.gate_structure()
+
+
+def test_run_config_takes_fusion():
+    base = {"dataset": {"name": "synthetic_tiny"}}
+    config = parse_config({**base, "model": {"name": "PLE", "args": {
+        "fusion": "modality_experts", "modality_dropout": 0.1}}})
+    assert config.model.args["fusion"] == "modality_experts"
+    with pytest.raises(ConfigError, match="did you mean 'fusion'"):
+        parse_config({**base, "model": {"name": "MMoE", "args": {"fusoin": "gated"}}})
+
+
+def test_fusion_errors(schema):
+    with pytest.raises(ValueError, match=r"fusion must be one of \['concat', 'gated'"):
+        MMoE(schema, fusion="stack")
+    with pytest.raises(ValueError, match="MMoE, OMoE, CGC or PLE with fusion='modality_experts'"):
+        SharedBottom(schema, fusion="modality_experts")
+    with pytest.raises(ValueError, match="SingleTask embeds the features its own way"):
+        SingleTask(schema, fusion="gated")
+
+
+# -- gated fusion ---------------------------------------------------------------
+def test_gated_weights_sum_to_one_and_learn(trained, schema, rows):
+    weights = trained["cgc_gated"].fusion_weights(schema.raw_features(rows))
+    assert list(weights) == ["tabular", "text", "image"]
+    stacked = np.stack(list(weights.values()), axis=1)
+    assert stacked.shape == (len(rows), 3)
+    np.testing.assert_allclose(stacked.sum(1), 1.0, rtol=1e-5)
+    assert np.ptp(stacked) > 1e-4  # moved away from the uniform start
+    with pytest.raises(ValueError, match="fusion='gated'"):
+        trained["mmoe_experts"].fusion_weights(schema.raw_features(rows))
+
+
+# -- missing modalities and modality dropout ------------------------------------------
+def test_missing_modalities_use_the_learned_missing_embeddings(trained, schema, rows):
+    model = trained["mmoe_experts"]
+    encoded = mtrec.data.encode_features(schema, schema.raw_features(rows))
+    tabular, text, image = (np.asarray(g) for g in
+                            model.embedding(encoded, return_groups=True))
+    missing_text = np.asarray(model.embedding.text_encoders[0].missing)
+    missing_vector = np.asarray(model.embedding.vector_missing[0])
+    assert np.abs(missing_text).sum() > 0 and np.abs(missing_vector).sum() > 0  # learned
+    # rows 1, 2 (empty, None) and 4 (punctuation only) have no text token
+    for i in range(len(rows)):
+        assert np.array_equal(text[i], missing_text) == (i in (1, 2, 4))
+        assert np.array_equal(image[i], np.append(missing_vector, 1.0)) == (i in (3, 4))
+
+
+def test_modality_dropout_is_inactive_outside_training(trained, schema, rows):
+    model = trained["mmoe_experts"]
+    raw = schema.raw_features(rows)
+    clone = MMoE.from_config({**model.get_config(), "modality_dropout": 0.0})
+    clone.set_weights(model.get_weights())
+    expected = clone.predict_on_batch(raw)
+    for _ in range(2):
+        out = model(raw, training=False)
+        for task in expected:
+            np.testing.assert_array_equal(np.asarray(out[task]), expected[task])
+
+
+def test_modality_dropout_one_means_every_example_is_missing(schema, rows):
+    keras.utils.set_random_seed(1)
+    model = MMoE(schema, num_experts=1, expert_units=[3], fusion="modality_experts",
+                 modality_dropout=1.0, **SMALL)
+    raw = schema.raw_features(rows)
+    without = rows.copy()
+    without["title"] = ""
+    without["vec"] = None
+    dropped = model(raw, training=True)
+    expected = model(schema.raw_features(without), training=False)
+    for task in expected:
+        np.testing.assert_allclose(np.asarray(dropped[task]), np.asarray(expected[task]),
+                                   rtol=1e-6)
+    assert not np.allclose(np.asarray(model(raw, training=False)["spend"]),
+                           np.asarray(expected["spend"]))
+
+
+# -- saving and serving -----------------------------------------------------------
+@pytest.mark.parametrize("name", ["mmoe_experts", "ple_experts"])
+def test_keras_file_round_trip(trained, schema, rows, tmp_path, name):
+    model = trained[name]
+    model.save(tmp_path / f"{name}.keras")
+    again = keras.saving.load_model(tmp_path / f"{name}.keras")
+    assert type(again) is type(model) and again.fusion == "modality_experts"
+    raw = schema.raw_features(rows)
+    expected, actual = model.predict_on_batch(raw), again.predict_on_batch(raw)
+    for task in expected:
+        np.testing.assert_array_equal(actual[task], expected[task])
+
+
+def test_saved_model_parity_with_raw_strings_and_missing_modalities(
+        trained, schema, rows, tmp_path):
+    raw = schema.raw_features(rows)
+    feeds = {k: tf.constant(v.astype(str) if v.dtype == object else v)
+             for k, v in raw.items()}
+    assert feeds["title"].dtype == tf.string and np.isnan(raw["vec"][3]).all()
+    for name in ("mmoe_experts", "cgc_gated"):
+        model = trained[name]
+        mtrec.export.saved_model(model, tmp_path / name)
+        serve = tf.saved_model.load(str(tmp_path / name)).signatures["serving_default"]
+        served = serve(**feeds)
+        expected = model.predict_on_batch(raw)
+        assert set(served) == set(expected)
+        for task in expected:
+            np.testing.assert_allclose(served[task].numpy(), expected[task], atol=1e-5, rtol=0)
+
+
+# -- gate naming and diagnostics ----------------------------------------------------
+def test_gate_structure_names_modality_experts(trained, schema, table):
+    (level, gate_names, experts), = trained["mmoe_experts"].gate_structure()
+    assert gate_names == ["click", "spend", "grade"]
+    assert experts == ["tabular_0", "tabular_1", "text_0", "text_1", "image_0", "image_1"]
+    first, second = trained["ple_experts"].gate_structure()
+    assert first == ("level_0", ["click", "spend", "grade", "shared"],
+                     ["click_0", "spend_0", "grade_0", "tabular_0", "text_0", "image_0"])
+    assert second[0] == "level_1" and second[2][-1] == "shared_0"
+
+    report = gate_report(trained["ple_experts"], table, collapse_threshold=1.0)
+    usage = report.usage.loc["level_0"].dropna(axis=1, how="all")
+    assert {"text_0", "image_0", "tabular_0"} <= set(usage.columns)
+    # task gates cannot see other tasks' experts; modality groups they can
+    visible = report.visible.loc["level_0"]
+    assert not visible.loc["click", "spend_0"] and visible.loc["click", "image_0"]
+    per_modality = usage[["tabular_0", "text_0", "image_0"]]
+    assert (per_modality.sum(axis=1) > 0).all()
+    np.testing.assert_allclose(usage.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_gradnorm_finds_the_shared_experts(trained):
+    assert len(trained["mmoe_experts"].shared_variables()) == 6  # 3 banks x (W, b)
+    assert len(trained["ple_experts"].shared_variables()) == 2   # last level: plain CGC
+
+
+# -- vector columns ------------------------------------------------------------------
+def test_collapse_vector_columns_orders_by_index_and_marks_missing():
+    df = pd.DataFrame({"id": [1, 2, 3], **{f"img_{i}": [float(i), i + 0.5, np.nan]
+                                             for i in (10, 2, 0, 1, 3, 4, 5, 6, 7, 8, 9)}})
+    out = collapse_vector_columns(df, "img_")
+    assert list(out.columns) == ["id", "img"]
+    np.testing.assert_array_equal(out["img"][0], np.arange(11, dtype="float32"))
+    assert out["img"][2] is None
+    schema = mtrec.Schema([mtrec.Vector("img")], {"id": "regression"}).adapt(out)
+    assert schema.stats["img"]["dim"] == 11
+    assert np.isnan(schema.raw_features(out)["img"][2]).all()
+    with pytest.raises(ValueError, match=r"numbered 0..n-1 .*missing \[1\]"):
+        collapse_vector_columns(df.drop(columns="img_1"), "img_")
+    with pytest.raises(ValueError, match="No columns named 'emb_<i>'"):
+        collapse_vector_columns(df, "emb_")
+
+
+def test_parquet_list_column_is_a_vector(tmp_path):
+    df = pd.DataFrame({"emb": [[0.1, 0.2, 0.3], None, [1.0, 2.0, 3.0]], "y": [0, 1, 1]})
+    df.to_parquet(tmp_path / "v.parquet")
+    back = pd.read_parquet(tmp_path / "v.parquet")
+    schema = mtrec.Schema.infer(back, tasks={"y": "binary"}, verbose=False).adapt(back)
+    assert schema.feature("emb").kind == "vector" and schema.stats["emb"]["dim"] == 3
+    raw = schema.raw_features(back)["emb"]
+    assert raw.shape == (3, 3) and np.isnan(raw[1]).all()
