@@ -407,7 +407,7 @@ def _semantic_problems(data, bad_paths):
 
     # model: a registered class, arguments its __init__ takes.
     if ok("model", "name") and "name" in model:
-        from mtrec.models import MODELS
+        from mtrec.models import ALL_MODELS as MODELS
         name = model["name"]
         if name not in MODELS:
             problems.append(f"Unknown model '{name}' in model.name"

@@ -39,7 +39,7 @@ import mtrec
 from mtrec.config import OPTIMIZERS, RunConfig, load_config
 from mtrec.data.pandas_dataset import from_pandas
 from mtrec.data.registry import dataset_arguments, load_dataset
-from mtrec.models import MODELS
+from mtrec.models import ALL_MODELS as MODELS
 from mtrec.schema import Schema
 from mtrec.training import early_stopping, set_seed
 

@@ -10,6 +10,7 @@ from mtrec.models.single_task import SingleTask
 MODELS = {cls.__name__: cls for cls in (SingleTask, SharedBottom, OMoE, MMoE, CGC, PLE)}
 # Chained CTR -> CVR heads; they need the schema's tasks to be funnel_tasks().
 FUNNEL_MODELS = {cls.__name__: cls for cls in (ESMM, AITM)}
+ALL_MODELS = {**MODELS, **FUNNEL_MODELS}
 
-__all__ = ["AITM", "ESMM", "FUNNEL_MODELS", "FUNNEL_TASKS", "funnel_tasks", "MultiTaskModel", "SingleTask", "SharedBottom", "OMoE", "MMoE", "CGC",
+__all__ = ["AITM", "ESMM", "FUNNEL_MODELS", "ALL_MODELS", "FUNNEL_TASKS", "funnel_tasks", "MultiTaskModel", "SingleTask", "SharedBottom", "OMoE", "MMoE", "CGC",
            "PLE", "MODELS"]

@@ -17,6 +17,8 @@ from keras import ops
 from mtrec.layers.information_transfer import InformationTransfer, calibration_penalty
 from mtrec.layers.mixture_of_experts import MixtureOfExperts
 from mtrec.layers.mlp import MLP
+from mtrec.layers.ple import PLE
+from mtrec.layers.shared_bottom import SharedBottom
 from mtrec.models.multi_task_model import MultiTaskModel, as_adapted_schema
 from mtrec.schema import TaskSpec
 
@@ -43,9 +45,22 @@ def _check_funnel_schema(schema):
                          "clicked impressions. Use mtrec.models.funnel_tasks(...).")
 
 
-def _default_backbone(backbone, num_outputs=2):
+# Named backbones for configs: two outputs (the two towers of the funnel).
+BACKBONES = {
+    "mmoe": lambda: MixtureOfExperts(8, [16], num_gates=2, name="mixture_of_experts"),
+    "shared_bottom": lambda: SharedBottom([64], num_outputs=2, name="shared_bottom"),
+    "ple": lambda: PLE(2, 2, 2, 2, [16], name="ple"),
+}
+
+
+def _make_backbone(backbone):
     if backbone is None:
-        return MixtureOfExperts(8, [16], num_gates=num_outputs, name="mixture_of_experts")
+        backbone = "mmoe"
+    if isinstance(backbone, str):
+        if backbone not in BACKBONES:
+            raise ValueError(f"Unknown backbone '{backbone}'; expected a layer or one of "
+                             f"{list(BACKBONES)}.")
+        return BACKBONES[backbone]()
     if isinstance(backbone, dict):
         return keras.saving.deserialize_keras_object(backbone)
     return backbone
@@ -55,7 +70,7 @@ class _FunnelModel(MultiTaskModel):
     def __init__(self, schema, backbone=None, tower_units=(8,), dropout=0.0, **kwargs):
         schema = as_adapted_schema(schema)
         _check_funnel_schema(schema)
-        super().__init__(schema, _default_backbone(backbone), tower_units=tower_units,
+        super().__init__(schema, _make_backbone(backbone), tower_units=tower_units,
                          dropout=dropout, tower_tasks=self._tower_tasks, **kwargs)
 
     def get_config(self):
@@ -76,8 +91,10 @@ class ESMM(_FunnelModel):
     Args:
         schema: adapted Schema with `funnel_tasks()`.
         backbone: a layer mapping `(batch, dim)` to 2 tensors (ctr, cvr),
-            e.g. `mtrec.layers.MixtureOfExperts(8, [16], num_gates=2)` (the
-            default: ESMM on MMoE) or `mtrec.layers.SharedBottom([64])`.
+            e.g. `mtrec.layers.MixtureOfExperts(8, [16], num_gates=2)`, or
+            one of the names `"mmoe"` (the default: ESMM on MMoE, 8 experts
+            of [16]), `"shared_bottom"` ([64]), `"ple"` (2 levels, 2+2
+            experts of [16]).
         tower_units: list of int.
         dropout: float.
     """
@@ -104,7 +121,7 @@ class AITM(_FunnelModel):
     Args:
         schema: adapted Schema with `funnel_tasks()`.
         backbone: layer mapping `(batch, dim)` to 2 tensors (click,
-            conversion). Default: MMoE with 8 experts of [16].
+            conversion), or a name as for ESMM. Default `"mmoe"`.
         tower_units: list of int. Widths of each task's tower.
         calibrator_weight: float. Weight of the calibrator loss (the paper's
             alpha). Defaults to `0.6`.

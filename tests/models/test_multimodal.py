@@ -14,14 +14,15 @@ from mtrec.config import ConfigError, parse_config
 from mtrec.diagnostics import gates as gate_report
 from mtrec.models import CGC, MMoE, OMoE, PLE, SharedBottom, SingleTask
 from mtrec.schema import collapse_vector_columns
-from tests_conftest_shim import TASKS, make_table  # noqa: F401  (see conftest)
 
 SMALL = dict(tower_units=[4])
+TASKS = {"click": "binary", "spend": "regression", "grade": "multiclass"}
 
 
 @pytest.fixture(scope="module")
-def table():
-    df = make_table(rows=200, seed=1)
+def mm_table(table):
+    """The shared table with more empty titles and some missing vectors."""
+    df = table.copy()
     df.loc[::5, "title"] = ""
     df.loc[1::9, "title"] = None
     df["vec"] = [None if i % 7 == 0 else v for i, v in enumerate(df["vec"])]
@@ -29,19 +30,20 @@ def table():
 
 
 @pytest.fixture(scope="module")
-def schema(table):
+def mm_schema(mm_table):
     return mtrec.Schema.infer(
-        table, tasks=TASKS, verbose=False, tags=mtrec.MultiHot("tags"),
+        mm_table, tasks=TASKS, verbose=False, tags=mtrec.MultiHot("tags"),
         title=mtrec.Text("title", embedding_dim=4, encoder="transformer",
                          pooling="attention"),
-        vec=mtrec.Vector("vec", projection_dim=4, normalize=True)).adapt(table)
+        vec=mtrec.Vector("vec", projection_dim=4, normalize=True)).adapt(mm_table)
 
 
 @pytest.fixture(scope="module")
-def rows(table):
+def rows(mm_table):
     """Raw rows with every kind of missing modality and unseen words."""
-    df = table.head(6).copy()
+    df = mm_table.head(6).copy()
     df.loc[0, "title"] = "never seen words"
+    df.at[0, "vec"] = np.array([1.0, -2.0, 0.5, 3.0], "float32")
     df.loc[1, "title"] = ""
     df.loc[2, "title"] = None
     df.at[3, "vec"] = None
@@ -51,17 +53,17 @@ def rows(table):
 
 
 @pytest.fixture(scope="module")
-def trained(table, schema):
+def trained(mm_table, mm_schema):
     """Briefly trained models, one per fusion mode that has state."""
     keras.utils.set_random_seed(0)
-    data = mtrec.data.from_pandas(table, schema, batch_size=64, shuffle=True, seed=0)
+    data = mtrec.data.from_pandas(mm_table, mm_schema, batch_size=64, shuffle=True, seed=0)
     models = {
-        "mmoe_experts": MMoE(schema, num_experts=2, expert_units=[4],
+        "mmoe_experts": MMoE(mm_schema, num_experts=2, expert_units=[4],
                              fusion="modality_experts", modality_dropout=0.3, **SMALL),
-        "ple_experts": PLE(schema, num_levels=2, num_specific_experts=1,
+        "ple_experts": PLE(mm_schema, num_levels=2, num_specific_experts=1,
                            num_shared_experts=1, expert_units=[4],
                            fusion="modality_experts", **SMALL),
-        "cgc_gated": CGC(schema, num_specific_experts=1, num_shared_experts=1,
+        "cgc_gated": CGC(mm_schema, num_specific_experts=1, num_shared_experts=1,
                          expert_units=[4], fusion="gated", modality_dropout=0.2, **SMALL),
     }
     for model in models.values():
@@ -78,9 +80,9 @@ def check_outputs(out, rows):
 
 
 # -- shapes, raw/encoded, config ------------------------------------------------------
-def test_trained_outputs_and_encoded_inputs(trained, schema, rows):
-    raw = schema.raw_features(rows)
-    encoded = mtrec.data.encode_features(schema, raw)
+def test_trained_outputs_and_encoded_inputs(trained, mm_schema, rows):
+    raw = mm_schema.raw_features(rows)
+    encoded = mtrec.data.encode_features(mm_schema, raw)
     for model in trained.values():
         out = model.predict_on_batch(raw)
         check_outputs(out, len(rows))
@@ -94,9 +96,9 @@ def test_trained_outputs_and_encoded_inputs(trained, schema, rows):
     lambda s: MMoE(s, num_experts=1, expert_units=[3], fusion="gated", **SMALL),
     lambda s: SharedBottom(s, bottom_units=[4], fusion="gated", **SMALL),
 ], ids=["omoe-experts", "mmoe-gated", "shared-bottom-gated"])
-def test_other_models_and_fusions(schema, rows, build):
-    model = build(schema)
-    check_outputs(model.predict_on_batch(schema.raw_features(rows)), len(rows))
+def test_other_models_and_fusions(mm_schema, rows, build):
+    model = build(mm_schema)
+    check_outputs(model.predict_on_batch(mm_schema.raw_features(rows)), len(rows))
 
 
 @pytest.mark.parametrize("name", ["mmoe_experts", "ple_experts", "cgc_gated"])
@@ -120,31 +122,31 @@ def test_run_config_takes_fusion():
         parse_config({**base, "model": {"name": "MMoE", "args": {"fusoin": "gated"}}})
 
 
-def test_fusion_errors(schema):
+def test_fusion_errors(mm_schema):
     with pytest.raises(ValueError, match=r"fusion must be one of \['concat', 'gated'"):
-        MMoE(schema, fusion="stack")
+        MMoE(mm_schema, fusion="stack")
     with pytest.raises(ValueError, match="MMoE, OMoE, CGC or PLE with fusion='modality_experts'"):
-        SharedBottom(schema, fusion="modality_experts")
+        SharedBottom(mm_schema, fusion="modality_experts")
     with pytest.raises(ValueError, match="SingleTask embeds the features its own way"):
-        SingleTask(schema, fusion="gated")
+        SingleTask(mm_schema, fusion="gated")
 
 
 # -- gated fusion ---------------------------------------------------------------
-def test_gated_weights_sum_to_one_and_learn(trained, schema, rows):
-    weights = trained["cgc_gated"].fusion_weights(schema.raw_features(rows))
+def test_gated_weights_sum_to_one_and_learn(trained, mm_schema, rows):
+    weights = trained["cgc_gated"].fusion_weights(mm_schema.raw_features(rows))
     assert list(weights) == ["tabular", "text", "image"]
     stacked = np.stack(list(weights.values()), axis=1)
     assert stacked.shape == (len(rows), 3)
     np.testing.assert_allclose(stacked.sum(1), 1.0, rtol=1e-5)
     assert np.ptp(stacked) > 1e-4  # moved away from the uniform start
     with pytest.raises(ValueError, match="fusion='gated'"):
-        trained["mmoe_experts"].fusion_weights(schema.raw_features(rows))
+        trained["mmoe_experts"].fusion_weights(mm_schema.raw_features(rows))
 
 
 # -- missing modalities and modality dropout ------------------------------------------
-def test_missing_modalities_use_the_learned_missing_embeddings(trained, schema, rows):
+def test_missing_modalities_use_the_learned_missing_embeddings(trained, mm_schema, rows):
     model = trained["mmoe_experts"]
-    encoded = mtrec.data.encode_features(schema, schema.raw_features(rows))
+    encoded = mtrec.data.encode_features(mm_schema, mm_schema.raw_features(rows))
     tabular, text, image = (np.asarray(g) for g in
                             model.embedding(encoded, return_groups=True))
     missing_text = np.asarray(model.embedding.text_encoders[0].missing)
@@ -156,9 +158,9 @@ def test_missing_modalities_use_the_learned_missing_embeddings(trained, schema, 
         assert np.array_equal(image[i], np.append(missing_vector, 1.0)) == (i in (3, 4))
 
 
-def test_modality_dropout_is_inactive_outside_training(trained, schema, rows):
+def test_modality_dropout_is_inactive_outside_training(trained, mm_schema, rows):
     model = trained["mmoe_experts"]
-    raw = schema.raw_features(rows)
+    raw = mm_schema.raw_features(rows)
     clone = MMoE.from_config({**model.get_config(), "modality_dropout": 0.0})
     clone.set_weights(model.get_weights())
     expected = clone.predict_on_batch(raw)
@@ -168,16 +170,16 @@ def test_modality_dropout_is_inactive_outside_training(trained, schema, rows):
             np.testing.assert_array_equal(np.asarray(out[task]), expected[task])
 
 
-def test_modality_dropout_one_means_every_example_is_missing(schema, rows):
+def test_modality_dropout_one_means_every_example_is_missing(mm_schema, rows):
     keras.utils.set_random_seed(1)
-    model = MMoE(schema, num_experts=1, expert_units=[3], fusion="modality_experts",
+    model = MMoE(mm_schema, num_experts=1, expert_units=[3], fusion="modality_experts",
                  modality_dropout=1.0, **SMALL)
-    raw = schema.raw_features(rows)
+    raw = mm_schema.raw_features(rows)
     without = rows.copy()
     without["title"] = ""
     without["vec"] = None
     dropped = model(raw, training=True)
-    expected = model(schema.raw_features(without), training=False)
+    expected = model(mm_schema.raw_features(without), training=False)
     for task in expected:
         np.testing.assert_allclose(np.asarray(dropped[task]), np.asarray(expected[task]),
                                    rtol=1e-6)
@@ -187,20 +189,20 @@ def test_modality_dropout_one_means_every_example_is_missing(schema, rows):
 
 # -- saving and serving -----------------------------------------------------------
 @pytest.mark.parametrize("name", ["mmoe_experts", "ple_experts"])
-def test_keras_file_round_trip(trained, schema, rows, tmp_path, name):
+def test_keras_file_round_trip(trained, mm_schema, rows, tmp_path, name):
     model = trained[name]
     model.save(tmp_path / f"{name}.keras")
     again = keras.saving.load_model(tmp_path / f"{name}.keras")
     assert type(again) is type(model) and again.fusion == "modality_experts"
-    raw = schema.raw_features(rows)
+    raw = mm_schema.raw_features(rows)
     expected, actual = model.predict_on_batch(raw), again.predict_on_batch(raw)
     for task in expected:
         np.testing.assert_array_equal(actual[task], expected[task])
 
 
 def test_saved_model_parity_with_raw_strings_and_missing_modalities(
-        trained, schema, rows, tmp_path):
-    raw = schema.raw_features(rows)
+        trained, mm_schema, rows, tmp_path):
+    raw = mm_schema.raw_features(rows)
     feeds = {k: tf.constant(v.astype(str) if v.dtype == object else v)
              for k, v in raw.items()}
     assert feeds["title"].dtype == tf.string and np.isnan(raw["vec"][3]).all()
@@ -216,7 +218,7 @@ def test_saved_model_parity_with_raw_strings_and_missing_modalities(
 
 
 # -- gate naming and diagnostics ----------------------------------------------------
-def test_gate_structure_names_modality_experts(trained, schema, table):
+def test_gate_structure_names_modality_experts(trained, mm_schema, mm_table):
     (level, gate_names, experts), = trained["mmoe_experts"].gate_structure()
     assert gate_names == ["click", "spend", "grade"]
     assert experts == ["tabular_0", "tabular_1", "text_0", "text_1", "image_0", "image_1"]
@@ -225,7 +227,7 @@ def test_gate_structure_names_modality_experts(trained, schema, table):
                      ["click_0", "spend_0", "grade_0", "tabular_0", "text_0", "image_0"])
     assert second[0] == "level_1" and second[2][-1] == "shared_0"
 
-    report = gate_report(trained["ple_experts"], table, collapse_threshold=1.0)
+    report = gate_report(trained["ple_experts"], mm_table, collapse_threshold=1.0)
     usage = report.usage.loc["level_0"].dropna(axis=1, how="all")
     assert {"text_0", "image_0", "tabular_0"} <= set(usage.columns)
     # task gates cannot see other tasks' experts; modality groups they can
