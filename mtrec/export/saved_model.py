@@ -1,0 +1,133 @@
+"""Export to a TensorFlow SavedModel that takes raw features."""
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mtrec.schema import MISSING_INT
+
+SCHEMA_FILE = "mtrec_schema.json"
+EXAMPLE_SIGNATURE = "serving_tf_example"
+
+
+def raw_input_signature(schema):
+    """`{feature: tf.TensorSpec}` of the raw features a served model takes.
+
+    Strings for string categoricals, multi-hot and text; float32 for
+    numerics (NaN = missing); int64 for integer categoricals (-1 =
+    missing); float32 `(batch, dim)` for vectors. The batch is dynamic.
+    """
+    specs = {}
+    for spec in schema.features:
+        if spec.kind == "numeric":
+            specs[spec.name] = tf.TensorSpec([None], tf.float32, name=spec.name)
+        elif spec.kind == "vector":
+            dim = schema.stats[spec.name]["dim"]
+            specs[spec.name] = tf.TensorSpec([None, dim], tf.float32, name=spec.name)
+        elif spec.kind == "categorical" and spec.dtype == "int64":
+            specs[spec.name] = tf.TensorSpec([None], tf.int64, name=spec.name)
+        else:
+            specs[spec.name] = tf.TensorSpec([None], tf.string, name=spec.name)
+    return specs
+
+
+def example_parsing_spec(schema):
+    """`tf.io.parse_example` spec: every feature optional, and an absent one
+    gets the value that means "missing" in training (NaN for numbers and
+    vectors, `""` for strings, -1 for integer ids), so a request without it
+    is scored as if the value were missing."""
+    features = {}
+    for spec in schema.features:
+        if spec.kind == "numeric":
+            features[spec.name] = tf.io.FixedLenFeature([], tf.float32, default_value=np.nan)
+        elif spec.kind == "vector":
+            dim = schema.stats[spec.name]["dim"]
+            features[spec.name] = tf.io.FixedLenFeature([dim], tf.float32,
+                                                        default_value=[np.nan] * dim)
+        elif spec.kind == "categorical" and spec.dtype == "int64":
+            features[spec.name] = tf.io.FixedLenFeature([], tf.int64, default_value=MISSING_INT)
+        else:
+            features[spec.name] = tf.io.FixedLenFeature([], tf.string, default_value="")
+    return features
+
+
+def saved_model(model, path):
+    """Write `model` as a SavedModel that takes raw features.
+
+    Signatures:
+    - `serving_default`: one named input per raw feature (see
+      `raw_input_signature`), outputs `{task_name: prediction}`.
+    - `serving_tf_example`: input `examples`, a batch of serialised
+      `tf.Example` protos (any feature may be absent), same outputs.
+
+    The preprocessing (vocabularies, normalisation, tokenisation) is inside,
+    so served and Keras predictions agree. The schema is written as
+    `assets.extra/mtrec_schema.json`.
+
+    Args:
+        model: an mtrec `MultiTaskModel`.
+        path: output folder.
+
+    Returns:
+        pathlib.Path of the export.
+    """
+    path = Path(path)
+    signature = raw_input_signature(model.schema)
+    parsing = example_parsing_spec(model.schema)
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+
+    def predict(features):
+        outputs = model(features, training=False)
+        return {name: tf.identity(value, name=name) for name, value in outputs.items()}
+
+    @tf.function(input_signature=[signature])
+    def serve(features):
+        return predict(features)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_examples(examples):
+        return predict(tf.io.parse_example(examples, parsing))
+
+    archive.add_endpoint(name="serving_default", fn=serve)
+    archive.add_endpoint(name=EXAMPLE_SIGNATURE, fn=serve_examples)
+    archive.write_out(str(path), verbose=False)
+    extra = path / "assets.extra"
+    extra.mkdir(exist_ok=True)
+    model.schema.to_json(extra / SCHEMA_FILE, indent=1)
+    return path
+
+
+def to_tf_examples(schema, df):
+    """Serialise DataFrame rows as `tf.Example` protos (missing values are
+    left out of the proto, which the example signature reads as missing).
+
+    Returns:
+        list of bytes.
+    """
+    raw = schema.raw_features(df)
+    out = []
+    for i in range(len(df)):
+        feature = {}
+        for spec in schema.features:
+            value = raw[spec.name][i]
+            if spec.kind == "vector":
+                if not np.isnan(value).any():
+                    feature[spec.name] = tf.train.Feature(
+                        float_list=tf.train.FloatList(value=value.tolist()))
+            elif spec.kind == "numeric":
+                if not np.isnan(value):
+                    feature[spec.name] = tf.train.Feature(
+                        float_list=tf.train.FloatList(value=[float(value)]))
+            elif spec.kind == "categorical" and spec.dtype == "int64":
+                feature[spec.name] = tf.train.Feature(
+                    int64_list=tf.train.Int64List(value=[int(value)]))
+            else:
+                feature[spec.name] = tf.train.Feature(
+                    bytes_list=tf.train.BytesList(value=[str(value).encode()]))
+        out.append(tf.train.Example(
+            features=tf.train.Features(feature=feature)).SerializeToString())
+    return out
