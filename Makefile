@@ -26,3 +26,23 @@ demo: venv
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Benchmarks (benchmarks/run.py, benchmarks/report.py; results in
+# benchmarks/results/*.json, report in benchmarks/RESULTS.md). `bench` runs
+# Census-Income groups 1 and 2 (6 models x 5 seeds) and the synthetic
+# correlation sweep (3 models x 3 correlations x 3 seeds): about 3 h on
+# 2 shared cores (census ~3 min a run, synthetic ~1 min). `bench-smoke` is
+# the tiny version (1 seed, 1 epoch, 2,000 synthetic rows; census too when
+# the census_income dataset takes max_rows), under a minute.
+BENCH_SEEDS ?= 1,2,3,4,5
+.PHONY: bench bench-smoke
+
+bench: venv
+	time $(PY) benchmarks/run.py --suite census_g1 --seeds $(BENCH_SEEDS)
+	time $(PY) benchmarks/run.py --suite synthetic --seeds 1,2,3
+	time $(PY) benchmarks/run.py --suite census_g2 --seeds $(BENCH_SEEDS)
+	$(PY) benchmarks/report.py
+	$(PY) benchmarks/run.py --suite census_g1,census_g2,synthetic --no-run --check-baseline
+
+bench-smoke: venv
+	$(PY) benchmarks/run.py --smoke --out-dir runs/bench-smoke --report --check-baseline

@@ -39,6 +39,7 @@ import mtrec
 from mtrec.config import OPTIMIZERS, RunConfig, load_config
 from mtrec.data.pandas_dataset import from_pandas
 from mtrec.data.registry import dataset_arguments, load_dataset
+from mtrec.data.leakage import check_leakage
 from mtrec.models import ALL_MODELS as MODELS
 from mtrec.schema import Schema
 from mtrec.training import early_stopping, set_seed
@@ -99,9 +100,13 @@ def train(config, output_dir=None, verbose=None, log=print):
     data = load_dataset(config.dataset.name, **config.dataset.args)
     log(f"{data.description or config.dataset.name}: {len(data.train)} train / "
         f"{len(data.valid)} valid / {len(data.test)} test rows")
+    specs = {spec.name: spec for spec in data.features if spec.name in data.train.columns}
+    specs.update(config.schema_.feature_specs())
     schema = Schema.infer(data.train, tasks=data.tasks, exclude=config.schema_.exclude,
-                          verbose=False, **config.schema_.feature_specs())
+                          verbose=False, **specs)
     schema.adapt(data.train)
+    # Refuse label copies among the features; warn on near-perfect ones.
+    check_leakage(data.train, schema)
     _check_task_references(config, schema)
     log(repr(schema))
 

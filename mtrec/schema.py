@@ -209,7 +209,9 @@ def collapse_vector_columns(df, prefix, name=None):
     matrix = df[columns].to_numpy(dtype=np.float32, na_value=np.nan)
     missing = ~np.isfinite(matrix).all(axis=1)
     values = [None if m else row for m, row in zip(missing, matrix)]
-    position = list(df.columns).index(columns[0])
+    chosen = set(columns)
+    first = next(i for i, c in enumerate(df.columns) if c in chosen)
+    position = sum(1 for c in list(df.columns)[:first] if c not in chosen)
     out = df.drop(columns=columns)
     out.insert(position, name, pd.Series(values, index=df.index, dtype=object))
     return out

@@ -40,13 +40,13 @@ torch-rechub repository with an md5 check.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from mtrec.data import streaming
 from mtrec.data.download import locate
+from mtrec.data.registry import DatasetSplits, register_dataset
 from mtrec.schema import Categorical, Numeric, Schema, TaskSpec
 
 logger = logging.getLogger(__name__)
@@ -210,6 +210,26 @@ def stream(schema, split="train", country="NL", data_dir=None, download=True,
     if split not in files:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
     return streaming.from_csv(files[split], schema, **from_csv_kwargs)
+
+
+@register_dataset("aliexpress", tasks=TASK_NAMES)
+def aliexpress(country="NL", sample=False, valid_fraction=0.1, seed=0, data_dir=None):
+    """AliExpress search logs of one country (AITM / MTReclib layout), tasks
+    ctr, cvr (masked by click) and ctcvr; validation = `valid_fraction` of
+    the training searches. `sample=True`: torch-rechub's 120-row extract.
+    `search_id` is dropped here so it is not taken as a feature (AITM and
+    MTReclib report AUC, not per-search GAUC); `load` keeps it."""
+    if sample:
+        frames = load_sample(data_dir, valid_fraction=valid_fraction, seed=seed)
+        what = "AliExpress sample (torch-rechub extract; metrics meaningless)"
+    else:
+        frames = load(country, data_dir=data_dir, valid_fraction=valid_fraction, seed=seed)
+        what = f"AliExpress_{_country(country)} (Tianchi 74690)"
+    train, valid, test = (f.drop(columns=GROUP_COLUMN) for f in frames)
+    return DatasetSplits(train, valid, test, tasks=list(TASKS), group_column=None,
+                         description=f"{what}: click -> conversion funnel; validation = "
+                                     f"{valid_fraction:g} of the training searches "
+                                     f"(seed {seed})")
 
 
 def _country(country):

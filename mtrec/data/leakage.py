@@ -34,7 +34,8 @@ is not missing (NaN, None, ""):
    per-category positive rate computed on the same rows (in-sample target
    encoding; missing is a category of its own), where a category seen on
    fewer than 10 rows gets the overall rate, so that near-unique ids,
-   which fit their own rows perfectly, do not look predictive.
+   which fit their own rows perfectly, do not look predictive. No AUC is
+   computed (NaN) with fewer than 20 rows or fewer than 5 of either class.
 
 Tables larger than `max_rows` are checked on a seeded random sample of
 `max_rows` rows.
@@ -142,7 +143,8 @@ def feature_auc(values, y, numeric):
             left out) instead of target-encoding categories.
 
     Returns:
-        float, NaN when a class is absent or fewer than 20 rows remain.
+        float, NaN when fewer than 20 rows or fewer than 5 rows of either
+        class remain (too few to tell a leak from chance).
     """
     values = pd.Series(values).reset_index(drop=True)
     y = np.asarray(y, dtype="float64")
@@ -159,7 +161,7 @@ def feature_auc(values, y, numeric):
         score = frame["key"].map(rate).to_numpy("float64")
     positives = int((y == 1).sum())
     negatives = len(y) - positives
-    if len(y) < _MIN_ROWS or positives == 0 or negatives == 0:
+    if len(y) < _MIN_ROWS or min(positives, negatives) < _MIN_ROWS_PER_LABEL:
         return float("nan")
     ranks = pd.Series(score).rank(method="average").to_numpy()
     auc = (ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives)

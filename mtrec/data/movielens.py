@@ -276,6 +276,7 @@ def movielens_funnel(negatives_per_positive=4, seed=0, test_fraction=0.2,
     return DatasetSplits(
         *(f.drop(columns="timestamp") for f in (train, valid, test)),
         tasks=list(FUNNEL_TASKS), group_column="user_id",
+        features=funnel_schema().features,
         description=f"MovieLens latest-small, derived funnel: ratings as clicks, "
                     f"rating >= 4 as conversions, {negatives_per_positive} sampled "
                     f"unrated impressions per rating (seed {seed}); per-user time "
@@ -290,6 +291,7 @@ def movielens_ratings(test_fraction=0.2, valid_fraction=0.1, seed=0, data_dir=No
     return DatasetSplits(
         *(f.drop(columns="timestamp") for f in (train, valid, test)),
         tasks=list(RATING_TASKS), group_column="user_id",
+        features=ratings_schema().features,
         description=f"MovieLens latest-small ratings (derived tasks: like = rating >= 4, "
                     f"rating); per-user time split {1 - test_fraction:g}/{test_fraction:g}")
 

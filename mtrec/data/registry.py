@@ -41,6 +41,9 @@ class DatasetSplits:
         group_column: str or None. Column of group ids (e.g. the user id)
             for GAUC.
         description: str. One line saying what the data is.
+        features: list of feature specs the dataset knows better than
+            `Schema.infer` would guess (e.g. MultiHot genres, Text titles);
+            a run config's `schema.features` still overrides them.
     """
 
     train: pd.DataFrame
@@ -49,6 +52,7 @@ class DatasetSplits:
     tasks: dict | list
     group_column: str | None = None
     description: str = ""
+    features: list = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -334,10 +334,10 @@ def _needed_columns(schema, labels):
 
 def _csv_options(schema, labels, read_csv_kwargs):
     options = dict(read_csv_kwargs)
-    for key in ("chunksize", "iterator", "nrows"):
+    for key in ("chunksize", "iterator", "nrows", "usecols"):
         if key in options:
             raise ValueError(f"Do not pass {key}= to the reader; it is set from "
-                             f"chunk_rows / rows.")
+                             f"chunk_rows / rows and the schema's columns.")
     dtypes = csv_dtypes(schema, labels)
     dtypes.update(options.pop("dtype", None) or {})
     options["dtype"] = dtypes

@@ -173,3 +173,14 @@ def test_missing_raw_files_point_to_tianchi(tmp_path):
         ali_ccp.raw_paths("test", data_dir=tmp_path)
     with pytest.raises(ValueError, match="split must be one of"):
         ali_ccp.raw_paths("valid", data_dir=tmp_path)
+
+
+def test_registered_dataset(data_dir):
+    import mtrec
+    from mtrec.data.registry import load_dataset
+
+    splits = load_dataset("ali_ccp", sample=True, data_dir=data_dir)
+    assert [len(splits.train), len(splits.valid), len(splits.test)] == [100, 50, 50]
+    assert [t.name for t in splits.tasks] == ali_ccp.TASK_NAMES
+    schema = mtrec.Schema.infer(splits.train, tasks=splits.tasks, verbose=False)
+    assert [s.kind for s in schema.features] == [s.kind for s in ali_ccp.schema().features]

@@ -132,3 +132,14 @@ def test_read_rejects_another_layout(tmp_path):
     pd.DataFrame({"search_id": [1], "click": [0]}).to_csv(path, index=False)
     with pytest.raises(ValueError, match="AITM/MTReclib layout"):
         aliexpress.read(path)
+
+
+def test_registered_dataset(data_dir):
+    from mtrec.data.registry import dataset_task_names, load_dataset
+
+    splits = load_dataset("aliexpress", sample=True, data_dir=data_dir)
+    assert dataset_task_names("aliexpress") == ["ctr", "cvr", "ctcvr"]
+    assert "search_id" not in splits.train.columns and len(splits.test) == 20
+    schema = mtrec.Schema.infer(splits.train, tasks=splits.tasks, verbose=False)
+    assert schema.feature_names == aliexpress.schema().feature_names
+    assert [s.kind for s in schema.features] == [s.kind for s in aliexpress.schema().features]

@@ -1,0 +1,424 @@
+"""Aggregate benchmark records into benchmarks/RESULTS.md and PNG figures.
+
+    python benchmarks/report.py                      # benchmarks/results/*.json
+    python benchmarks/report.py --results-dir /tmp/smoke --out /tmp/smoke/RESULTS.md
+
+Every number in the report comes from a record written by
+`benchmarks/run.py` (mean ± sample std over seeds); the paper numbers are
+constants below, with their source. A suite without a record is reported
+as not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import run as bench  # noqa: E402  (benchmarks/run.py)
+
+# Test AUC from the papers. MMoE: Ma et al., KDD 2018, Tables 3 and 4 (best
+# and mean over 400 runs of random hyper-parameters... as reported there;
+# "best" = the best run, "mean" = the average). PLE: Tang et al., RecSys
+# 2020, Table 5 (one number per task; we set it beside our best and mean).
+PAPER = {
+    "census_g1": {
+        "source": "MMoE paper (Ma et al., KDD 2018) Table 3; PLE row from the PLE "
+                  "paper (Tang et al., RecSys 2020) Table 5",
+        "tasks": ("income", "marital"),
+        "models": {
+            "SingleTask": {"income": (0.9398, 0.9337), "marital": (None, 0.9922)},
+            "SharedBottom": {"income": (0.9361, 0.9295), "marital": (None, 0.9921)},
+            "OMoE": {"income": (0.9387, 0.9319), "marital": (None, 0.9923)},
+            "MMoE": {"income": (0.9410, 0.9359), "marital": (None, 0.9927)},
+            "PLE": {"income": (0.9522, None), "marital": (None, 0.9945)},
+        },
+    },
+    "census_g2": {
+        "source": "MMoE paper (Ma et al., KDD 2018) Table 4",
+        "tasks": ("education", "marital"),
+        "models": {
+            "SingleTask": {"education": (0.8843, 0.8792), "marital": (None, 0.9922)},
+            "SharedBottom": {"education": (0.8836, 0.8813), "marital": (None, 0.9917)},
+            "OMoE": {"education": (0.8852, 0.8813), "marital": (None, 0.9912)},
+            "MMoE": {"education": (0.8860, 0.8826), "marital": (None, 0.9924)},
+        },
+    },
+}
+CENSUS_SUITES = ("census_g1", "census_g2")
+
+
+def load_records(results_dir):
+    records = {}
+    for suite in bench.SUITES:
+        path = Path(results_dir) / f"{suite}.json"
+        if path.is_file():
+            records[suite] = json.loads(path.read_text(encoding="utf-8"))
+    return records
+
+
+def _models_in(stats):
+    names = {model for model, _ in stats}
+    return [m for m in bench.MODEL_ORDER if m in names] + sorted(
+        names - set(bench.MODEL_ORDER))
+
+
+def _fmt(value, digits=4):
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else f"{value:.{digits}f}"
+
+
+def _gap(ours, paper):
+    return "—" if ours is None or paper is None else f"{ours - paper:+.4f}"
+
+
+def _hms(seconds):
+    if seconds is None:
+        return "—"
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s" \
+        if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _provenance(record):
+    commits = sorted({(r.get("git") or {}).get("commit") or "unknown"
+                      for r in record["runs"]})
+    dirty = any((r.get("git") or {}).get("dirty") for r in record["runs"])
+    versions = record["runs"][0].get("versions") or {} if record["runs"] else {}
+    return commits, dirty, versions
+
+
+def census_section(suite, record, figures_dir, rel_figures):
+    lines = []
+    paper = PAPER[suite]
+    tasks = paper["tasks"]
+    title = {"census_g1": "Census-Income group 1 (income, marital)",
+             "census_g2": "Census-Income group 2 (education, marital)"}[suite]
+    lines.append(f"## {title}\n")
+    if record is None or not record.get("runs"):
+        lines.append(f"**Not run**: no record `benchmarks/results/{suite}.json`. "
+                     f"Run `python benchmarks/run.py --suite {suite}`.\n")
+        return lines
+    stats = bench.aggregate(record)
+    seeds = sorted({r["seed"] for r in record["runs"]})
+    corr = record.get("label_correlation", {}).get("all", {}).get("pearson", {})
+    lines.append(f"Test AUC, mean ± sample std over seeds {seeds} "
+                 f"({len(record['runs'])} runs); `best` is the best seed. Paper: "
+                 f"{paper['source']}. Gap = ours − paper (mean vs mean, best vs "
+                 f"best).")
+    if corr:
+        lines.append("Label correlation (Pearson, training split, measured): "
+                     + ", ".join(f"{k} = {v:+.4f}" for k, v in corr.items()) + ".")
+    lines.append("")
+    a, b = tasks
+    header = (f"| model | params | seeds | epochs (best) | {a} AUC mean ± std | {a} best "
+              f"| paper {a} best / mean | gap best / mean | {b} AUC mean ± std "
+              f"| paper {b} mean | gap mean | train s/run |")
+    lines += [header, "|---|---:|---:|---|---|---|---|---|---|---|---|---:|"]
+    for model in _models_in(stats):
+        entry = stats[(model, None)]
+        p = paper["models"].get(model, {})
+        sa, sb = entry["tasks"].get(a, {}).get("auc"), entry["tasks"].get(b, {}).get("auc")
+        pa_best, pa_mean = p.get(a, (None, None))
+        _, pb_mean = p.get(b, (None, None))
+        runs = [r for r in record["runs"] if r["model"] == model]
+        epochs = ", ".join(f"{r['epochs_run']}({r['best_epoch'] or '-'})" for r in runs)
+        train_s = sum(r["train_seconds"] for r in runs) / len(runs)
+        lines.append(
+            f"| {model} | {entry['parameters']:,} | {entry['n']} | {epochs} | "
+            f"{_fmt(sa and sa['mean'])} ± {_fmt(sa and sa['std'])} | "
+            f"{_fmt(sa and sa['max'])} | {_fmt(pa_best)} / {_fmt(pa_mean)} | "
+            f"{_gap(sa and sa['max'], pa_best)} / {_gap(sa and sa['mean'], pa_mean)} | "
+            f"{_fmt(sb and sb['mean'])} ± {_fmt(sb and sb['std'])} | {_fmt(pb_mean)} | "
+            f"{_gap(sb and sb['mean'], pb_mean)} | {train_s:.0f} |")
+    lines.append("")
+    for task in tasks:
+        ranked = sorted(((stats[(m, None)]["tasks"][task]["auc"]["mean"], m)
+                         for m in _models_in(stats)
+                         if "auc" in stats[(m, None)]["tasks"].get(task, {})),
+                        reverse=True)
+        lines.append(f"- {task}, by mean test AUC (highest first): "
+                     + " > ".join(f"{m} ({v:.4f})" for v, m in ranked) + ".")
+    counts = sorted({entry["n"] for entry in stats.values()})
+    if counts and counts[0] < 5:
+        per_model = ", ".join(f"{m} {stats[(m, None)]['n']}" for m in _models_in(stats))
+        lines.append(f"- Seeds per model: {per_model} (fewer than the 5 planned: the "
+                     f"time budget ran out).")
+    if record.get("parallel_processes"):
+        lines.append(f"- Run as {record['parallel_processes']} parallel processes "
+                     f"(seeds split between them) on the shared 2-core machine; wall "
+                     f"time is first start to last finish.")
+    lines.append("")
+    figure = census_figure(suite, record, stats, figures_dir)
+    if figure:
+        lines.append(f"![{title}: test AUC per model]({rel_figures}/{figure.name})\n")
+    return lines
+
+
+def census_figure(suite, record, stats, figures_dir):
+    plt = _pyplot()
+    if plt is None:
+        return None
+    tasks = PAPER[suite]["tasks"]
+    models = _models_in(stats)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.6))
+    for ax, task in zip(axes, tasks):
+        xs = range(len(models))
+        means = [stats[(m, None)]["tasks"][task]["auc"]["mean"] for m in models]
+        stds = [stats[(m, None)]["tasks"][task]["auc"]["std"] for m in models]
+        ax.errorbar(xs, means, yerr=stds, fmt="o", capsize=4, label="ours (mean ± std)")
+        for i, m in enumerate(models):
+            values = [r["metrics"]["test"][task]["auc"] for r in record["runs"]
+                      if r["model"] == m]
+            ax.plot([i] * len(values), values, ".", color="0.6", ms=4)
+            paper_mean = PAPER[suite]["models"].get(m, {}).get(task, (None, None))[1]
+            paper_best = PAPER[suite]["models"].get(m, {}).get(task, (None, None))[0]
+            if paper_mean is not None:
+                ax.plot(i + 0.15, paper_mean, "x", color="C3",
+                        label="paper mean" if i == 0 or "paper mean" not in
+                        ax.get_legend_handles_labels()[1] else None)
+            if paper_best is not None:
+                ax.plot(i + 0.15, paper_best, "^", color="C2", mfc="none",
+                        label="paper best" if "paper best" not in
+                        ax.get_legend_handles_labels()[1] else None)
+        ax.set_xticks(list(xs), models, rotation=30)
+        ax.set_title(f"{task}: test AUC")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(record.get("description", suite), fontsize=9)
+    fig.tight_layout()
+    path = Path(figures_dir) / f"{suite}_auc.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _variant_value(variant):
+    return float(variant.split("=", 1)[1])
+
+
+def synthetic_section(record, figures_dir, rel_figures):
+    lines = ["## Synthetic data (MMoE paper §3.2 / §5)\n"]
+    if record is None or not record.get("runs"):
+        lines.append("**Not run**: no record `benchmarks/results/synthetic.json`. Run "
+                     "`python benchmarks/run.py --suite synthetic`.\n")
+        return lines
+    stats = bench.aggregate(record)
+    models = _models_in(stats)
+    variants = sorted({v for _, v in stats}, key=_variant_value)
+    seeds = sorted({r["seed"] for r in record["runs"]})
+    corr = record.get("label_correlation", {})
+    any_run = record["runs"][0]
+    args = (any_run.get("dataset") or {}).get("args", {})
+    rows = (any_run.get("dataset") or {}).get("rows", {})
+    lines.append(
+        f"Two regression tasks, d = {args.get('dim')}, c = {args.get('scale')}, "
+        f"m = {args.get('num_sines')}, noise std {args.get('noise_std')}, "
+        f"{args.get('num_samples')} rows ({rows.get('train')}/{rows.get('valid')}/"
+        f"{rows.get('test')} train/valid/test), seeds {seeds} (training seed; the data "
+        f"are generated with seed {args.get('seed')}, function seed "
+        f"{args.get('function_seed')}). Values: test MSE averaged over the two tasks, "
+        f"mean ± sample std over seeds; final training loss is the last epoch's "
+        f"summed training loss (both tasks). p is the cosine of the task weight "
+        f"vectors; the measured Pearson correlation of the labels differs from it.\n")
+    header = "| p | label Pearson (measured) | " + " | ".join(
+        f"{m} test MSE" for m in models) + " | " + " | ".join(
+        f"{m} final train loss" for m in models) + " |"
+    lines += [header, "|---:|---:|" + "---|" * (2 * len(models))]
+    for variant in variants:
+        measured = corr.get(variant, {}).get("pearson", {}).get("y1~y2")
+        cells = []
+        for m in models:
+            entry = stats.get((m, variant))
+            if entry is None:
+                cells.append("—")
+                continue
+            mse = [entry["tasks"][t]["mse"]["mean"] for t in entry["tasks"]]
+            per_seed = _per_seed_mse(record, m, variant)
+            std = _std(per_seed)
+            cells.append(f"{sum(mse) / len(mse):.4f} ± {std:.4f}")
+        for m in models:
+            losses = [r["history"][-1].get("loss") for r in record["runs"]
+                      if r["model"] == m and r["variant"] == variant and r["history"]]
+            losses = [v for v in losses if v is not None]
+            cells.append(f"{sum(losses) / len(losses):.4f} ± {_std(losses):.4f}"
+                         if losses else "—")
+        lines.append(f"| {_variant_value(variant)} | {_fmt(measured)} | "
+                     + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("Ordering by mean test MSE (lowest first), from the table: " + "; ".join(
+        f"p = {_variant_value(v)}: " + " < ".join(
+            m for _, m in sorted((sum(_per_seed_mse(record, m, v)) /
+                                  len(_per_seed_mse(record, m, v)), m)
+                                 for m in models if _per_seed_mse(record, m, v)))
+        for v in variants) + ".")
+    if not {"correlation=0.2", "correlation=0.4", "correlation=0.75"} <= set(variants):
+        lines.append("The PLE paper's correlations {0.2, 0.4, 0.75} were not run.")
+    lines.append("")
+    params = ", ".join(f"{m} {stats[(m, variants[0])]['parameters']:,}" for m in models
+                       if (m, variants[0]) in stats)
+    lines.append(f"Parameter counts (`count_params`, including the weights on the 100 "
+                 f"numeric missing-indicator inputs, which are constant 0 here): "
+                 f"{params}.\n")
+    for figure in synthetic_figures(record, stats, models, variants, figures_dir):
+        lines.append(f"![{figure.stem}]({rel_figures}/{figure.name})\n")
+    return lines
+
+
+def _per_seed_mse(record, model, variant):
+    out = []
+    for r in record["runs"]:
+        if r["model"] == model and r["variant"] == variant:
+            values = [bench.metric_value(m, "mse") for m in r["metrics"]["test"].values()]
+            out.append(sum(values) / len(values))
+    return out
+
+
+def _std(values):
+    if len(values) < 2:
+        return 0.0
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def synthetic_figures(record, stats, models, variants, figures_dir):
+    plt = _pyplot()
+    if plt is None:
+        return []
+    import numpy as np
+
+    paths = []
+    # Final test MSE vs p.
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    ps = [_variant_value(v) for v in variants]
+    for m in models:
+        means, stds = [], []
+        for v in variants:
+            values = _per_seed_mse(record, m, v)
+            means.append(np.mean(values) if values else np.nan)
+            stds.append(_std(values) if values else np.nan)
+        ax.errorbar(ps, means, yerr=stds, marker="o", capsize=4, label=m)
+    ax.set_xlabel("task correlation p (cosine of task weights)")
+    ax.set_ylabel("test MSE (mean of 2 tasks)")
+    ax.set_title("Synthetic data: loss vs correlation")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(figures_dir) / "synthetic_loss_vs_correlation.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    paths.append(path)
+    # Training-loss curves per p (mean over seeds; thin lines per seed).
+    fig, axes = plt.subplots(1, len(variants), figsize=(4 * len(variants), 3.4),
+                             sharey=True, squeeze=False)
+    for ax, v in zip(axes[0], variants):
+        for i, m in enumerate(models):
+            curves = [[e.get("loss") for e in r["history"]] for r in record["runs"]
+                      if r["model"] == m and r["variant"] == v]
+            for c in curves:
+                ax.plot(range(1, len(c) + 1), c, color=f"C{i}", alpha=0.25, lw=0.8)
+            length = min(len(c) for c in curves) if curves else 0
+            if length:
+                mean = np.mean([c[:length] for c in curves], axis=0)
+                ax.plot(range(1, length + 1), mean, color=f"C{i}", lw=2, label=m)
+        ax.set_title(f"p = {_variant_value(v)}")
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("training loss (sum of 2 MSEs, log scale)")
+    axes[0][0].legend()
+    fig.tight_layout()
+    path = Path(figures_dir) / "synthetic_loss_curves.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    paths.append(path)
+    return paths
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_report(results_dir, out, figures_dir):
+    results_dir, out, figures_dir = Path(results_dir), Path(out), Path(figures_dir)
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        rel_figures = figures_dir.resolve().relative_to(out.parent.resolve()).as_posix()
+    except ValueError:
+        rel_figures = figures_dir.resolve().as_posix()
+    records = load_records(results_dir)
+    lines = ["# Benchmark results\n",
+             "Written by `benchmarks/report.py` from the records in "
+             f"`{_display(results_dir)}/` (each written by `benchmarks/run.py`, which "
+             "calls `mtrec.runner.train` once per config and seed). Every number "
+             "below comes from those records; paper numbers are quoted beside them. "
+             "Regenerate everything with `make bench`.\n"]
+    lines.append("## Runs\n")
+    lines.append("| suite | runs | seeds | wall time | command | machine | git commit(s) |")
+    lines.append("|---|---:|---|---:|---|---|---|")
+    for suite in bench.SUITES:
+        record = records.get(suite)
+        if record is None:
+            lines.append(f"| {suite} | 0 | — | — | not run | — | — |")
+            continue
+        commits, dirty, versions = _provenance(record)
+        m = record.get("machine", {})
+        machine = (f"{m.get('cpu_model') or m.get('processor') or m.get('machine')}, "
+                   f"{m.get('cpu_count')} CPUs (affinity {m.get('cpu_affinity', '?')}), "
+                   f"{m.get('platform')}")
+        seeds = sorted({r["seed"] for r in record["runs"]})
+        lines.append(f"| {suite}{' (smoke)' if record.get('smoke') else ''} | "
+                     f"{len(record['runs'])} | {seeds} | "
+                     f"{_hms(record.get('wall_seconds'))} | `{record.get('command')}` | "
+                     f"{machine} | {', '.join(c[:10] for c in commits)}"
+                     f"{' (dirty tree)' if dirty else ''} |")
+    any_record = next(iter(records.values()), None)
+    if any_record and any_record["runs"]:
+        versions = any_record["runs"][0].get("versions") or {}
+        lines.append("\nVersions: " + ", ".join(f"{k} {v}" for k, v in versions.items())
+                     + ".\n")
+    lines.append("Protocol: the configs' hyper-parameters are fixed (no search was run); "
+                 "the only model selection is early stopping on the validation split "
+                 "(the best validation epoch's weights are restored); the test split is "
+                 "evaluated once per run. The papers tuned hyper-parameters and trained "
+                 "longer, so means are expected a little below theirs.\n")
+    for suite in CENSUS_SUITES:
+        lines += census_section(suite, records.get(suite), figures_dir, rel_figures)
+    lines += synthetic_section(records.get("synthetic"), figures_dir, rel_figures)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
+    return out
+
+
+def _display(path):
+    try:
+        return Path(path).resolve().relative_to(bench.ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results-dir", default=str(bench.RESULTS))
+    parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    parser.add_argument("--figures-dir", default=str(HERE / "figures"))
+    args = parser.parse_args(argv)
+    path = write_report(args.results_dir, args.out, args.figures_dir)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
