@@ -349,8 +349,9 @@ def merge_records(suite, paths, out_dir=None, log=print):
     if ends:
         merged["finished"] = max(ends).isoformat(timespec="seconds")
         merged["wall_seconds"] = round((max(ends) - min(starts)).total_seconds(), 1)
-    merged["parallel_processes"] = len(records)
-    merged["process_wall_seconds"] = [r.get("wall_seconds") for r in records]
+    if len(records) > 1:
+        merged["parallel_processes"] = len(records)
+        merged["process_wall_seconds"] = [r.get("wall_seconds") for r in records]
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{suite}.json"
     _write_json(path, merged)

@@ -12,7 +12,6 @@ from mtrec.layers import (
     CGC, FeatureEmbedding, FeaturePreprocessing, ModalityCGC, ModalityExperts,
     ModalityFusion, ModalityMixtureOfExperts, ModalityPLE)
 from mtrec.layers.feature_embedding import modality_groups
-from mtrec.layers.feature_preprocessing import vector_key
 
 RNG = np.random.default_rng(0)
 # tabular 5, text 3, image 2 (a projection of 1 + its missing indicator)
