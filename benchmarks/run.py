@@ -478,9 +478,10 @@ def write_baseline(suite, out_dir=None, baseline_dir=None, floor=None, relative=
             metric = "auc" if "auc" in stats else "mse"
             if metric not in stats:
                 continue
-            low = floor if floor is not None else (0.005 if metric == "auc" else 0.05)
-            if metric == "mse":  # relative floor for losses
-                low = max(low, relative * stats[metric]["mean"])
+            if metric == "auc":
+                low = 0.005 if floor is None else floor
+            else:  # losses: a floor relative to the mean
+                low = max(floor or 0.0, relative * stats[metric]["mean"])
             tasks[task] = {metric: {"mean": round(stats[metric]["mean"], 4),
                                     "tol": round(max(3 * stats[metric]["std"], low), 4)}}
         expected[name] = tasks

@@ -409,7 +409,7 @@ def load_scorer(path):
     if path.is_dir() and (path / "saved_model.pb").is_file():
         import tensorflow as tf
 
-        from mtrec.export.saved_model import SCHEMA_FILE
+        from mtrec.export.saved_model import SCHEMA_FILE, serving_input_names
 
         schema_file = path / "assets.extra" / SCHEMA_FILE
         if not schema_file.is_file():
@@ -423,10 +423,12 @@ def load_scorer(path):
             raise ValueError(f"SavedModel {path} has no 'serving_default' signature.")
         serve = loaded.signatures["serving_default"]
         specs = serve.structured_input_signature[1]
+        served_name = serving_input_names(schema)
 
         def score(features):
-            feed = {name: tf.constant(features[name], dtype=spec.dtype)
-                    for name, spec in specs.items()}
+            feed = {served_name[column]: tf.constant(
+                        values, dtype=specs[served_name[column]].dtype)
+                    for column, values in features.items()}
             return {task: value.numpy() for task, value in serve(**feed).items()}
 
         score.keep_alive = loaded  # the signature needs its object alive

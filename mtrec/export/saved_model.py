@@ -1,5 +1,7 @@
 """Export to a TensorFlow SavedModel that takes raw features."""
 
+import re
+from collections import Counter
 from pathlib import Path
 
 import keras
@@ -12,24 +14,49 @@ SCHEMA_FILE = "mtrec_schema.json"
 EXAMPLE_SIGNATURE = "serving_tf_example"
 
 
+def serving_input_names(schema):
+    """`{feature: signature input name}`.
+
+    Signature inputs must match `[A-Za-z0-9.][A-Za-z0-9_.-]*`, so other
+    characters (spaces, `&`, ...) become `_`: the served input of column
+    "Class Name" is `Class_Name`. Raises if two features would collide.
+    """
+    names = {}
+    for spec in schema.features:
+        name = re.sub(r"[^A-Za-z0-9_.\-]", "_", spec.name)
+        if not re.match(r"[A-Za-z0-9.]", name):
+            name = "f" + name
+        names[spec.name] = name
+    clashes = [n for n, count in Counter(names.values()).items() if count > 1]
+    if clashes:
+        raise ValueError(
+            f"Features {[f for f, n in names.items() if n in clashes]} all become the "
+            f"signature input {clashes[0]!r}; rename one of the columns.")
+    return names
+
+
 def raw_input_signature(schema):
     """`{feature: tf.TensorSpec}` of the raw features a served model takes.
 
     Strings for string categoricals, multi-hot and text; float32 for
     numerics (NaN = missing); int64 for integer categoricals (-1 =
     missing); float32 `(batch, dim)` for vectors. The batch is dynamic.
+    Each spec's `name` is the signature's input name
+    (`serving_input_names`).
     """
+    names = serving_input_names(schema)
     specs = {}
     for spec in schema.features:
+        name = names[spec.name]
         if spec.kind == "numeric":
-            specs[spec.name] = tf.TensorSpec([None], tf.float32, name=spec.name)
+            specs[spec.name] = tf.TensorSpec([None], tf.float32, name=name)
         elif spec.kind == "vector":
             dim = schema.stats[spec.name]["dim"]
-            specs[spec.name] = tf.TensorSpec([None, dim], tf.float32, name=spec.name)
+            specs[spec.name] = tf.TensorSpec([None, dim], tf.float32, name=name)
         elif spec.kind == "categorical" and spec.dtype == "int64":
-            specs[spec.name] = tf.TensorSpec([None], tf.int64, name=spec.name)
+            specs[spec.name] = tf.TensorSpec([None], tf.int64, name=name)
         else:
-            specs[spec.name] = tf.TensorSpec([None], tf.string, name=spec.name)
+            specs[spec.name] = tf.TensorSpec([None], tf.string, name=name)
     return specs
 
 
@@ -58,7 +85,8 @@ def saved_model(model, path):
 
     Signatures:
     - `serving_default`: one named input per raw feature (see
-      `raw_input_signature`), outputs `{task_name: prediction}`.
+      `raw_input_signature`; names outside `[A-Za-z0-9_.-]` are mapped by
+      `serving_input_names`), outputs `{task_name: prediction}`.
     - `serving_tf_example`: input `examples`, a batch of serialised
       `tf.Example` protos (any feature may be absent), same outputs.
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from mtrec.export.saved_model import saved_model
+from mtrec.export.saved_model import saved_model, serving_input_names
 
 WARMUP_FILE = "tf_serving_warmup_requests"
 
@@ -55,6 +55,7 @@ def write_warmup_requests(schema, rows, path, model_name):
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
     raw = schema.raw_features(rows)
+    names = serving_input_names(schema)
     with tf.io.TFRecordWriter(str(path)) as writer:
         for i in range(len(rows)):
             request = predict_pb2.PredictRequest(
@@ -64,7 +65,7 @@ def write_warmup_requests(schema, rows, path, model_name):
                 value = values[i:i + 1]
                 if value.dtype == object:
                     value = value.astype(str).astype(bytes)
-                request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+                request.inputs[names[name]].CopyFrom(tf.make_tensor_proto(value))
             log = prediction_log_pb2.PredictionLog(
                 predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())

@@ -138,3 +138,23 @@ def test_legacy_tf_keras_tfrs_process_uses_the_export(exported, schema, table):
     expected = model.predict_on_batch(raw)["click"]
     np.testing.assert_allclose(out["click"], expected, atol=1e-6)
     assert "auc" in out["metrics"] and "loss" in out["metrics"]
+
+
+def test_feature_names_outside_the_signature_alphabet(tmp_path):
+    import pandas as pd
+    df = pd.DataFrame({"Class Name": ["a", "b", "a", "c"], "x/y": [1.0, 2.0, 3.0, 4.0],
+                       "y": [0, 1, 0, 1]})
+    schema = mtrec.Schema.infer(df, tasks={"y": "binary"}, verbose=False).adapt(df)
+    assert mtrec.export.serving_input_names(schema) == {"Class Name": "Class_Name",
+                                                        "x/y": "x_y"}
+    model = mtrec.models.MMoE(schema, num_experts=2)
+    path = mtrec.export.saved_model(model, tmp_path / "m")
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    out = serve(Class_Name=tf.constant(["a", "zz"]), x_y=tf.constant([1.0, np.nan]))
+    expected = model.predict_on_batch({"Class Name": np.array(["a", "zz"], object),
+                                       "x/y": np.array([1.0, np.nan], "float32")})
+    np.testing.assert_allclose(out["y"].numpy(), expected["y"], atol=1e-6)
+    clash = pd.DataFrame({"a b": ["x"], "a_b": ["y"], "y": [1]})
+    schema = mtrec.Schema.infer(clash, tasks={"y": "binary"}, verbose=False)
+    with pytest.raises(ValueError, match="rename one"):
+        mtrec.export.serving_input_names(schema)
