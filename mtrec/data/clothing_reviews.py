@@ -1,0 +1,65 @@
+"""Women's E-Commerce Clothing Reviews: tabular + raw text side features.
+
+23,486 reviews (Kaggle, CC0): age, division / department / class, clothing
+id, a title and a review text, the star rating (1–5) and whether the
+reviewer recommends the item. Tasks here: `recommended` (binary,
+"Recommended IND") and `rating` (regression on the 1–5 stars).
+
+The file is read from `$MTREC_DATA_DIR/womens-clothing-reviews/reviews.parquet`
+(md5-checked), or from the Kaggle CSV "Womens Clothing E-Commerce
+Reviews.csv" put in the same folder: Kaggle needs a login, so there is no
+automatic download.
+"""
+
+import numpy as np
+import pandas as pd
+
+from mtrec.data.download import locate
+from mtrec.data.registry import DatasetSplits, register_dataset
+from mtrec.schema import Categorical, Numeric, Text
+
+SUBDIR = "womens-clothing-reviews"
+FILES = {"reviews.parquet": "c574487f66c86395ae823bd03938fc76"}
+# Source columns -> feature names (signature inputs cannot hold spaces).
+COLUMNS = {"Age": "age", "Division Name": "division", "Department Name": "department",
+           "Class Name": "class_name", "Clothing ID": "clothing_id", "Title": "title",
+           "Review Text": "review", "Recommended IND": "recommended", "Rating": "rating"}
+TASKS = {"recommended": "binary", "rating": "regression"}
+TEXT_COLUMNS = ["title", "review"]
+
+
+def features():
+    """Feature specs: short titles through a one-block transformer, long
+    reviews through convolutions with attention pooling."""
+    return [
+        Numeric("age"),
+        Categorical("division", embedding_dim=4),
+        Categorical("department", embedding_dim=4),
+        Categorical("class_name", embedding_dim=8),
+        # ~1,200 items; the rare ones share the out-of-vocabulary bucket
+        Categorical("clothing_id", embedding_dim=16, dtype="int64", min_frequency=5),
+        Text("title", embedding_dim=16, max_tokens=5000, encoder="transformer"),
+        Text("review", embedding_dim=32, max_tokens=20000, max_length=96, encoder="cnn",
+             pooling="attention"),
+    ]
+
+
+def load(data_dir=None, seed=0):
+    """Train / valid / test DataFrames, split 80/10/10 at random (seeded)."""
+    folder = locate(SUBDIR, FILES, base_url="", data_dir=data_dir, download=False)
+    df = pd.read_parquet(folder / "reviews.parquet", columns=list(COLUMNS))
+    df = df.rename(columns=COLUMNS)
+    order = np.random.default_rng(seed).permutation(len(df))
+    cut1, cut2 = int(0.8 * len(df)), int(0.9 * len(df))
+    return [df.iloc[part].reset_index(drop=True)
+            for part in (order[:cut1], order[cut1:cut2], order[cut2:])]
+
+
+@register_dataset("clothing_reviews", tasks=list(TASKS))
+def clothing_reviews(seed=0, data_dir=None):
+    """Women's clothing reviews: tasks recommended (binary) and rating
+    (regression), text side features title and review."""
+    train, valid, test = load(data_dir, seed)
+    return DatasetSplits(train, valid, test, tasks=dict(TASKS), group_column=None,
+                         description="Women's E-Commerce Clothing Reviews (80/10/10 random "
+                                     f"split, seed {seed})", features=features())
