@@ -46,3 +46,14 @@ bench: venv
 
 bench-smoke: venv
 	$(PY) benchmarks/run.py --smoke --out-dir runs/bench-smoke --report --check-baseline
+
+# The CTR->CVR funnel on the derived MovieLens funnel (5 models x 3 seeds),
+# and the text-vs-tabular comparisons (MMoE/PLE x 3 input variants x 3 seeds).
+# Each run lands in runs/<suite>/; tables in benchmarks/results/<suite>.md.
+.PHONY: bench-funnel bench-text
+bench-funnel: venv
+	time bash benchmarks/run_suite.sh movielens_funnel ctr:auc,cvr:auc,ctcvr:auc,ctr:gauc,ctcvr:gauc 1 2 3
+
+bench-text: venv
+	time bash benchmarks/run_suite.sh clothing_reviews recommended:auc,recommended:logloss,rating:rmse,rating:mae 1 2 3
+	time bash benchmarks/run_suite.sh movielens_ratings like:auc,like:gauc,rating:rmse,rating:mae 1 2 3
