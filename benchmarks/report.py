@@ -144,15 +144,30 @@ def census_section(suite, record, figures_dir, rel_figures):
                         reverse=True)
         lines.append(f"- {task}, by mean test AUC (highest first): "
                      + " > ".join(f"{m} ({v:.4f})" for v, m in ranked) + ".")
+    runs = record["runs"]
+    last = sum(1 for r in runs if r.get("best_epoch") == r.get("epochs_run"))
+    last2 = sum(1 for r in runs if (r.get("best_epoch") or 0) >= r.get("epochs_run", 0) - 1)
+    budget = sorted({r["config"]["training"]["epochs"] for r in runs})
+    patience = runs[0]["config"]["training"]["early_stopping"]["patience"]
+    lines.append(f"- Best validation epoch: the last epoch run in {last} of {len(runs)} "
+                 f"runs, one of the last two in {last2} (epoch budget {budget}, "
+                 f"early-stopping patience {patience}); a longer budget may still "
+                 f"raise the AUCs a little.")
     counts = sorted({entry["n"] for entry in stats.values()})
     if counts and counts[0] < 5:
         per_model = ", ".join(f"{m} {stats[(m, None)]['n']}" for m in _models_in(stats))
         lines.append(f"- Seeds per model: {per_model} (fewer than the 5 planned: the "
                      f"time budget ran out).")
+    if stats.get(("CGC", None), {}).get("parameters") == \
+            stats.get(("MMoE", None), {}).get("parameters"):
+        lines.append("- CGC's parameter count equals MMoE's: its per-task gates are "
+                     "stored with one logit per expert (8), the same shape as MMoE's.")
     if record.get("parallel_processes"):
         lines.append(f"- Run as {record['parallel_processes']} parallel processes "
-                     f"(seeds split between them) on the shared 2-core machine; wall "
-                     f"time is first start to last finish.")
+                     f"(seeds split between them) on the shared 2-core machine; a "
+                     f"process was stopped once another had covered its remaining "
+                     f"seeds, so every (model, seed) ran exactly once. Wall time is "
+                     f"first start to last finish.")
     lines.append("")
     figure = census_figure(suite, record, stats, figures_dir)
     if figure:
@@ -384,6 +399,11 @@ def write_report(results_dir, out, figures_dir):
                      f"{_hms(record.get('wall_seconds'))} | `{record.get('command')}` | "
                      f"{machine} | {', '.join(c[:10] for c in commits)}"
                      f"{' (dirty tree)' if dirty else ''} |")
+    total = sum(r.get("wall_seconds") or 0 for r in records.values())
+    if records:
+        lines.append(f"\nSum of the suites' wall times: {_hms(total)} (suites that ran "
+                     f"side by side overlap in time; `make bench` runs them one after "
+                     f"another).")
     any_record = next(iter(records.values()), None)
     if any_record and any_record["runs"]:
         versions = any_record["runs"][0].get("versions") or {}
@@ -392,14 +412,68 @@ def write_report(results_dir, out, figures_dir):
     lines.append("Protocol: the configs' hyper-parameters are fixed (no search was run); "
                  "the only model selection is early stopping on the validation split "
                  "(the best validation epoch's weights are restored); the test split is "
-                 "evaluated once per run. The papers tuned hyper-parameters and trained "
-                 "longer, so means are expected a little below theirs.\n")
+                 "evaluated once per run. The papers searched hyper-parameters; we did "
+                 "not. Our input encoding (embeddings and standardisation in the "
+                 "model) is this library's, not the papers'.\n")
+    spans = {suite: _provenance(record)[0] for suite, record in records.items()}
+    if any(len(commits) > 1 for commits in spans.values()):
+        lines.append("**Caveat**: the repository changed while the suites ran (other "
+                     "work was committed in between), so runs of one suite span several "
+                     "commits, each with a dirty tree: "
+                     + "; ".join(f"{suite} {len(c)} commit(s)" for suite, c in spans.items())
+                     + ". Each run's record names its commit. A clean re-run at one "
+                     "commit is `make bench`.\n")
     for suite in CENSUS_SUITES:
         lines += census_section(suite, records.get(suite), figures_dir, rel_figures)
     lines += synthetic_section(records.get("synthetic"), figures_dir, rel_figures)
+    for suite, (title, command, notes) in SUITE_TABLES.items():
+        lines += suite_table_section(Path(results_dir), suite, title, command, notes)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return out
+
+
+# Suites run by benchmarks/run_suite.sh and tabulated by
+# benchmarks/suite_report.py (results/<suite>.md + .json).
+SUITE_TABLES = {
+    "movielens_funnel": (
+        "Derived CTR -> CVR funnel on MovieLens latest-small (derived, not a public "
+        "funnel dataset)",
+        "make bench-funnel",
+        "Impressions = every rating plus 4 sampled unrated (user, movie) pairs per rating "
+        "(seed 0); click = rated; conversion = rating >= 4. Per-user time split: the last "
+        "20% of each user's timeline is test, the last 10% of the rest validation; user "
+        "features come from the training part only. Test metrics, mean ± std over 3 "
+        "seeds; CVR AUC counts clicked impressions only; GAUC is impression-weighted "
+        "per-user AUC. Up to 4 epochs, early stopping on the mean validation AUC "
+        "(patience 1)."),
+    "clothing_reviews": (
+        "Women's clothing reviews: the gain from raw text",
+        "make bench-text",
+        "Tasks recommended (binary) and rating (regression on the 1-5 stars); 80/10/10 "
+        "random split. `tabular` excludes title and review; `text_concat` adds them "
+        "(title: one-block transformer, review: CNN with attention pooling) with concat "
+        "fusion; `text_experts` groups experts by modality. Test metrics, mean ± std "
+        "over 3 seeds, up to 4 epochs (patience 1)."),
+    "movielens_ratings": (
+        "MovieLens latest-small ratings: genres, titles and tags as side features",
+        "make bench-text",
+        "Derived tasks like (rating >= 4) and rating (regression); per-user time split. "
+        "`tabular` = ids, user history features and genres (MultiHot); `text_*` add the "
+        "title and the movie's user tags as Text. Test metrics, mean ± std over 3 seeds; "
+        "GAUC by user."),
+}
+
+
+def suite_table_section(results_dir, suite, title, command, notes):
+    table = results_dir / f"{suite}.md"
+    if not table.exists():
+        return [f"\n## {title}\n", f"Not run yet: `{command}`.\n"]
+    record = json.loads((results_dir / f"{suite}.json").read_text())
+    seconds = sum(run["train_seconds"] for runs in record["runs"].values() for run in runs)
+    return [f"\n## {title}\n", f"Command: `{command}` ({record['machine']}, "
+            f"{record['cpu_count']} cores; {seconds / 60:.0f} min of training in all).\n",
+            notes + "\n", table.read_text()]
 
 
 def _display(path):
