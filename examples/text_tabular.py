@@ -33,40 +33,10 @@ import tensorflow as tf  # noqa: E402
 
 import mtrec  # noqa: E402
 
-# Column names as features: SavedModel signature inputs cannot hold spaces.
-COLUMNS = {"Age": "age", "Division Name": "division", "Department Name": "department",
-           "Class Name": "class_name", "Clothing ID": "clothing_id", "Title": "title",
-           "Review Text": "review", "Recommended IND": "recommended", "Rating": "rating"}
-TASKS = {"recommended": "binary", "rating": "regression"}
-FEATURES = [
-    mtrec.Numeric("age"),
-    mtrec.Categorical("division", embedding_dim=4),
-    mtrec.Categorical("department", embedding_dim=4),
-    mtrec.Categorical("class_name", embedding_dim=8),
-    # ~1,200 items; the rare ones share the out-of-vocabulary bucket
-    mtrec.Categorical("clothing_id", embedding_dim=16, dtype="int64", min_frequency=5),
-    # short titles: a one-block transformer; long reviews: convolutions
-    # with attention pooling (a learned query picks the telling words)
-    mtrec.Text("title", embedding_dim=16, max_tokens=5000, encoder="transformer",
-               pooling="mean"),
-    mtrec.Text("review", embedding_dim=32, max_tokens=20000, max_length=96,
-               encoder="cnn", pooling="attention"),
-]
-
-
-def load(data_dir=None, seed=0):
-    """The reviews split 80/10/10 at random (seeded); train, valid, test."""
-    data_dir = Path(data_dir or os.environ.get("MTREC_DATA_DIR")
-                    or Path(__file__).resolve().parents[1].parent / "shared" / "data")
-    path = data_dir / "womens-clothing-reviews" / "reviews.parquet"
-    if not path.exists():
-        raise SystemExit(f"{path} not found; set MTREC_DATA_DIR to the folder that "
-                         f"holds womens-clothing-reviews/reviews.parquet.")
-    df = pd.read_parquet(path, columns=list(COLUMNS)).rename(columns=COLUMNS)
-    order = np.random.default_rng(seed).permutation(len(df))
-    cut1, cut2 = int(0.8 * len(df)), int(0.9 * len(df))
-    parts = (order[:cut1], order[cut1:cut2], order[cut2:])
-    return [df.iloc[p].reset_index(drop=True) for p in parts]
+# The dataset module holds the column mapping (signature inputs cannot hold
+# spaces), the tasks and the feature specs: short titles through a one-block
+# transformer, long reviews through convolutions with attention pooling.
+from mtrec.data import clothing_reviews  # noqa: E402
 
 
 def main(argv=None):
@@ -80,11 +50,11 @@ def main(argv=None):
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
 
-    train, valid, test = load(seed=args.seed)
+    train, valid, test = clothing_reviews.load(seed=args.seed)
     print(f"Clothing reviews: {len(train)} train / {len(valid)} valid / {len(test)} test; "
           f"no title {train['title'].isna().mean():.1%}, no review "
           f"{train['review'].isna().mean():.1%}")
-    schema = mtrec.Schema(FEATURES, TASKS).adapt(train)
+    schema = mtrec.Schema(clothing_reviews.features(), clothing_reviews.TASKS).adapt(train)
     print(f"{schema}; text vocabularies: " + ", ".join(
         f"{s.name} {len(schema.stats[s.name]['vocabulary'])} tokens x "
         f"{schema.stats[s.name]['max_length']}" for s in schema.features_of("text")))
