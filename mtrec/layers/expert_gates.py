@@ -5,6 +5,19 @@ import keras
 from keras import ops
 
 
+def gate_and_output_counts(num_gates, num_outputs=None):
+    """Validated `(num_gates, num_outputs)` of a mixture of experts: one gate
+    (OMoE, the mixture repeated) or one gate per output (MMoE)."""
+    if num_gates < 1:
+        raise ValueError(f"num_gates must be >= 1, got {num_gates}.")
+    num_gates, num_outputs = int(num_gates), int(num_outputs or num_gates)
+    if num_gates not in (1, num_outputs):
+        raise ValueError(
+            f"num_gates must be 1 (OMoE) or num_outputs ({num_outputs}, MMoE), "
+            f"got {num_gates}.")
+    return num_gates, num_outputs
+
+
 @keras.saving.register_keras_serializable(package="mtrec.layers")
 class ExpertGates(keras.layers.Layer):
     """`num_gates` linear-softmax gates over `num_experts` expert outputs.

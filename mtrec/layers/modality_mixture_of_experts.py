@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from mtrec.layers.expert_gates import ExpertGates
+from mtrec.layers.expert_gates import ExpertGates, gate_and_output_counts
 from mtrec.layers.modality_experts import ModalityExperts
 
 
@@ -39,17 +39,10 @@ class ModalityMixtureOfExperts(keras.layers.Layer):
     def __init__(self, modalities, num_experts, expert_units, num_gates=2,
                  num_outputs=None, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
-        if num_gates < 1:
-            raise ValueError(f"num_gates must be >= 1, got {num_gates}.")
         self.modalities = [str(m) for m in modalities]
         self.num_experts = int(num_experts)
         self.expert_units = [int(u) for u in expert_units]
-        self.num_gates = int(num_gates)
-        self.num_outputs = int(num_outputs or num_gates)
-        if self.num_gates not in (1, self.num_outputs):
-            raise ValueError(
-                f"num_gates must be 1 (OMoE) or num_outputs "
-                f"({self.num_outputs}, MMoE), got {self.num_gates}.")
+        self.num_gates, self.num_outputs = gate_and_output_counts(num_gates, num_outputs)
         self.dropout = dropout
         self.experts = ModalityExperts(self.modalities, self.num_experts,
                                        self.expert_units, dropout=dropout, name="experts")

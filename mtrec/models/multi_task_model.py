@@ -220,6 +220,13 @@ class MultiTaskModel(keras.Model):
                 backbone, (PLELayer, ModalityPLE)) else "experts", gates, experts))
         return structure
 
+    def _additional_loss(self):
+        """Sum of the losses layers added (regularisers, AITM's calibrator);
+        None when there are none."""
+        if not self.losses:
+            return None
+        return ops.sum(ops.stack([self._aggregate_additional_loss(l) for l in self.losses]))
+
     def shared_variables(self):
         """Variables of the last layer the tasks share (GradNorm's W)."""
         backbone = self.backbone
@@ -345,9 +352,8 @@ class MultiTaskModel(keras.Model):
             return total
         task_losses = self.task_losses(y, y_pred, sample_weight)
         weighting.observe(task_losses)
-        extra = ops.sum(ops.stack([self._aggregate_additional_loss(l) for l in self.losses])) \
-            if self.losses else 0.0
-        return weighting.combine(task_losses) + extra
+        extra = self._additional_loss()
+        return weighting.combine(task_losses) + (0.0 if extra is None else extra)
 
     def train_step(self, data):
         weighting = getattr(self, "loss_weighting", None)
@@ -360,9 +366,7 @@ class MultiTaskModel(keras.Model):
             # the task losses themselves.
             tracked = super().compute_loss(x, y, y_pred, sample_weight, training=True)
             task_losses = self.task_losses(y, y_pred, sample_weight)
-            extra = (ops.sum(ops.stack([self._aggregate_additional_loss(l)
-                                        for l in self.losses]))
-                     if self.losses else None)
+            extra = self._additional_loss()
         self._loss_tracker.update_state(tracked,
                                         sample_weight=tf.shape(next(iter(y.values())))[0])
         variables = self.trainable_weights
