@@ -73,7 +73,7 @@ class RunResult:
     record: dict
 
 
-def train(config, output_dir=None, verbose=None, log=print):
+def train(config, output_dir=None, verbose=None, log=print, data=None):
     """Run one training job described by a config.
 
     Args:
@@ -82,6 +82,9 @@ def train(config, output_dir=None, verbose=None, log=print):
         verbose: Keras `fit` verbosity; default 1 (progress bar) when
             stdout is a terminal, else 2 (one line per epoch).
         log: function printing progress lines; `None` to stay quiet.
+        data: the `DatasetSplits` that `config.dataset` loads, when the
+            caller already holds it (benchmarks reuse one across seeds and
+            models); loaded here when `None`.
 
     Returns:
         `RunResult`.
@@ -97,7 +100,8 @@ def train(config, output_dir=None, verbose=None, log=print):
     started = datetime.datetime.now(datetime.timezone.utc)
 
     set_seed(training.seed)
-    data = load_dataset(config.dataset.name, **config.dataset.args)
+    if data is None:
+        data = load_dataset(config.dataset.name, **config.dataset.args)
     log(f"{data.description or config.dataset.name}: {len(data.train)} train / "
         f"{len(data.valid)} valid / {len(data.test)} test rows")
     specs = {spec.name: spec for spec in data.features if spec.name in data.train.columns}

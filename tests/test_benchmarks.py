@@ -34,25 +34,82 @@ report = _load("report")
 def smoke(tmp_path_factory):
     """One smoke run of the synthetic suite, with report and baseline check."""
     out = tmp_path_factory.mktemp("bench-smoke")
+    # Two worker processes, as `make bench` runs.
     status = run.main(["--smoke", "--suite", "synthetic", "--out-dir", str(out),
-                       "--report", "--check-baseline"])
+                       "--jobs", "2", "--report", "--check-baseline"])
     return out, status
 
 
 def test_every_suite_config_validates():
+    from mtrec.config import load_config
+
     for suite in run.SUITES:
         runs = run.plan(suite, seeds=[1, 2])
         models = {r["model"] for r in runs}
-        assert runs and all(r["config"].training.seed == r["seed"] for r in runs)
+        configs = [load_config(ROOT / r["config_path"], r["overrides"]) for r in runs]
+        assert runs and all(c.training.seed == r["seed"] for c, r in zip(configs, runs))
         if suite.startswith("census"):
             assert models == set(run.MODEL_ORDER)
-            assert all(r["config"].training.epochs == 8 for r in runs)
+            assert all(c.training.epochs == 10 for c in configs)
         else:
             assert models == {"SharedBottom", "OMoE", "MMoE"}
-            assert {r["variant"] for r in runs} == {"correlation=0.5", "correlation=0.9",
-                                                    "correlation=1.0"}
+            # MMoE paper's and PLE paper's correlations
+            assert {r["variant"] for r in runs} == {
+                f"correlation={p}" for p in (0.2, 0.4, 0.5, 0.75, 0.9, 1.0)}
         # seeds outermost: an interrupted suite has every model at seed 1
         assert [r["seed"] for r in runs] == sorted(r["seed"] for r in runs)
+    grid = run.tuning_plan("census_g1", seed=1)
+    assert len(grid) == 3 * len(run.MODEL_ORDER)
+    assert {r["tune"] for r in grid} == {"training.learning_rate=0.001",
+                                         "training.learning_rate=0.002",
+                                         "training.learning_rate=0.005"}
+
+
+TINY = ["training.epochs=1", "dataset.args.num_samples=1500", "dataset.args.dim=8"]
+
+
+def test_tuning_picks_on_validation_and_reuses_the_tuning_run(tmp_path, monkeypatch):
+    """A suite with a grid: every grid value trains at the first seed, the best
+    validation score wins per model, the first seed's run is the tuning run,
+    the other seeds run at the chosen value; a suite tuned_from it reuses the
+    choice; without the source record it stops and says what to run."""
+    monkeypatch.setitem(run.SUITES, "tiny_tune", {
+        "configs": "synthetic", "overrides": TINY, "seeds": [1, 2],
+        "tune": {"training.learning_rate": [0.0001, 0.01]}, "description": "tiny"})
+    monkeypatch.setitem(run.SUITES, "tiny_tuned", {
+        "configs": "synthetic", "overrides": TINY, "seeds": [1],
+        "tuned_from": "tiny_tune", "description": "tiny, tuned from tiny_tune"})
+    with pytest.raises(SystemExit, match="run --suite tiny_tune first"):
+        run.run_suite("tiny_tuned", out_dir=tmp_path, runs_dir=tmp_path / "runs",
+                      models=["SharedBottom"], log=lambda *a: None)
+    record = run.run_suite("tiny_tune", out_dir=tmp_path, runs_dir=tmp_path / "runs",
+                           models=["SharedBottom"], log=lambda *a: None)
+    tuning = record["tuning"]
+    assert tuning["parameter"] == "training.learning_rate" and len(tuning["runs"]) == 2
+    scores = {r["tune"]: run.validation_score(r) for r in tuning["runs"]}
+    best = max(scores, key=scores.get)
+    assert tuning["chosen"] == {"SharedBottom": best}
+    by_seed = {r["seed"]: r for r in record["runs"]}
+    assert sorted(by_seed) == [1, 2]
+    assert by_seed[1]["reused_from_tuning"] is True
+    assert by_seed[1]["metrics"] == next(r for r in tuning["runs"]
+                                         if r["tune"] == best)["metrics"]
+    assert best in by_seed[2]["overrides"] and not by_seed[2].get("reused_from_tuning")
+    assert (tmp_path / "runs" / "tiny_tune" / "tune").is_dir()
+    tuned = run.run_suite("tiny_tuned", out_dir=tmp_path, runs_dir=tmp_path / "runs",
+                          models=["SharedBottom"], log=lambda *a: None)
+    assert tuned["tuned_from"]["chosen"] == {"SharedBottom": best}
+    assert best in tuned["runs"][0]["overrides"]
+
+
+def test_choose_takes_the_best_mean_validation_auc():
+    def entry(model, tune, aucs):
+        return {"model": model, "tune": tune,
+                "metrics": {"valid": {f"t{i}": {"auc": a} for i, a in enumerate(aucs)}}}
+    runs = [entry("MMoE", "lr=1", [0.90, 0.99]), entry("MMoE", "lr=2", [0.92, 0.98]),
+            entry("PLE", "lr=1", [0.80, 0.80]), entry("PLE", "lr=2", [0.80, 0.80])]
+    # MMoE: 0.945 vs 0.950; PLE: a tie keeps the first grid value
+    assert run.choose(runs) == {"MMoE": "lr=2", "PLE": "lr=1"}
 
 
 def test_smoke_suite_writes_record_report_and_figures(smoke):

@@ -95,17 +95,21 @@ def check_leakage(df, schema, auc_threshold=0.99, max_rows=200_000, max_categori
     df = df.reset_index(drop=True)
 
     labels = schema.raw_labels(df)   # NaN where unlabelled or masked out
+    # Each feature is encoded once (integer codes, -1 = missing) and reused
+    # for every task: string conversions of object columns dominate the cost.
+    encoded = {spec.name: _encode(spec, df[spec.name])
+               for spec in schema.features if spec.kind != "vector"}
     errors, report = [], {}
     for task in schema.tasks:
-        y = pd.Series(labels[task.name].astype("float64"))
-        labelled = y.notna().to_numpy()
+        y = labels[task.name].astype("float64")
+        labelled = ~np.isnan(y)
         aucs = report.setdefault(task.name, {}) if task.kind == "binary" else None
         for spec in schema.features:
             if spec.kind == "vector":
                 continue
-            values, present = _feature_values(spec, df[spec.name])
-            reason = _deterministic(spec, values[labelled & present],
-                                    y[labelled & present], max_categories)
+            feature = encoded[spec.name]
+            rows = labelled & (feature.codes >= 0)
+            reason = _deterministic(spec, feature, rows, y, max_categories)
             if reason:
                 errors.append(f"feature '{spec.name}' {reason} of task '{task.name}' "
                               f"(label column '{task.label}')")
@@ -114,8 +118,11 @@ def check_leakage(df, schema, auc_threshold=0.99, max_rows=200_000, max_categori
                 continue
             if aucs is None:
                 continue
-            auc = feature_auc(values[labelled], y[labelled].to_numpy(),
-                              numeric=spec.kind == "numeric")
+            if spec.kind == "numeric":
+                keep = labelled & (feature.codes >= 0)
+                auc = _rank_auc(feature.values[keep], y[keep])
+            else:
+                auc = _category_auc(feature.codes[labelled], y[labelled])
             aucs[spec.name] = auc
             if auc > auc_threshold:
                 warnings.warn(
@@ -149,16 +156,52 @@ def feature_auc(values, y, numeric):
     values = pd.Series(values).reset_index(drop=True)
     y = np.asarray(y, dtype="float64")
     if numeric:
-        keep = np.isfinite(values.to_numpy(dtype="float64", na_value=np.nan))
-        score, y = values[keep].to_numpy("float64"), y[keep]
-    else:
-        # In-sample positive rate per category; rare categories get the
-        # overall rate, so singletons (ids) cannot fit their own label.
-        keys = values.astype(object).where(values.notna(), "\x00missing").astype(str)
-        frame = pd.DataFrame({"key": keys.to_numpy(), "y": y})
-        stats = frame.groupby("key", sort=False)["y"].agg(["mean", "size"])
-        rate = stats["mean"].where(stats["size"] >= _MIN_CATEGORY_ROWS, y.mean())
-        score = frame["key"].map(rate).to_numpy("float64")
+        score = values.to_numpy(dtype="float64", na_value=np.nan)
+        keep = np.isfinite(score)
+        return _rank_auc(score[keep], y[keep])
+    codes, _ = pd.factorize(values.astype(object), use_na_sentinel=True)
+    return _category_auc(codes, y)
+
+
+class _Encoded:
+    """One feature column as integer codes (`-1` = missing: NaN, None, inf,
+    "") plus, for numerics, the float values (shapes `(rows,)`)."""
+
+    def __init__(self, codes, values=None):
+        self.codes = codes
+        self.values = values
+
+
+def _encode(spec, series):
+    if spec.kind == "numeric":
+        values = pd.to_numeric(series, errors="coerce").to_numpy("float64", na_value=np.nan)
+        codes, _ = pd.factorize(values, use_na_sentinel=True)
+        codes[~np.isfinite(values)] = -1
+        return _Encoded(codes, values)
+    objects = series.astype(object).to_numpy()
+    codes, _ = pd.factorize(objects, use_na_sentinel=True)
+    empty = np.fromiter((isinstance(v, str) and v == "" for v in objects), bool,
+                        count=len(objects))
+    codes[empty] = -1
+    return _Encoded(codes)
+
+
+def _category_auc(codes, y):
+    """AUC of the in-sample positive rate per category (missing, code -1, is
+    a category of its own); categories on fewer than 10 rows get the
+    overall rate, so singletons (ids) cannot fit their own label."""
+    if len(y) == 0:
+        return float("nan")
+    shifted = np.asarray(codes) + 1
+    size = np.bincount(shifted)
+    positives = np.bincount(shifted, weights=y)
+    rate = np.where(size >= _MIN_CATEGORY_ROWS, positives / np.maximum(size, 1), y.mean())
+    return _rank_auc(rate[shifted], y)
+
+
+def _rank_auc(score, y):
+    """Mann-Whitney AUC of `score` for 0/1 `y`, as `max(auc, 1 - auc)`; NaN
+    with too few rows or too few of either class."""
     positives = int((y == 1).sum())
     negatives = len(y) - positives
     if len(y) < _MIN_ROWS or min(positives, negatives) < _MIN_ROWS_PER_LABEL:
@@ -168,56 +211,44 @@ def feature_auc(values, y, numeric):
     return float(max(auc, 1 - auc))
 
 
-def _feature_values(spec, series):
-    """(values, present): numerics as float64 (inf = missing), the other
-    kinds as objects; present is False for NaN/None/""."""
-    if spec.kind == "numeric":
-        values = pd.to_numeric(series, errors="coerce").astype("float64")
-        present = np.isfinite(values.to_numpy(na_value=np.nan))
-        return values.reset_index(drop=True), present
-    values = series.astype(object).where(series.notna(), None).reset_index(drop=True)
-    present = (values.notna() & (values.astype(str) != "")).to_numpy()
-    return values, present
-
-
-def _deterministic(spec, x, y, max_categories):
-    """The reason `x` is a deterministic copy of `y`, or None."""
-    if len(y) < _MIN_ROWS:
+def _deterministic(spec, feature, rows, y, max_categories):
+    """The reason the feature (on `rows`, a boolean mask: labelled and
+    present) is a deterministic copy of the label `y`, or None."""
+    if rows.sum() < _MIN_ROWS:
         return None
-    x = x.reset_index(drop=True)
-    y = y.reset_index(drop=True)
-    label_counts = y.value_counts()
-    if len(label_counts) < 2:
+    x, y = feature.codes[rows], y[rows]
+    labels, label_codes = np.unique(y, return_inverse=True)
+    if len(labels) < 2:
         return None
-    if not pd.api.types.is_numeric_dtype(x):
-        x = x.astype(str)
-    pairs = pd.DataFrame({"x": x, "y": y})
-    if len(label_counts) <= max_categories:
-        if label_counts.min() < _MIN_ROWS_PER_LABEL:
+    # Distinct label values per feature value, from the distinct pairs.
+    pairs = np.unique(x.astype(np.int64) * len(labels) + label_codes)
+    labels_per_value = np.bincount(pairs // len(labels))
+    labels_per_value = labels_per_value[labels_per_value > 0]
+    if len(labels) <= max_categories:
+        if np.bincount(label_codes).min() < _MIN_ROWS_PER_LABEL:
             return None
-        groups = pairs.groupby("x", sort=False)["y"].nunique()
-        if len(groups) <= max_categories and (groups == 1).all():
-            kind = ("is an identical copy" if _identical(x, y)
-                    else f"is a deterministic recoding (each of its {len(groups)} "
-                         f"values goes with a single label value)")
+        if len(labels_per_value) <= max_categories and (labels_per_value == 1).all():
+            kind = ("is an identical copy" if _identical(feature, rows, y)
+                    else f"is a deterministic recoding (each of its "
+                         f"{len(labels_per_value)} values goes with a single label value)")
             return f"{kind} of the label"
         return None
-    if spec.kind != "numeric":
+    if spec.kind != "numeric" or (labels_per_value > 1).any():
         return None
-    if (pairs.groupby("x", sort=False)["y"].nunique() > 1).any():
+    # One-to-one: as many distinct feature values as label values.
+    if len(labels_per_value) != len(labels):
         return None
-    if (pairs.groupby("y", sort=False)["x"].nunique() > 1).any():
-        return None
-    ordered = pairs.drop_duplicates("x").sort_values("x")["y"].to_numpy()
-    steps = np.diff(ordered)
+    values = feature.values[rows]
+    order = np.argsort(values, kind="stable")
+    _, first = np.unique(values[order], return_index=True)
+    steps = np.diff(y[order][first])
     if (steps > 0).all() or (steps < 0).all():
-        kind = ("is an identical copy" if _identical(x, y)
+        kind = ("is an identical copy" if _identical(feature, rows, y)
                 else "equals the label up to a strictly monotone transform")
         return f"{kind} of the label"
     return None
 
 
-def _identical(x, y):
-    numeric = pd.to_numeric(x, errors="coerce")
-    return bool(numeric.notna().all() and np.allclose(numeric.to_numpy("float64"),
-                                                      y.to_numpy("float64")))
+def _identical(feature, rows, y):
+    return bool(feature.values is not None
+                and np.allclose(feature.values[rows], y))
