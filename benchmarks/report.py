@@ -162,6 +162,11 @@ def census_section(suite, record, figures_dir, rel_figures):
             stats.get(("MMoE", None), {}).get("parameters"):
         lines.append("- CGC's parameter count equals MMoE's: its per-task gates are "
                      "stored with one logit per expert (8), the same shape as MMoE's.")
+    lines += tuning_lines(record)
+    if record.get("jobs", 1) > 1:
+        lines.append(f"- Trained {record['jobs']} runs at a time (`--jobs "
+                     f"{record['jobs']}`, worker processes with one TensorFlow thread "
+                     f"each); `train s/run` is measured under that sharing.")
     if record.get("parallel_processes"):
         lines.append(f"- Run as {record['parallel_processes']} parallel processes "
                      f"(seeds split between them) on the shared 2-core machine; a "
@@ -172,6 +177,44 @@ def census_section(suite, record, figures_dir, rel_figures):
     figure = census_figure(suite, record, stats, figures_dir)
     if figure:
         lines.append(f"![{title}: test AUC per model]({rel_figures}/{figure.name})\n")
+    return lines
+
+
+def tuning_lines(record):
+    """How the suite's hyperparameter was chosen: the grid's validation
+    scores per model (tuning suites) or the borrowed choice."""
+    lines = []
+    borrowed = record.get("tuned_from")
+    if borrowed:
+        chosen = ", ".join(f"{m} {t.partition('=')[2]}"
+                           for m, t in borrowed["chosen"].items())
+        lines.append(f"- `{borrowed['parameter']}` per model as chosen on "
+                     f"`{borrowed['suite']}`'s validation split (same features and "
+                     f"models): {chosen}.")
+    tuning = record.get("tuning")
+    if not tuning or not tuning.get("runs"):
+        return lines
+    parameter, values = tuning["parameter"], tuning["values"]
+    lines.append(f"- `{parameter}` chosen per model on the validation split: every "
+                 f"value of {values} trained at seed {tuning['seed']}, the best "
+                 f"{tuning.get('criterion', 'validation score')} kept (**bold**); "
+                 f"seed {tuning['seed']}'s result above is that run. Validation "
+                 f"score per value:\n")
+    scores = {(r["model"], r["tune"]): bench.validation_score(r) for r in tuning["runs"]}
+    models = [m for m in bench.MODEL_ORDER if any(k[0] == m for k in scores)]
+    lines.append("  | model | " + " | ".join(str(v) for v in values) + " |")
+    lines.append("  |---|" + "---:|" * len(values))
+    for model in models:
+        cells = []
+        for value in values:
+            tune = f"{parameter}={value}"
+            score = scores.get((model, tune))
+            cell = _fmt(score)
+            if tuning.get("chosen", {}).get(model) == tune:
+                cell = f"**{cell}**"
+            cells.append(cell)
+        lines.append(f"  | {model} | " + " | ".join(cells) + " |")
+    lines.append("")
     return lines
 
 

@@ -5,6 +5,7 @@
     mtrec evaluate RUN_DIR_OR_MODEL.keras [--config CONFIG.yaml] [--set ...]
     mtrec export MODEL.keras OUTPUT_DIR
     mtrec predict MODEL INPUT.csv|.parquet OUTPUT.csv|.parquet [--batch-size N]
+                  [--chunk-rows N]
 
 Errors print one line to stderr and exit with status 2 (set MTREC_DEBUG=1
 for the traceback).
@@ -69,6 +70,9 @@ def build_parser():
                                   "one column per task")
     p.add_argument("--batch-size", type=int, default=4096, help="rows per batch "
                                                                 "(default 4096)")
+    p.add_argument("--chunk-rows", type=int, default=262_144,
+                   help="rows read, validated and written at a time, so files larger "
+                        "than memory can be scored (default 262144)")
     p.set_defaults(func=cmd_predict)
     return parser
 
@@ -133,7 +137,8 @@ def cmd_export(args):
 def cmd_predict(args):
     from mtrec import runner
 
-    runner.predict_file(args.model, args.input, args.output, batch_size=args.batch_size)
+    runner.predict_file(args.model, args.input, args.output, batch_size=args.batch_size,
+                        chunk_rows=args.chunk_rows)
     return 0
 
 

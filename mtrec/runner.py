@@ -455,22 +455,59 @@ def load_scorer(path):
 def read_table(path, schema=None):
     """A CSV or Parquet file as a DataFrame; with a schema, feature columns
     are read in the dtypes the schema expects."""
+    chunks = list(iter_table(path, schema))
+    return pd.concat(chunks) if len(chunks) > 1 else chunks[0]
+
+
+def iter_table(path, schema=None, chunk_rows=None):
+    """A CSV or Parquet file as DataFrames of at most `chunk_rows` rows (the
+    whole file at once when None), with a running row index; with a
+    schema, feature columns come in the dtypes the schema expects. A file
+    with a header and no rows yields one empty frame."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"Input file {path} does not exist.")
     fmt = _table_format(path, "Input file")
     if fmt == "parquet":
-        return pd.read_parquet(path)
+        import pyarrow.parquet as pq
+
+        if chunk_rows is None:
+            yield pd.read_parquet(path)
+            return
+        parquet, start = pq.ParquetFile(path), 0
+        for batch in parquet.iter_batches(batch_size=chunk_rows):
+            frame = batch.to_pandas()
+            frame.index = pd.RangeIndex(start, start + len(frame))
+            start += len(frame)
+            yield frame
+        if start == 0:
+            yield parquet.schema_arrow.empty_table().to_pandas()
+        return
     if schema is None:
-        return pd.read_csv(path)
-    header = list(pd.read_csv(path, nrows=0).columns)
-    string_columns = {s.name for s in schema.features
-                      if s.kind in ("multihot", "text")
-                      or (s.kind == "categorical" and s.dtype == "string")}
-    frame = pd.read_csv(
-        path, keep_default_na=False,
-        dtype={c: str for c in header if c in string_columns},
-        na_values={c: ([""] if c in string_columns else _NA_STRINGS) for c in header})
+        options = {}
+        string_columns = set()
+    else:
+        header = list(pd.read_csv(path, nrows=0).columns)
+        string_columns = {s.name for s in schema.features
+                          if s.kind in ("multihot", "text")
+                          or (s.kind == "categorical" and s.dtype == "string")}
+        options = {"keep_default_na": False,
+                   "dtype": {c: str for c in header if c in string_columns},
+                   "na_values": {c: ([""] if c in string_columns else _NA_STRINGS)
+                                 for c in header}}
+    if chunk_rows is None:
+        frames = [pd.read_csv(path, **options)]
+    else:
+        frames = pd.read_csv(path, chunksize=chunk_rows, **options)
+    empty = True
+    for frame in frames:
+        empty = False
+        yield frame if schema is None else _schema_dtypes(frame, schema, string_columns)
+    if empty:  # chunked reading of a header-only file yields nothing
+        yield pd.read_csv(path, nrows=0, **options)
+
+
+def _schema_dtypes(frame, schema, string_columns):
     for spec in schema.features:
         if spec.name not in frame.columns:
             continue
@@ -498,11 +535,13 @@ def prediction_columns(schema, predictions, existing=()):
     columns = {}
     for task in schema.tasks:
         values = np.asarray(predictions[task.name])
+        # (rows, outputs); reshape cannot infer the width of zero rows.
+        width = task.num_classes if task.kind == "multiclass" else 1
+        values = values.reshape(len(values), -1 if len(values) else width)
         if task.kind == "multiclass":
-            values = values.reshape(len(values), -1)
             names = {f"{task.name}_{k}": values[:, k] for k in range(values.shape[1])}
         else:
-            names = {task.name: values.reshape(len(values), -1)[:, 0]}
+            names = {task.name: values[:, 0]}
         for name, column in names.items():
             if name in existing:
                 name = f"{name}_prediction"
@@ -510,12 +549,16 @@ def prediction_columns(schema, predictions, existing=()):
     return columns
 
 
-def predict_file(model_path, input_path, output_path, batch_size=4096, log=print):
+def predict_file(model_path, input_path, output_path, batch_size=4096, log=print,
+                 chunk_rows=262_144):
     """Score every row of a CSV/Parquet file with a saved model.
 
     Writes the input columns plus one prediction column per task
     (multiclass: one per class, `task_k`), as CSV or Parquet by the output
-    file's extension.
+    file's extension. The input is read and written `chunk_rows` rows at a
+    time, so a file larger than memory can be scored; the output appears
+    only when every row is scored (a bad row anywhere leaves no partial
+    file).
 
     Args:
         model_path: `.keras` file, run folder or SavedModel folder.
@@ -523,50 +566,79 @@ def predict_file(model_path, input_path, output_path, batch_size=4096, log=print
             model's schema (other columns are passed through).
         output_path: `.csv` / `.parquet` file to write.
         batch_size: int. Rows scored per call.
+        chunk_rows: int. Rows read (and validated) at a time.
 
     Returns:
         pathlib.Path of the output.
     """
     log = log or (lambda *args, **kwargs: None)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
+    for name, value in (("batch_size", batch_size), ("chunk_rows", chunk_rows)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
     output_format = _table_format(output_path, "Output file")
     schema, score = load_scorer(model_path)
-    frame = read_table(input_path, schema)
-    missing = [c for c in schema.feature_names if c not in frame.columns]
-    if missing:
-        hints = []
-        for column in missing:
-            close = _closest_column(column, frame.columns)
-            if close:
-                hints.append(f"'{column}' -> did you mean '{close}'?")
-        more = "..." if len(frame.columns) > 20 else ""
-        raise ValueError(
-            f"{input_path} is missing column(s) {missing} that the model needs "
-            f"(it has {list(frame.columns)[:20]}{more})."
-            f"{' ' + ' '.join(hints) if hints else ''}")
-    schema.validate(frame)  # dtypes, naming the column at fault
-    parts = []
-    for start in range(0, len(frame), batch_size):
-        rows = frame.iloc[start:start + batch_size]
-        parts.append(score(schema.raw_features(rows)))
-    if parts:
-        predictions = {t: np.concatenate([np.asarray(p[t]) for p in parts])
-                       for t in schema.task_names}
-    else:
-        predictions = {t: np.zeros((0,), "float32") for t in schema.task_names}
-    out = frame.copy()
-    for name, column in prediction_columns(schema, predictions, frame.columns).items():
-        out[name] = column
     output_path = Path(output_path)
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    if output_format == "csv":
-        out.to_csv(output_path, index=False)
-    else:
-        out.to_parquet(output_path, index=False)
-    log(f"Scored {len(frame)} rows of {input_path} -> {output_path} "
-        f"({', '.join(c for c in out.columns if c not in frame.columns)})")
+    partial = output_path.with_name(output_path.name + ".partial")
+    rows, added, parquet_writer = 0, [], None
+    try:
+        for i, frame in enumerate(iter_table(input_path, schema, chunk_rows)):
+            if i == 0:
+                _check_columns(schema, frame, input_path)
+            schema.validate(frame)  # dtypes, naming the column at fault
+            columns = prediction_columns(schema, _score_frame(schema, score, frame,
+                                                              batch_size), frame.columns)
+            out = frame.assign(**columns)
+            added = list(columns)
+            if output_format == "csv":
+                out.to_csv(partial, index=False, header=i == 0, mode="w" if i == 0 else "a")
+            else:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                # Later chunks are cast to the first chunk's column types.
+                table = pa.Table.from_pandas(
+                    out, preserve_index=False,
+                    schema=parquet_writer.schema if parquet_writer else None)
+                if parquet_writer is None:
+                    parquet_writer = pq.ParquetWriter(partial, table.schema)
+                parquet_writer.write_table(table)
+            rows += len(frame)
+        if parquet_writer is not None:
+            parquet_writer.close()
+            parquet_writer = None
+        partial.replace(output_path)
+    finally:
+        if parquet_writer is not None:
+            parquet_writer.close()
+        partial.unlink(missing_ok=True)
+    log(f"Scored {rows} rows of {input_path} -> {output_path} ({', '.join(added)})")
     return output_path
+
+
+def _check_columns(schema, frame, input_path):
+    missing = [c for c in schema.feature_names if c not in frame.columns]
+    if not missing:
+        return
+    hints = []
+    for column in missing:
+        close = _closest_column(column, frame.columns)
+        if close:
+            hints.append(f"'{column}' -> did you mean '{close}'?")
+    more = "..." if len(frame.columns) > 20 else ""
+    raise ValueError(
+        f"{input_path} is missing column(s) {missing} that the model needs "
+        f"(it has {list(frame.columns)[:20]}{more})."
+        f"{' ' + ' '.join(hints) if hints else ''}")
+
+
+def _score_frame(schema, score, frame, batch_size):
+    """`{task: np.ndarray}` for the rows of `frame`, `batch_size` at a time."""
+    parts = [score(schema.raw_features(frame.iloc[start:start + batch_size]))
+             for start in range(0, len(frame), batch_size)]
+    if not parts:
+        return {t: np.zeros((0,), "float32") for t in schema.task_names}
+    return {t: np.concatenate([np.asarray(p[t]) for p in parts]) for t in schema.task_names}
 
 
 def _closest_column(name, columns):

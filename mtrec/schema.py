@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import re
 from collections import Counter
 from typing import ClassVar
@@ -288,7 +289,8 @@ class Schema:
         than 4 words, many distinct values), which makes them `Text`; list
         columns are `MultiHot` (strings) or `Vector` (numbers); floats are
         `Numeric`; integers are `Numeric` unless the column name ends in
-        "id", which makes them `Categorical`.
+        the word "id" ("id", "user_id", "item-id", "itemId", "itemID"; not
+        "paid"), which makes them `Categorical`.
 
         Args:
             df: pandas DataFrame.
@@ -634,6 +636,14 @@ def _is_list_column(series):
         isinstance(v, (list, tuple, np.ndarray)) for v in sample)
 
 
+def _names_an_id(name):
+    """Whether a column name ends in the word "id": the whole name, after a
+    separator (`user_id`, `item-id`, `user.id`) or camel case (`itemId`,
+    `itemID`); `paid` and `valid` are not ids."""
+    return bool(re.search(r"(^|[_\-\s.])id$", name, flags=re.IGNORECASE)
+                or re.search(r"[a-z0-9](Id|ID)$", name))
+
+
 def _is_stringish(series):
     return (pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)
             or isinstance(series.dtype, pd.CategoricalDtype))
@@ -656,7 +666,7 @@ def _infer_spec(column, series):
                 return Text(column)
         return Categorical(column)
     if pd.api.types.is_integer_dtype(series):
-        if re.search(r"id$", str(column), flags=re.IGNORECASE):
+        if _names_an_id(str(column)):
             return Categorical(column, dtype="int64")
         return Numeric(column)
     if pd.api.types.is_float_dtype(series):
@@ -848,7 +858,10 @@ def _adapt_feature(spec, series):
         tokens = [_text_tokens(t) for t in _string_values(series)]
         counter = Counter(tok for row in tokens for tok in row)
         lengths = [len(t) for t in tokens] or [1]
-        max_length = spec.max_length or int(min(max(np.percentile(lengths, 95), 1), 256))
+        # Round up: an interpolated 95th percentile of 11.2 must keep 12
+        # tokens, or 95% of texts no longer fit.
+        max_length = spec.max_length or int(min(max(math.ceil(np.percentile(lengths, 95)),
+                                                    1), 256))
         return {"vocabulary": _top_tokens(counter, spec.max_tokens - 2),
                 "max_length": int(max_length)}
     if spec.kind == "vector":

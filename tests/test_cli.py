@@ -311,6 +311,45 @@ def test_predict_names_the_missing_column(run, exported, tmp_path, capsys, kind)
     assert not (tmp_path / "o.csv").exists()
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_predict_in_chunks_equals_one_pass(run, tmp_path, fmt):
+    """Reading, scoring and writing 37 rows at a time gives the same file as
+    one pass (the row count is not a multiple of the chunk)."""
+    test = run["data"].test
+    source = write_table(test, tmp_path / f"in.{fmt}")
+    whole, chunked = tmp_path / f"whole.{fmt}", tmp_path / f"chunked.{fmt}"
+    model = str(run["output"] / "model.keras")
+    assert main(["predict", model, str(source), str(whole)]) == 0
+    assert main(["predict", model, str(source), str(chunked), "--chunk-rows", "37",
+                 "--batch-size", "16"]) == 0
+    assert len(test) % 37 != 0
+    pd.testing.assert_frame_equal(read_output(chunked), read_output(whole))
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_predict_bad_value_in_a_late_chunk_leaves_no_output(run, tmp_path, capsys):
+    # CSV: a Parquet column has one type throughout, so it fails at chunk 1.
+    fmt = "csv"
+    frame = run["data"].test.copy()
+    frame["x1"] = frame["x1"].astype(object)
+    frame.loc[frame.index[-1], "x1"] = "high"   # only the last chunk is bad
+    source = write_table(frame, tmp_path / f"in.{fmt}")
+    target = tmp_path / f"o.{fmt}"
+    assert main(["predict", str(run["output"]), str(source), str(target),
+                 "--chunk-rows", "50"]) == 2
+    assert "Column 'x1'" in error_line(capsys)
+    assert not target.exists() and not list(tmp_path.glob("*.partial"))
+
+
+def test_predict_header_only_file(run, tmp_path):
+    source = write_table(run["data"].test.iloc[:0], tmp_path / "in.csv")
+    assert main(["predict", str(run["output"]), str(source), str(tmp_path / "o.csv"),
+                 "--chunk-rows", "10"]) == 0
+    out = pd.read_csv(tmp_path / "o.csv")
+    assert len(out) == 0 and list(out.columns)[-2:] == ["click_prediction",
+                                                        "like_prediction"]
+
+
 def test_predict_names_a_column_of_the_wrong_type(run, tmp_path, capsys):
     frame = run["data"].test.assign(x1="high")
     source = write_table(frame, tmp_path / "in.parquet")

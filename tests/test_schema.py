@@ -102,6 +102,16 @@ def test_infer_id_suffix_is_case_insensitive_and_only_for_integers():
     assert schema.feature("idx") == Numeric("idx")
 
 
+def test_infer_id_must_be_a_word_of_the_name():
+    names = ["id", "user_id", "item-id", "user.id", "USER_ID", "itemId", "itemID",
+             "paid", "valid", "rapid", "squid", "Paid"]
+    df = pd.DataFrame({n: [1, 2, 3] for n in names} | {"y": [0, 1, 0]})
+    schema = Schema.infer(df, tasks={"y": "binary"}, verbose=False)
+    kinds = {n: schema.feature(n).kind for n in names}
+    assert kinds == {**{n: "categorical" for n in names[:7]},
+                     **{n: "numeric" for n in names[7:]}}
+
+
 def test_infer_short_repeated_strings_stay_categorical():
     # Over four words per row, but only two distinct values: not free text.
     df = pd.DataFrame({"plan": ["one two three four five", "six seven eight nine ten"] * 10,
@@ -281,8 +291,8 @@ def test_adapt_text_vocabulary_and_max_length():
                        "click": [0, 1, 0, 1]})
     schema = base_schema(Text("t")).adapt(df)
     # Lower-cased, punctuation stripped: good x3, bad x2. Lengths 3, 2, 0, 0:
-    # the 95th percentile is 2.85, kept as 2.
-    assert schema.stats["t"] == {"vocabulary": ["good", "bad"], "max_length": 2}
+    # the 95th percentile is 2.85, rounded up to 3 (the longest text fits).
+    assert schema.stats["t"] == {"vocabulary": ["good", "bad"], "max_length": 3}
     small = base_schema(Text("t", max_tokens=3, max_length=7)).adapt(df)
     # max_tokens counts padding and OOV: room for one word.
     assert small.stats["t"] == {"vocabulary": ["good"], "max_length": 7}
@@ -291,8 +301,9 @@ def test_adapt_text_vocabulary_and_max_length():
 def test_adapt_text_max_length_is_the_95th_percentile():
     df = pd.DataFrame({"t": ["w w"] * 19 + [" ".join(["w"] * 10)], "click": [0, 1] * 10})
     schema = base_schema(Text("t")).adapt(df)
-    # sorted lengths: 19 x 2 then 10; position 0.95 * 19 = 18.05 -> 2.4 -> 2
-    assert schema.stats["t"]["max_length"] == 2
+    # sorted lengths: 19 x 2 then 10; position 0.95 * 19 = 18.05 -> 2.4,
+    # rounded up to 3; the one outlier of 10 words is truncated
+    assert schema.stats["t"]["max_length"] == 3
 
 
 def test_adapt_text_on_a_category_column():
