@@ -372,9 +372,13 @@ def synthetic_figures(record, stats, models, variants, figures_dir):
     plt.close(fig)
     paths.append(path)
     # Training-loss curves per p (mean over seeds; thin lines per seed).
-    fig, axes = plt.subplots(1, len(variants), figsize=(4 * len(variants), 3.4),
+    ncols = min(3, len(variants))
+    nrows = -(-len(variants) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 3.2 * nrows),
                              sharey=True, squeeze=False)
-    for ax, v in zip(axes[0], variants):
+    for ax in axes.flat[len(variants):]:
+        ax.set_visible(False)
+    for ax, v in zip(axes.flat, variants):
         for i, m in enumerate(models):
             curves = [[e.get("loss") for e in r["history"]] for r in record["runs"]
                       if r["model"] == m and r["variant"] == v]
@@ -388,7 +392,8 @@ def synthetic_figures(record, stats, models, variants, figures_dir):
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("training loss (sum of 2 MSEs, log scale)")
+    for row in axes:
+        row[0].set_ylabel("training loss (sum of 2 MSEs, log scale)")
     axes[0][0].legend()
     fig.tight_layout()
     path = Path(figures_dir) / "synthetic_loss_curves.png"
