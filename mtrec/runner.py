@@ -367,21 +367,32 @@ def _versions():
             "pandas": pd.__version__, "python": platform.python_version()}
 
 
+# What a benchmark run itself rewrites: changes there do not make the code
+# that produced a record differ from its commit.
+_BENCHMARK_OUTPUTS = ("benchmarks/results/", "benchmarks/RESULTS.md", "benchmarks/figures/")
+
+
 def _git_state():
-    """Commit and dirty flag of the checkout mtrec is imported from."""
+    """Commit of the checkout mtrec is imported from; `dirty` when tracked
+    files other than benchmark outputs differ from it; `changed`, the
+    changed tracked paths (at most 20)."""
     root = Path(mtrec.__file__).resolve().parents[1]
 
     def git(*args):
         result = subprocess.run(["git", *args], cwd=root, capture_output=True,
                                 text=True, timeout=10, check=False)
-        return result.stdout.strip() if result.returncode == 0 else None
+        return result.stdout if result.returncode == 0 else None
 
     try:
         commit = git("rev-parse", "HEAD")
         status = git("status", "--porcelain", "--untracked-files=no") if commit else None
     except (OSError, subprocess.SubprocessError):
         commit, status = None, None
-    return {"commit": commit, "dirty": None if status is None else bool(status)}
+    if status is None:
+        return {"commit": commit and commit.strip(), "dirty": None, "changed": None}
+    changed = [line[3:].strip() for line in status.splitlines() if line.strip()]
+    code = [path for path in changed if not path.startswith(_BENCHMARK_OUTPUTS)]
+    return {"commit": commit.strip(), "dirty": bool(code), "changed": changed[:20]}
 
 
 # --------------------------------------------------------------------------

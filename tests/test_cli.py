@@ -381,3 +381,20 @@ def test_prediction_columns_of_a_multiclass_task():
     assert list(columns) == ["grade_0", "grade_1", "grade_2", "ctr_prediction"]
     np.testing.assert_array_equal(columns["grade_2"], [0.0, 1.0])
     np.testing.assert_array_equal(columns["ctr_prediction"], [0.1, 0.2])
+
+
+@pytest.mark.parametrize("status, dirty", [
+    ("", False),
+    (" M benchmarks/results/census_g1.json\n M benchmarks/RESULTS.md\n"
+     " M benchmarks/figures/census_g1_auc.png\n", False),   # the benchmark's own output
+    (" M benchmarks/results/census_g1.json\n M mtrec/runner.py\n", True),
+])
+def test_git_state_ignores_benchmark_outputs(monkeypatch, status, dirty):
+    def fake_run(args, **kwargs):
+        out = "abc123\n" if "rev-parse" in args else status
+        return subprocess.CompletedProcess(args, 0, stdout=out, stderr="")
+
+    monkeypatch.setattr(runner.subprocess, "run", fake_run)
+    state = runner._git_state()
+    assert state["commit"] == "abc123" and state["dirty"] is dirty
+    assert len(state["changed"]) == status.count("\n")
