@@ -33,8 +33,8 @@ clean:
 # chosen per model on validation over {1e-3, 2e-3, 5e-3} at seed 1, then
 # seeds 2-5 at the chosen rate), group 2 (5 seeds at group 1's choice) and
 # the synthetic correlation sweep (3 models x 6 correlations x 3 seeds),
-# then writes the report and checks the baselines. The wall time of the
-# last full run is in benchmarks/RESULTS.md. `bench-smoke` is the tiny
+# then writes the report and checks the baselines: 53 min on 2 cores from a
+# fresh checkout (per-suite wall times in benchmarks/RESULTS.md). `bench-smoke` is the tiny
 # version (1 seed, 1 epoch, 2,000 synthetic rows), under a minute.
 BENCH_JOBS ?= 2
 .PHONY: bench bench-smoke

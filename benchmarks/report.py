@@ -448,7 +448,11 @@ def write_report(results_dir, out, figures_dir):
                      f"{machine} | {', '.join(c[:10] for c in commits)}"
                      f"{' (dirty tree)' if dirty else ''} |")
     total = sum(r.get("wall_seconds") or 0 for r in records.values())
-    if records:
+    if len({r.get("command") for r in records.values()}) == 1 and len(records) > 1:
+        lines.append(f"\nOne command ran the suites one after another: {_hms(total)} of "
+                     f"training and evaluation in all (`make bench` adds the set-up "
+                     f"and this report).")
+    elif records:
         lines.append(f"\nSum of the suites' wall times: {_hms(total)} (suites that ran "
                      f"side by side overlap in time; `make bench` runs them one after "
                      f"another).")
