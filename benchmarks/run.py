@@ -170,6 +170,11 @@ def variants(suite, smoke=False):
     return [(f"{key}={v}", [f"dataset.args.{key}={v}"]) for v in values]
 
 
+def _base_overrides(suite, smoke):
+    """Overrides every run of a suite gets (epoch budget; smoke sizes)."""
+    return list(SUITES[suite]["overrides"]) + (SMOKE[suite] if smoke else [])
+
+
 def _configs(suite):
     """`[(path, model name)]` of a suite in report order."""
     from mtrec.config import load_config
@@ -194,11 +199,12 @@ def plan(suite, seeds, smoke=False, models=None, chosen=None):
     overrides. `chosen` maps a model to extra overrides (the tuned values)."""
     _register_datasets()
     runs = []
-    base = list(SUITES[suite]["overrides"]) + (SMOKE[suite] if smoke else [])
+    base = _base_overrides(suite, smoke)
+    configs = _configs(suite)
     # Seeds outermost: an interrupted suite has every model at the first seeds.
     for seed in seeds:
         for label, extra in variants(suite, smoke):
-            for path, model in _configs(suite):
+            for path, model in configs:
                 if models and model not in models:
                     continue
                 overrides = (base + extra + list((chosen or {}).get(model, []))
@@ -221,10 +227,11 @@ def tuning_plan(suite, seed, smoke=False, models=None):
     out (suites that tune have none)."""
     _register_datasets()
     parameter, values = tuning_grid(suite, smoke)
-    base = list(SUITES[suite]["overrides"]) + (SMOKE[suite] if smoke else [])
+    base = _base_overrides(suite, smoke)
+    configs = _configs(suite)
     runs = []
     for value in values:
-        for path, model in _configs(suite):
+        for path, model in configs:
             if models and model not in models:
                 continue
             overrides = base + [f"{parameter}={value}", f"training.seed={seed}"]
@@ -240,8 +247,8 @@ def validation_score(entry):
     for metrics in entry["metrics"]["valid"].values():
         if metrics.get("auc") is not None:
             scores.append(metrics["auc"])
-        elif metrics.get("rmse") is not None:
-            scores.append(-metrics["rmse"] ** 2)
+        elif metric_value(metrics, "mse") is not None:
+            scores.append(-metric_value(metrics, "mse"))
     return float(sum(scores) / len(scores)) if scores else float("-inf")
 
 
@@ -270,8 +277,8 @@ def label_correlations(suite, smoke=False):
 
     path = suite_configs(suite)[0]
     out = {}
+    base = _base_overrides(suite, smoke)
     for label, extra in variants(suite, smoke):
-        base = list(SUITES[suite]["overrides"]) + (SMOKE[suite] if smoke else [])
         config = load_config(path, base + extra)
         data = load_dataset(config.dataset.name, **config.dataset.args)
         tasks = list(data.tasks) if isinstance(data.tasks, dict) else [
@@ -417,9 +424,10 @@ def tuned_choice(suite, out_dir, record, seeds, smoke, models, executor, runs_di
         record["tuned_from"] = {"suite": source, "parameter": tuning["parameter"],
                                 "chosen": tuning["chosen"]}
         return {m: [t] for m, t in tuning["chosen"].items()}
-    if tuning_grid(suite, smoke) is None:
+    grid = tuning_grid(suite, smoke)
+    if grid is None:
         return {}
-    parameter, values = tuning_grid(suite, smoke)
+    parameter, values = grid
     seed = seeds[0]
     tuning = record.setdefault("tuning", {"parameter": parameter, "values": values,
                                           "seed": seed, "runs": []})

@@ -463,18 +463,10 @@ def load_scorer(path):
     return model.schema, score
 
 
-def read_table(path, schema=None):
-    """A CSV or Parquet file as a DataFrame; with a schema, feature columns
-    are read in the dtypes the schema expects."""
-    chunks = list(iter_table(path, schema))
-    return pd.concat(chunks) if len(chunks) > 1 else chunks[0]
-
-
-def iter_table(path, schema=None, chunk_rows=None):
-    """A CSV or Parquet file as DataFrames of at most `chunk_rows` rows (the
-    whole file at once when None), with a running row index; with a
-    schema, feature columns come in the dtypes the schema expects. A file
-    with a header and no rows yields one empty frame."""
+def iter_table(path, schema, chunk_rows):
+    """A CSV or Parquet file as DataFrames of at most `chunk_rows` rows, with
+    a running row index; feature columns come in the dtypes the schema
+    expects. A file with a header and no rows yields one empty frame."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"Input file {path} does not exist.")
@@ -482,9 +474,6 @@ def iter_table(path, schema=None, chunk_rows=None):
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
-        if chunk_rows is None:
-            yield pd.read_parquet(path)
-            return
         parquet, start = pq.ParquetFile(path), 0
         for batch in parquet.iter_batches(batch_size=chunk_rows):
             frame = batch.to_pandas()
@@ -494,26 +483,18 @@ def iter_table(path, schema=None, chunk_rows=None):
         if start == 0:
             yield parquet.schema_arrow.empty_table().to_pandas()
         return
-    if schema is None:
-        options = {}
-        string_columns = set()
-    else:
-        header = list(pd.read_csv(path, nrows=0).columns)
-        string_columns = {s.name for s in schema.features
-                          if s.kind in ("multihot", "text")
-                          or (s.kind == "categorical" and s.dtype == "string")}
-        options = {"keep_default_na": False,
-                   "dtype": {c: str for c in header if c in string_columns},
-                   "na_values": {c: ([""] if c in string_columns else _NA_STRINGS)
-                                 for c in header}}
-    if chunk_rows is None:
-        frames = [pd.read_csv(path, **options)]
-    else:
-        frames = pd.read_csv(path, chunksize=chunk_rows, **options)
+    header = list(pd.read_csv(path, nrows=0).columns)
+    string_columns = {s.name for s in schema.features
+                      if s.kind in ("multihot", "text")
+                      or (s.kind == "categorical" and s.dtype == "string")}
+    options = {"keep_default_na": False,
+               "dtype": {c: str for c in header if c in string_columns},
+               "na_values": {c: ([""] if c in string_columns else _NA_STRINGS)
+                             for c in header}}
     empty = True
-    for frame in frames:
+    for frame in pd.read_csv(path, chunksize=chunk_rows, **options):
         empty = False
-        yield frame if schema is None else _schema_dtypes(frame, schema, string_columns)
+        yield _schema_dtypes(frame, schema, string_columns)
     if empty:  # chunked reading of a header-only file yields nothing
         yield pd.read_csv(path, nrows=0, **options)
 

@@ -5,5 +5,5 @@ from mtrec.export.saved_model import (
     to_tf_examples)
 from mtrec.export.serving import export_for_serving, next_version, write_warmup_requests
 
-__all__ = ["EXAMPLE_SIGNATURE", "example_parsing_spec", "raw_input_signature", "saved_model", "serving_input_names", "serving_input_names",
+__all__ = ["EXAMPLE_SIGNATURE", "example_parsing_spec", "raw_input_signature", "saved_model", "serving_input_names",
            "to_tf_examples", "export_for_serving", "next_version", "write_warmup_requests"]

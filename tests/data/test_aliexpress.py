@@ -1,7 +1,6 @@
 """Tests for mtrec.data.aliexpress on torch-rechub's sample and generated layouts."""
 
 import shutil
-import socket
 
 import numpy as np
 import pandas as pd
@@ -9,17 +8,6 @@ import pytest
 
 import mtrec
 from mtrec.data import aliexpress, download, from_pandas
-
-
-@pytest.fixture
-def offline(monkeypatch, tmp_path):
-    """No network; the cache is test-local; $MTREC_DATA_DIR unset."""
-    def refuse(*args, **kwargs):
-        raise AssertionError("test tried to use the network")
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.delenv(download.DATA_DIR_ENV, raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,8 @@ MD5 = {name: hashlib.md5(data).hexdigest() for name, data in CONTENT.items()}
 
 
 @pytest.fixture(autouse=True)
-def no_network_and_clean_env(monkeypatch, tmp_path):
-    """No socket may connect; the cache and $MTREC_DATA_DIR are test-local."""
-    def refuse(*args, **kwargs):
-        raise AssertionError("test tried to use the network")
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.delenv(download.DATA_DIR_ENV, raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+def no_network_and_clean_env(offline):
+    """Every test here runs offline (tests/data/conftest.py)."""
 
 
 def write_dataset(folder):

@@ -1,14 +1,13 @@
 """Tests for mtrec.data.movielens: the derived funnel and the rating tasks."""
 
 import shutil
-import socket
 import zipfile
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from mtrec.data import download, from_pandas, movielens
+from mtrec.data import from_pandas, movielens
 from mtrec.data.registry import dataset_names, load_dataset
 
 RATINGS = 100_836
@@ -35,16 +34,6 @@ def few_users(raw):
 def split_of(frames):
     return pd.concat([f.assign(split=name) for f, name in
                       zip(frames, ("train", "valid", "test"))], ignore_index=True)
-
-
-@pytest.fixture
-def offline(monkeypatch, tmp_path):
-    def refuse(*args, **kwargs):
-        raise AssertionError("test tried to use the network")
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.delenv(download.DATA_DIR_ENV, raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
 # -- files ---------------------------------------------------------------------
