@@ -425,7 +425,7 @@ def write_report(results_dir, out, figures_dir):
     lines = ["# Benchmark results\n",
              "Written by `benchmarks/report.py` from the records in "
              f"`{_display(results_dir)}/` (each written by `benchmarks/run.py`, which "
-             "calls `mtrec.runner.train` once per config and seed). Every number "
+             "calls `mtrec.experiments.runner.train` once per config and seed). Every number "
              "below comes from those records; paper numbers are quoted beside them. "
              "Regenerate everything with `make bench`.\n"]
     lines.append("## Runs\n")

@@ -6,9 +6,9 @@
     python benchmarks/run.py --smoke --out-dir /tmp/smoke           # tiny, all suites
 
 A suite is a folder of run configs (one YAML per dataset and model, validated
-by `mtrec.config.load_config`) plus overrides applied to each (the epoch
+by `mtrec.experiments.config.load_config`) plus overrides applied to each (the epoch
 budget; for the synthetic sweep, the correlation). For each config and seed
-the runner calls `mtrec.runner.train` with `training.seed` overridden, into a
+the runner calls `mtrec.experiments.runner.train` with `training.seed` overridden, into a
 raw run folder under `runs/bench/<suite>/` (git-ignored), and collects the
 run's `metrics.json` into one aggregated record,
 `benchmarks/results/<suite>.json` (rewritten after every run, so an
@@ -177,7 +177,7 @@ def _base_overrides(suite, smoke):
 
 def _configs(suite):
     """`[(path, model name)]` of a suite in report order."""
-    from mtrec.config import load_config
+    from mtrec.experiments.config import load_config
 
     configs = [(path, load_config(path).model.name) for path in suite_configs(suite)]
     configs.sort(key=lambda item: (MODEL_ORDER.index(item[1])
@@ -187,7 +187,7 @@ def _configs(suite):
 
 
 def _planned(suite, path, model, label, overrides, seed, tune=None):
-    from mtrec.config import load_config
+    from mtrec.experiments.config import load_config
 
     load_config(path, overrides)  # validated before anything runs
     return {"config_path": str(path.relative_to(ROOT)), "model": model,
@@ -272,7 +272,7 @@ def label_correlations(suite, smoke=False):
     per variant (the papers report it)."""
     import numpy as np
 
-    from mtrec.config import load_config
+    from mtrec.experiments.config import load_config
     from mtrec.data.registry import load_dataset
 
     path = suite_configs(suite)[0]
@@ -327,8 +327,8 @@ def execute(run, folder):
     """Train one planned run into `folder`; its entry for the record."""
     import keras
 
-    from mtrec.config import load_config
-    from mtrec.runner import train
+    from mtrec.experiments.config import load_config
+    from mtrec.experiments.runner import train
 
     _register_datasets()
     keras.backend.clear_session()

@@ -81,7 +81,7 @@ def main(argv=None):
     print(f"(always predicting the training mean rating: RMSE "
           f"{np.sqrt(np.mean((test['rating'] - train['rating'].mean()) ** 2)):.4f})")
 
-    usage = mtrec.diagnostics.gates(model, test, collapse_threshold=1.0).usage
+    usage = mtrec.evaluation.gates(model, test, collapse_threshold=1.0).usage
     by_modality = usage.T.groupby(lambda expert: expert.rsplit("_", 1)[0]).sum().T
     print("\nMean gate weight per modality group (test set):")
     print(by_modality.droplevel("level").round(3).to_string())

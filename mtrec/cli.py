@@ -78,8 +78,8 @@ def build_parser():
 
 
 def cmd_train(args):
-    from mtrec import runner
-    from mtrec.config import load_config
+    from mtrec.experiments import runner
+    from mtrec.experiments.config import load_config
 
     config = load_config(args.config, args.overrides)
     runner.train(config, output_dir=args.output)
@@ -87,7 +87,7 @@ def cmd_train(args):
 
 
 def cmd_validate(args):
-    from mtrec.config import load_config
+    from mtrec.experiments.config import load_config
 
     config = load_config(args.config, args.overrides)
     model_args = ", ".join(f"{k}={v}" for k, v in config.model.args.items())
@@ -99,8 +99,8 @@ def cmd_validate(args):
 
 
 def cmd_evaluate(args):
-    from mtrec import runner
-    from mtrec.config import load_config
+    from mtrec.experiments import runner
+    from mtrec.experiments.config import load_config
     from mtrec.data.registry import load_dataset
 
     config_path = args.config
@@ -124,7 +124,7 @@ def cmd_evaluate(args):
 
 
 def cmd_export(args):
-    from mtrec import runner
+    from mtrec.experiments import runner
     from mtrec.export import saved_model
 
     model = runner.load_model(args.model)
@@ -135,7 +135,7 @@ def cmd_export(args):
 
 
 def cmd_predict(args):
-    from mtrec import runner
+    from mtrec.experiments import runner
 
     runner.predict_file(args.model, args.input, args.output, batch_size=args.batch_size,
                         chunk_rows=args.chunk_rows)

@@ -41,7 +41,7 @@ def smoke(tmp_path_factory):
 
 
 def test_every_suite_config_validates():
-    from mtrec.config import load_config
+    from mtrec.experiments.config import load_config
 
     for suite in run.SUITES:
         runs = run.plan(suite, seeds=[1, 2])

@@ -18,12 +18,13 @@ config is checked against the function's signature before anything runs.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+
+from mtrec.utils.suggestions import did_you_mean
 
 __all__ = ["DATASETS", "DatasetSplits", "dataset_arguments", "dataset_names",
            "dataset_task_names", "load_dataset", "register_dataset"]
@@ -103,7 +104,7 @@ def dataset_names():
 
 def _entry(name):
     if name not in DATASETS:
-        raise ValueError(f"Unknown dataset '{name}'{_did_you_mean(name, DATASETS)}; "
+        raise ValueError(f"Unknown dataset '{name}'{did_you_mean(name, DATASETS)}; "
                          f"registered: {dataset_names()}.")
     return DATASETS[name]
 
@@ -142,7 +143,7 @@ def load_dataset(name, **args):
     accepted = dataset_arguments(name)
     unknown = [a for a in args if a not in accepted]
     if unknown:
-        hints = "".join(_did_you_mean(a, accepted) for a in unknown)
+        hints = "".join(did_you_mean(a, accepted) for a in unknown)
         raise ValueError(f"Dataset '{name}' takes no argument(s) {unknown}{hints}; "
                          f"it takes {list(accepted)}.")
     splits = entry.loader(**args)
@@ -160,10 +161,6 @@ def load_dataset(name, **args):
 def _qualified(fn):
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', fn)}"
 
-
-def _did_you_mean(word, options):
-    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 # --------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import keras
 import tensorflow as tf
 
 from mtrec.schema import ENCODED_PREFIX, MISSING_INT, TEXT_STANDARDIZE, Schema
+from mtrec.utils.names import safe_name
 
 # Keys of the encoded dict. Per-kind tensors are stacked so the embedding
 # stage does one gather per embedding width instead of one per feature.
@@ -112,7 +113,7 @@ class FeaturePreprocessing(keras.layers.Layer):
         self.multihot_lookups = [
             keras.layers.StringLookup(
                 vocabulary=s.stats[spec.name]["vocabulary"] or _EMPTY_VOCAB,
-                mask_token="", num_oov_indices=1, name=f"lookup_{_safe(spec.name)}")
+                mask_token="", num_oov_indices=1, name=f"lookup_{safe_name(spec.name)}")
             for spec in self.multihot]
         self.text_vectorizers = [
             keras.layers.TextVectorization(
@@ -120,7 +121,7 @@ class FeaturePreprocessing(keras.layers.Layer):
                 output_mode="int",
                 output_sequence_length=s.stats[spec.name]["max_length"],
                 vocabulary=s.stats[spec.name]["vocabulary"] or _EMPTY_VOCAB,
-                name=f"tokenize_{_safe(spec.name)}")
+                name=f"tokenize_{safe_name(spec.name)}")
             for spec in self.text]
         if self.numeric:
             means = np.array([s.stats[f.name]["mean"] for f in self.numeric], "float32")
@@ -132,7 +133,7 @@ class FeaturePreprocessing(keras.layers.Layer):
 
     def _categorical_lookup(self, spec):
         stats = self.schema.stats[spec.name]
-        name = f"lookup_{_safe(spec.name)}"
+        name = f"lookup_{safe_name(spec.name)}"
         if "num_hash_bins" in stats:
             return keras.layers.Hashing(num_bins=stats["num_hash_bins"], name=name)
         if spec.dtype == "int64":
@@ -221,9 +222,6 @@ def _column(x, dtype):
         return x
     return tf.cast(x, dtype)
 
-
-def _safe(name):
-    return "".join(c if c.isalnum() or c in "_-." else "_" for c in name)
 
 
 def dummy_raw_batch(schema, rows=2):

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from mtrec.layers.experts import Experts
+from mtrec.utils.names import safe_name
 
 
 @keras.saving.register_keras_serializable(package="mtrec.layers")
@@ -48,7 +49,7 @@ class ModalityExperts(keras.layers.Layer):
         self.shared_modality = shared_modality
         self.dropout = dropout
         self.banks = [Experts(self.num_experts, self.expert_units, dropout=dropout,
-                              name=f"experts_{_safe(m)}")
+                              name=f"experts_{safe_name(m)}")
                       for m in self.modalities]
 
     @property
@@ -100,6 +101,3 @@ class ModalityExperts(keras.layers.Layer):
                 "num_experts": self.num_experts, "expert_units": self.expert_units,
                 "shared_modality": self.shared_modality, "dropout": self.dropout}
 
-
-def _safe(name):
-    return "".join(c if c.isalnum() or c in "_-." else "_" for c in str(name))

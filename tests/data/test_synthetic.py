@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mtrec.config import ConfigError, parse_config
+from mtrec.experiments.config import ConfigError, parse_config
 from mtrec.data import synthetic
 from mtrec.data.registry import DATASETS, load_dataset
 

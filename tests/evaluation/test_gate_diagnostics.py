@@ -1,4 +1,4 @@
-"""mtrec.diagnostics.gates: expert usage, entropy, collapse warnings, heatmap."""
+"""mtrec.evaluation.gates: expert usage, entropy, collapse warnings, heatmap."""
 
 import math
 import warnings
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import mtrec
-from mtrec import diagnostics
+from mtrec.evaluation import gate_diagnostics as diagnostics
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

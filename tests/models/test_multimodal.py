@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 
 import mtrec
-from mtrec.config import ConfigError, parse_config
-from mtrec.diagnostics import gates as gate_report
+from mtrec.experiments.config import ConfigError, parse_config
+from mtrec.evaluation.gate_diagnostics import gates as gate_report
 from mtrec.models import CGC, MMoE, OMoE, PLE, SharedBottom, SingleTask
 from mtrec.schema import collapse_vector_columns
 

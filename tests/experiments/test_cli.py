@@ -13,12 +13,12 @@ import pytest
 import yaml
 
 import mtrec
-from mtrec import runner
+from mtrec.experiments import runner
 from mtrec.cli import main
-from mtrec.config import load_config
+from mtrec.experiments.config import load_config
 from mtrec.data.registry import load_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MMOE_CONFIG = ROOT / "benchmarks" / "configs" / "census_income" / "mmoe.yaml"
 
 TINY = {

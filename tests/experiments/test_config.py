@@ -9,11 +9,11 @@ import yaml
 from sklearn.metrics import roc_auc_score
 
 import mtrec
-from mtrec.config import ConfigError, RunConfig, apply_overrides, load_config, parse_config
+from mtrec.experiments.config import ConfigError, RunConfig, apply_overrides, load_config, parse_config
 from mtrec.data import registry
 
 CENSUS_CONFIGS = sorted(
-    (Path(__file__).resolve().parents[1] / "benchmarks" / "configs" / "census_income")
+    (Path(__file__).resolve().parents[2] / "benchmarks" / "configs" / "census_income")
     .glob("*.yaml"))
 
 

@@ -30,7 +30,7 @@ class GateCollapseWarning(UserWarning):
 
 @dataclasses.dataclass
 class GateReport:
-    """What `mtrec.diagnostics.gates` measured.
+    """What `mtrec.evaluation.gates` measured.
 
     Attributes:
         usage: DataFrame, index `(level, gate)`, one column per expert:

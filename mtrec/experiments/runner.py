@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 import mtrec
-from mtrec.config import OPTIMIZERS, RunConfig, load_config
+from mtrec.experiments.config import OPTIMIZERS, RunConfig, load_config
 from mtrec.data.pandas_dataset import from_pandas
 from mtrec.data.registry import dataset_arguments, load_dataset
 from mtrec.data.leakage import check_leakage
@@ -292,14 +292,14 @@ def _dataset_arguments(config):
 
 def _gate_heatmap(model, data, path, log):
     """Write the gate heatmap when the model has gates and
-    `mtrec.diagnostics.gates` exists; a summary dict, or None."""
+    `mtrec.evaluation.gates` exists; a summary dict, or None."""
     if path.exists():
         path.unlink()  # never leave a stale heatmap from an earlier run
     structure = getattr(model, "gate_structure", lambda: [])()
     if not structure:
         return None
     try:
-        from mtrec import diagnostics
+        from mtrec.evaluation import gate_diagnostics as diagnostics
     except ImportError:
         return None
     if not hasattr(diagnostics, "gates"):

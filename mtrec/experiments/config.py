@@ -29,7 +29,6 @@ dataset function's signatures. All problems are reported together in one
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 import types
 import typing
@@ -40,6 +39,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from mtrec.schema import FEATURE_KINDS, Schema, TaskSpec
+from mtrec.utils.suggestions import closest as _closest
 
 __all__ = ["ConfigError", "RunConfig", "apply_overrides", "load_config",
            "parse_config", "OPTIMIZERS"]
@@ -333,33 +333,6 @@ def _suggestion(word, options, valid_word="valid"):
     if close is not None:
         return f"; did you mean '{close}'?"
     return f"; {valid_word}: {', '.join(options)}." if options else "."
-
-
-def _closest(word, options):
-    word = str(word)
-    lower = {o.lower(): o for o in options}
-    if word.lower() in lower:
-        return lower[word.lower()]
-    close = difflib.get_close_matches(word.lower(), list(lower), n=3, cutoff=0.6)
-    if not close:
-        return None
-    # difflib ranks 'adma' nearer 'adamax' than 'adam'; among its candidates
-    # prefer the fewest edits (a swap of two letters counts as one).
-    best = min(close, key=lambda option: _edit_distance(word.lower(), option))
-    return lower[best]
-
-
-def _edit_distance(a, b):
-    """Optimal string alignment distance (Levenshtein plus transpositions)."""
-    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)]
-         for i in range(len(a) + 1)]
-    for i in range(1, len(a) + 1):
-        for j in range(1, len(b) + 1):
-            cost = a[i - 1] != b[j - 1]
-            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
-    return d[-1][-1]
 
 
 def _short(value):

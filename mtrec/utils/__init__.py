@@ -1,0 +1,1 @@
+"""Small helpers shared across mtrec's packages (no TensorFlow, no Keras)."""
