@@ -64,7 +64,7 @@ import pandas as pd
 from mtrec.data import streaming
 from mtrec.data.download import locate
 from mtrec.data.registry import DatasetSplits, register_dataset
-from mtrec.schema import Categorical, MultiHot, Numeric, Schema, TaskSpec
+from mtrec.schema import Categorical, MultiHot, Numeric, Schema, funnel_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -114,11 +114,7 @@ DENSE_FIELDS = ["109_14", "110_14", "127_14", "150_14", "508", "509", "702", "85
 HISTORY_FIELDS = ["109_14", "110_14", "127_14", "150_14"]
 LABELS = ["click", "purchase"]
 GROUP_COLUMN = "101"   # user id, for GAUC
-TASKS = [
-    TaskSpec("ctr", "binary", label="click"),
-    TaskSpec("cvr", "binary", label="purchase", mask="click"),
-    TaskSpec("ctcvr", "binary", label="purchase"),
-]
+TASKS = funnel_tasks(click="click", conversion="purchase")
 TASK_NAMES = [task.name for task in TASKS]
 
 _FEATURE_SEP, _FIELD_SEP, _VALUE_SEP = "\x01", "\x02", "\x03"

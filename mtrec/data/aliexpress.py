@@ -47,7 +47,7 @@ import pandas as pd
 from mtrec.data import streaming
 from mtrec.data.download import locate
 from mtrec.data.registry import DatasetSplits, register_dataset
-from mtrec.schema import Categorical, Numeric, Schema, TaskSpec
+from mtrec.schema import Categorical, Numeric, Schema, funnel_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +67,7 @@ CATEGORICAL = [f"categorical_{i}" for i in range(1, 17)]
 NUMERICAL = [f"numerical_{i}" for i in range(1, 64)]
 LABELS = ["click", "conversion"]
 COLUMNS = [GROUP_COLUMN, *CATEGORICAL, *NUMERICAL, *LABELS]
-TASKS = [
-    TaskSpec("ctr", "binary", label="click"),
-    TaskSpec("cvr", "binary", label="conversion", mask="click"),
-    TaskSpec("ctcvr", "binary", label="conversion"),
-]
+TASKS = funnel_tasks()
 TASK_NAMES = [task.name for task in TASKS]
 
 

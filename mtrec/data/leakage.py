@@ -97,16 +97,14 @@ def check_leakage(df, schema, auc_threshold=0.99, max_rows=200_000, max_categori
     labels = schema.raw_labels(df)   # NaN where unlabelled or masked out
     # Each feature is encoded once (integer codes, -1 = missing) and reused
     # for every task: string conversions of object columns dominate the cost.
-    encoded = {spec.name: _encode(spec, df[spec.name])
-               for spec in schema.features if spec.kind != "vector"}
+    checked = [spec for spec in schema.features if spec.leakage_view is not None]
+    encoded = {spec.name: _encode(spec, df[spec.name]) for spec in checked}
     errors, report = [], {}
     for task in schema.tasks:
         y = labels[task.name].astype("float64")
         labelled = ~np.isnan(y)
         aucs = report.setdefault(task.name, {}) if task.kind == "binary" else None
-        for spec in schema.features:
-            if spec.kind == "vector":
-                continue
+        for spec in checked:
             feature = encoded[spec.name]
             rows = labelled & (feature.codes >= 0)
             reason = _deterministic(spec, feature, rows, y, max_categories)
@@ -118,7 +116,7 @@ def check_leakage(df, schema, auc_threshold=0.99, max_rows=200_000, max_categori
                 continue
             if aucs is None:
                 continue
-            if spec.kind == "numeric":
+            if spec.leakage_view == "number":
                 keep = labelled & (feature.codes >= 0)
                 auc = _rank_auc(feature.values[keep], y[keep])
             else:
@@ -173,7 +171,7 @@ class _Encoded:
 
 
 def _encode(spec, series):
-    if spec.kind == "numeric":
+    if spec.leakage_view == "number":
         values = pd.to_numeric(series, errors="coerce").to_numpy("float64", na_value=np.nan)
         codes, _ = pd.factorize(values, use_na_sentinel=True)
         codes[~np.isfinite(values)] = -1
@@ -233,7 +231,7 @@ def _deterministic(spec, feature, rows, y, max_categories):
                          f"{len(labels_per_value)} values goes with a single label value)")
             return f"{kind} of the label"
         return None
-    if spec.kind != "numeric" or (labels_per_value > 1).any():
+    if spec.leakage_view != "number" or (labels_per_value > 1).any():
         return None
     # One-to-one: as many distinct feature values as label values.
     if len(labels_per_value) != len(labels):

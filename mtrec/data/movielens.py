@@ -64,7 +64,7 @@ import pandas as pd
 
 from mtrec.data.download import cache_dir, locate
 from mtrec.data.registry import DatasetSplits, register_dataset
-from mtrec.schema import Categorical, MultiHot, Numeric, Schema, TaskSpec, Text
+from mtrec.schema import Categorical, MultiHot, Numeric, Schema, TaskSpec, Text, funnel_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -77,11 +77,8 @@ FILES = {
     "tags.csv": "1b2d21a7be1cc23d327b11155a4a6aea",
 }
 LIKE_THRESHOLD = 4.0
-FUNNEL_TASKS = [
-    TaskSpec("ctr", "binary", label="click"),
-    TaskSpec("cvr", "binary", label="conversion", mask="click"),
-    TaskSpec("ctcvr", "binary", label="conversion"),
-]
+# The funnel tasks as TaskSpecs (mtrec.schema.FUNNEL_TASKS holds their names).
+FUNNEL_TASKS = funnel_tasks(click="click", conversion="conversion")
 RATING_TASKS = [TaskSpec("like", "binary"), TaskSpec("rating", "regression")]
 USER_FEATURES = ["user_num_ratings", "user_mean_rating", "user_like_rate"]
 _YEAR = re.compile(r"\((\d{4})\)\s*$")

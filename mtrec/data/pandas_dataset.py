@@ -7,6 +7,9 @@ from mtrec.layers.feature_preprocessing import FeaturePreprocessing
 
 # Rows encoded per eager call; bounds the memory of the one-off encoding.
 _ENCODE_CHUNK = 65536
+# Batch size of the datasets the library builds itself from a DataFrame
+# (mtrec.evaluate, gate diagnostics): large, since nothing trains on them.
+DATAFRAME_BATCH_SIZE = 4096
 
 
 def encode_features(schema, raw, preprocessing=None):

@@ -219,19 +219,8 @@ def csv_dtypes(schema, labels=True):
     is not turned into floats), integer categoricals as `Int64`, numerics
     as `float32`, labels and mask columns as `float64` (empty = NaN).
     """
-    dtypes = {}
-    for spec in schema.features:
-        if spec.kind == "vector":
-            raise ValueError(
-                f"Feature '{spec.name}' is a Vector, which a CSV file cannot "
-                f"hold (one list per cell); store the table as Parquet and use "
-                f"from_parquet, or split the vector into Numeric columns.")
-        if spec.kind == "categorical" and spec.dtype == "int64":
-            dtypes[spec.name] = "Int64"
-        elif spec.kind == "numeric":
-            dtypes[spec.name] = "float32"
-        else:
-            dtypes[spec.name] = str
+    # Vector.csv_dtype raises: a CSV cell cannot hold a list.
+    dtypes = {spec.name: spec.csv_dtype() for spec in schema.features}
     if labels:
         for task in schema.tasks:
             dtypes[task.label] = "float64"

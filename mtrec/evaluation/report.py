@@ -2,16 +2,13 @@
 
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 
-from mtrec.data.pandas_dataset import from_pandas
-from mtrec.evaluation.metrics import (
-    binary_metrics, expected_calibration_error, multiclass_metrics,
-    regression_metrics)
+from mtrec.data.pandas_dataset import DATAFRAME_BATCH_SIZE, from_pandas
+from mtrec.evaluation.metrics import expected_calibration_error
+from mtrec.schema.task_kinds import task_kind
 
 __all__ = ["evaluate", "predict_with_labels", "expected_calibration_error"]
-
-# Batch size used when `evaluate` builds the dataset from a DataFrame.
-DATAFRAME_BATCH_SIZE = 4096
 
 # Column order of the report; a column appears only when some task has it.
 _COLUMNS = ("kind", "count", "auc", "gauc", "gauc_groups", "logloss", "calibration",
@@ -79,14 +76,22 @@ def predict_with_labels(model, data):
     return preds, labels
 
 
-def _is_shuffled(dataset):
-    """Best effort: does a tf.data pipeline contain a shuffle?"""
-    seen = 0
-    while dataset is not None and seen < 100:
-        if "shuffle" in type(dataset).__name__.lower():
-            return True
-        dataset, seen = getattr(dataset, "_input_dataset", None), seen + 1
-    return False
+def _is_shuffled(data):
+    """Whether a tf.data pipeline shuffles (any shuffle op in its graph).
+
+    Reads the pipeline's serialised graph through public ops; other
+    iterables (lists of batches, generators) are taken as ordered.
+    """
+    if not isinstance(data, tf.data.Dataset):
+        return False
+    variant = tf.data.experimental.to_variant(data)
+    # external_state_policy=1 (ignore): stateful functions (generators,
+    # py_function) need not serialise faithfully; only op names are read.
+    graph = tf.compat.v1.GraphDef.FromString(tf.raw_ops.DatasetToGraphV2(
+        input_dataset=variant, external_state_policy=1).numpy())
+    ops = [node.op for node in graph.node]
+    ops += [node.op for function in graph.library.function for node in function.node_def]
+    return any("Shuffle" in op for op in ops)
 
 
 def _check_top_k(top_k):
@@ -186,21 +191,16 @@ def evaluate(model, data, group_column=None, top_k=(1, 3), groups=None,
     rows = {}
     for task in model.schema.tasks:
         y_true, y_pred = labels[task.name], preds[task.name]
-        if task.kind != "multiclass":
+        kind = task_kind(task.kind)
+        if not kind.per_class:
             y_pred = y_pred.reshape(len(y_pred), -1)[:, 0] if y_pred.ndim > 1 else y_pred
         keep = ~np.isnan(y_true)
         if not keep.any():
             rows[task.name] = {"kind": task.kind, "count": 0}
             continue
         y_true, y_pred = y_true[keep], y_pred[keep]
-        if task.kind == "binary":
-            row = binary_metrics(y_true, y_pred,
-                                 groups=None if groups is None else groups[keep],
-                                 num_bins=num_bins)
-        elif task.kind == "regression":
-            row = regression_metrics(y_true, y_pred)
-        else:
-            row = multiclass_metrics(y_true, y_pred, top_k=top_k)
+        row = kind.evaluate(y_true, y_pred, groups=None if groups is None else groups[keep],
+                            top_k=top_k, num_bins=num_bins)
         rows[task.name] = {"kind": task.kind, **row}
 
     table = pd.DataFrame.from_dict(rows, orient="index")

@@ -8,8 +8,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mtrec.schema import MISSING_INT
-
 SCHEMA_FILE = "mtrec_schema.json"
 EXAMPLE_SIGNATURE = "serving_tf_example"
 
@@ -45,19 +43,8 @@ def raw_input_signature(schema):
     (`serving_input_names`).
     """
     names = serving_input_names(schema)
-    specs = {}
-    for spec in schema.features:
-        name = names[spec.name]
-        if spec.kind == "numeric":
-            specs[spec.name] = tf.TensorSpec([None], tf.float32, name=name)
-        elif spec.kind == "vector":
-            dim = schema.stats[spec.name]["dim"]
-            specs[spec.name] = tf.TensorSpec([None, dim], tf.float32, name=name)
-        elif spec.kind == "categorical" and spec.dtype == "int64":
-            specs[spec.name] = tf.TensorSpec([None], tf.int64, name=name)
-        else:
-            specs[spec.name] = tf.TensorSpec([None], tf.string, name=name)
-    return specs
+    return {spec.name: spec.serving_spec(schema.stats.get(spec.name), name=names[spec.name])
+            for spec in schema.features}
 
 
 def example_parsing_spec(schema):
@@ -65,19 +52,8 @@ def example_parsing_spec(schema):
     gets the value that means "missing" in training (NaN for numbers and
     vectors, `""` for strings, -1 for integer ids), so a request without it
     is scored as if the value were missing."""
-    features = {}
-    for spec in schema.features:
-        if spec.kind == "numeric":
-            features[spec.name] = tf.io.FixedLenFeature([], tf.float32, default_value=np.nan)
-        elif spec.kind == "vector":
-            dim = schema.stats[spec.name]["dim"]
-            features[spec.name] = tf.io.FixedLenFeature([dim], tf.float32,
-                                                        default_value=[np.nan] * dim)
-        elif spec.kind == "categorical" and spec.dtype == "int64":
-            features[spec.name] = tf.io.FixedLenFeature([], tf.int64, default_value=MISSING_INT)
-        else:
-            features[spec.name] = tf.io.FixedLenFeature([], tf.string, default_value="")
-    return features
+    return {spec.name: spec.parsing_spec(schema.stats.get(spec.name))
+            for spec in schema.features}
 
 
 def saved_model(model, path):
@@ -141,21 +117,22 @@ def to_tf_examples(schema, df):
     for i in range(len(df)):
         feature = {}
         for spec in schema.features:
-            value = raw[spec.name][i]
-            if spec.kind == "vector":
-                if not np.isnan(value).any():
-                    feature[spec.name] = tf.train.Feature(
-                        float_list=tf.train.FloatList(value=value.tolist()))
-            elif spec.kind == "numeric":
-                if not np.isnan(value):
-                    feature[spec.name] = tf.train.Feature(
-                        float_list=tf.train.FloatList(value=[float(value)]))
-            elif spec.kind == "categorical" and spec.dtype == "int64":
-                feature[spec.name] = tf.train.Feature(
-                    int64_list=tf.train.Int64List(value=[int(value)]))
-            else:
-                feature[spec.name] = tf.train.Feature(
-                    bytes_list=tf.train.BytesList(value=[str(value).encode()]))
+            feature_value = _example_feature(spec, raw[spec.name][i])
+            if feature_value is not None:
+                feature[spec.name] = feature_value
         out.append(tf.train.Example(
             features=tf.train.Features(feature=feature)).SerializeToString())
     return out
+
+
+def _example_feature(spec, value):
+    """One raw value as a `tf.train.Feature` of the spec's raw dtype; None
+    for a float value with a NaN (left out: the parsing default is missing)."""
+    if spec.raw_dtype == "float32":
+        values = np.atleast_1d(value)
+        if np.isnan(values).any():
+            return None
+        return tf.train.Feature(float_list=tf.train.FloatList(value=values.tolist()))
+    if spec.raw_dtype == "int64":
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(value).encode()]))

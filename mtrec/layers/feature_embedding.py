@@ -125,10 +125,10 @@ class FeatureEmbedding(keras.layers.Layer):
         self.modalities = modality_groups(s)
         self.group_dims = [int((modalities == m).sum()) for m in self.modalities]
         # Modalities that modality dropout can drop: non-tabular tags of
-        # Text and Vector features (the kinds with a missing embedding).
+        # features with a learned missing embedding (Text and Vector).
         self.droppable_modalities = [
             m for m in self.modalities if m != TABULAR and any(
-                spec.modality == m for spec in s.features_of("text") + s.features_of("vector"))]
+                spec.modality == m and spec.missing_embedding for spec in s.features)]
         self.seed_generator = (keras.random.SeedGenerator(seed)
                                if self.modality_dropout and self.droppable_modalities
                                else None)

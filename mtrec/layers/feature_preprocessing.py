@@ -168,7 +168,7 @@ class FeaturePreprocessing(keras.layers.Layer):
                 columns.append(tf.where(fused > 0, fused - self._fused_offsets, 0))
             for spec, lookup in zip(self.categorical, self.categorical_lookups):
                 if lookup is not None:
-                    ids = lookup(_column(inputs[spec.name], _dtype(spec)))
+                    ids = lookup(_column(inputs[spec.name], spec.raw_dtype))
                     columns.append(tf.cast(ids, "int64")[:, None])
             ids = columns[0] if len(columns) == 1 else tf.concat(columns, axis=1)
             if len(columns) > 1:
@@ -207,10 +207,6 @@ class FeaturePreprocessing(keras.layers.Layer):
         return {**super().get_config(), "schema": self.schema.to_dict()}
 
 
-def _dtype(spec):
-    return "int64" if spec.dtype == "int64" else "string"
-
-
 def _column(x, dtype):
     """A `(batch,)` tensor of `dtype` from `(batch,)` or `(batch, 1)` input."""
     x = tf.convert_to_tensor(x)
@@ -223,17 +219,12 @@ def _column(x, dtype):
     return tf.cast(x, dtype)
 
 
-
 def dummy_raw_batch(schema, rows=2):
-    """A tiny raw batch (all values missing) used to build models eagerly."""
-    batch = {}
-    for spec in schema.features:
-        if spec.kind == "categorical" and spec.dtype == "int64":
-            batch[spec.name] = np.full((rows,), MISSING_INT, "int64")
-        elif spec.kind == "numeric":
-            batch[spec.name] = np.full((rows,), np.nan, "float32")
-        elif spec.kind == "vector":
-            batch[spec.name] = np.full((rows, schema.stats[spec.name]["dim"]), np.nan, "float32")
-        else:
-            batch[spec.name] = np.array([""] * rows, dtype=object)
-    return batch
+    """A tiny raw batch (all values missing) used to build models eagerly.
+
+    Returns:
+        dict `{feature: np.ndarray (rows, *raw_shape)}` of each spec's
+        missing value in its raw dtype.
+    """
+    return {spec.name: spec.dummy(schema.stats.get(spec.name), rows=rows)
+            for spec in schema.features}

@@ -4,16 +4,16 @@ import keras
 from keras import ops
 
 from mtrec.layers.mlp import MLP
-
-_HEAD_ACTIVATION = {"binary": "sigmoid", "regression": None, "multiclass": "softmax"}
+from mtrec.schema.task_kinds import task_kind
 
 
 @keras.saving.register_keras_serializable(package="mtrec.layers")
 class TaskTowers(keras.layers.Layer):
     """A small MLP tower and an output head per task.
 
-    Heads: `binary` -> sigmoid probability `(batch,)`; `regression` ->
-    linear `(batch,)`; `multiclass` -> softmax `(batch, num_classes)`.
+    Heads come from the task-kind table (`mtrec.schema.task_kinds`):
+    `binary` -> sigmoid probability `(batch,)`; `regression` -> linear
+    `(batch,)`; `multiclass` -> softmax `(batch, num_classes)`.
 
     Args:
         tasks: list of dicts `{"name", "kind", "num_classes"}`, in output
@@ -37,10 +37,11 @@ class TaskTowers(keras.layers.Layer):
         self.dropout = dropout
         self.towers = [MLP(self.tower_units, dropout=dropout, name=f"tower_{t['name']}")
                        for t in self.tasks]
-        self.heads = [keras.layers.Dense(t["num_classes"] if t["kind"] == "multiclass" else 1,
-                                         activation=_HEAD_ACTIVATION[t["kind"]],
+        self._kinds = [task_kind(t["kind"]) for t in self.tasks]
+        self.heads = [keras.layers.Dense(kind.head_units(t["num_classes"]),
+                                         activation=kind.head_activation,
                                          name=f"head_{t['name']}")
-                      for t in self.tasks]
+                      for t, kind in zip(self.tasks, self._kinds)]
 
     def build(self, input_shape):
         shapes = list(input_shape)
@@ -54,9 +55,11 @@ class TaskTowers(keras.layers.Layer):
             raise ValueError(f"TaskTowers expects {len(self.tasks)} inputs "
                              f"(one per task), got {len(inputs)}.")
         outputs = {}
-        for task, tower, head, x in zip(self.tasks, self.towers, self.heads, inputs):
+        for task, kind, tower, head, x in zip(self.tasks, self._kinds, self.towers,
+                                              self.heads, inputs):
             y = head(tower(x, training=training))
-            outputs[task["name"]] = y if task["kind"] == "multiclass" else ops.squeeze(y, -1)
+            # (batch, num_classes) per class, else (batch, 1) -> (batch,)
+            outputs[task["name"]] = y if kind.per_class else ops.squeeze(y, -1)
         return outputs
 
     def get_config(self):

@@ -3,6 +3,8 @@
 import keras
 import numpy as np
 
+from mtrec.schema.task_kinds import task_kind
+
 
 class LossWeightingLogger(keras.callbacks.Callback):
     """Runs the loss weighting's epoch hook and logs its task weights.
@@ -22,7 +24,8 @@ class LossWeightingLogger(keras.callbacks.Callback):
 
 class MeanValidationScore(keras.callbacks.Callback):
     """Adds `val_mean_score`: the mean over tasks of each task's validation
-    score (AUC for binary, accuracy for multiclass, -RMSE for regression),
+    score (its kind's `monitor` metric, negated when smaller is better: AUC
+    for binary, accuracy for multiclass, -RMSE for regression),
     so early stopping can select on all tasks at once. Place it before the
     EarlyStopping / ModelCheckpoint callbacks that monitor it.
     """
@@ -32,13 +35,9 @@ class MeanValidationScore(keras.callbacks.Callback):
             return
         scores = []
         for task in self.model.schema.tasks:
-            if task.kind == "binary":
-                scores.append(logs.get(f"val_{task.name}_auc"))
-            elif task.kind == "multiclass":
-                scores.append(logs.get(f"val_{task.name}_accuracy"))
-            else:
-                rmse = logs.get(f"val_{task.name}_rmse")
-                scores.append(None if rmse is None else -rmse)
+            kind = task_kind(task.kind)
+            value = logs.get(f"val_{task.name}_{kind.monitor}")
+            scores.append(None if value is None else kind.score(value))
         if all(s is not None for s in scores):
             logs["val_mean_score"] = float(np.mean(scores))
 
@@ -63,9 +62,8 @@ def early_stopping(monitor="mean", patience=3, tasks=None):
         key, mode = "val_mean_score", "max"
     elif tasks and monitor in {t.name for t in tasks}:
         task = next(t for t in tasks if t.name == monitor)
-        metric = {"binary": "auc", "multiclass": "accuracy", "regression": "rmse"}[task.kind]
-        key = f"val_{task.name}_{metric}"
-        mode = "min" if task.kind == "regression" else "max"
+        kind = task_kind(task.kind)
+        key, mode = f"val_{task.name}_{kind.monitor}", kind.monitor_mode
     else:
         key = monitor
         mode = "min" if "loss" in monitor or "rmse" in monitor else "max"

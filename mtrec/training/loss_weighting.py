@@ -19,6 +19,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from mtrec.schema.task_kinds import task_kind
+
 
 class LossWeighting(keras.layers.Layer):
     """Base class. Subclasses implement `combine` (and, for gradient-level
@@ -104,7 +106,8 @@ class UncertaintyWeighting(LossWeighting):
     def build(self, input_shape=None):
         self.log_variance = self.add_weight(
             name="log_variance", shape=(self.num_tasks,), initializer="zeros")
-        self._scale = np.array([0.5 if k == "regression" else 1.0
+        # 1/2 for a Gaussian likelihood (regression), 1 for classification
+        self._scale = np.array([task_kind(k).uncertainty_scale
                                 for k in self.task_kinds], "float32")
         self.built = True
 

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-_EPSILON = 1e-7
+from mtrec.schema.task_kinds import task_kind
 
 
 @keras.saving.register_keras_serializable(package="mtrec")
@@ -16,9 +16,10 @@ class TaskLoss(keras.losses.Loss):
     divides by the sum of weights of labelled examples.
 
     Args:
-        kind: str. `"binary"` (cross-entropy on probabilities),
-            `"regression"` (squared error) or `"multiclass"` (sparse
-            cross-entropy on probabilities).
+        kind: str. A task kind of `mtrec.schema.task_kinds`, whose entry
+            holds the per-example loss: `"binary"` (cross-entropy on
+            probabilities), `"regression"` (squared error) or
+            `"multiclass"` (sparse cross-entropy on probabilities).
 
     Call arguments:
         y_true: `(batch,)` labels, NaN where missing.
@@ -31,9 +32,7 @@ class TaskLoss(keras.losses.Loss):
     def __init__(self, kind="binary", name=None, **kwargs):
         kwargs.pop("reduction", None)
         super().__init__(name=name or f"{kind}_loss", reduction="sum", **kwargs)
-        if kind not in ("binary", "regression", "multiclass"):
-            raise ValueError(f"Unknown task kind '{kind}'; expected 'binary', "
-                             f"'regression' or 'multiclass'.")
+        task_kind(kind)   # raises for an unknown kind, naming the known ones
         self.kind = kind
 
     def call(self, y_true, y_pred):
@@ -46,7 +45,8 @@ class TaskLoss(keras.losses.Loss):
 
 
 def per_example_loss(kind, y_true, y_pred):
-    """Per-example loss with zeros where the label is missing.
+    """Per-example loss of task kind `kind` (its entry in the task-kind
+    table), with zeros where the label is missing.
 
     Returns:
         `(loss, valid)`, both float32 `(batch,)`.
@@ -55,14 +55,6 @@ def per_example_loss(kind, y_true, y_pred):
     valid = ops.logical_not(ops.isnan(y_true))
     labels = ops.where(valid, y_true, 0.0)
     y_pred = ops.cast(y_pred, "float32")
-    if kind == "binary":
-        p = ops.clip(ops.reshape(y_pred, (-1,)), _EPSILON, 1.0 - _EPSILON)
-        loss = -(labels * ops.log(p) + (1.0 - labels) * ops.log(1.0 - p))
-    elif kind == "regression":
-        loss = ops.square(labels - ops.reshape(y_pred, (-1,)))
-    else:
-        p = ops.clip(y_pred, _EPSILON, 1.0)
-        picked = ops.take_along_axis(p, ops.expand_dims(ops.cast(labels, "int32"), -1), axis=-1)
-        loss = -ops.log(ops.squeeze(picked, -1))
+    loss = task_kind(kind).loss(labels, y_pred)
     valid = ops.cast(valid, "float32")
     return ops.where(valid > 0, loss, 0.0), valid

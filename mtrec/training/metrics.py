@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from mtrec.schema.task_kinds import task_kind
+
 
 def _masked(y_true, y_pred, sample_weight, flatten_pred):
     y_true = ops.reshape(ops.cast(y_true, "float32"), (-1,))
@@ -43,9 +45,6 @@ class MaskedAccuracy(keras.metrics.SparseCategoricalAccuracy):
 
 
 def default_metrics(kind):
-    """The streaming metrics `compile()` attaches to a task of `kind`."""
-    if kind == "binary":
-        return [MaskedAUC(name="auc", num_thresholds=1000)]
-    if kind == "regression":
-        return [MaskedRMSE(name="rmse")]
-    return [MaskedAccuracy(name="accuracy")]
+    """The streaming metrics `compile()` attaches to a task of `kind` (the
+    `metrics` entry of the task-kind table, `mtrec.schema.task_kinds`)."""
+    return task_kind(kind).metrics()

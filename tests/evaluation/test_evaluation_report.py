@@ -172,3 +172,16 @@ def test_group_column_read_from_raw_feature_batches(fixed):
     report = mtrec.evaluate(model, raw, group_column="user")
     expected = mtrec.evaluate(model, batches(labels), groups=groups)
     pd.testing.assert_frame_equal(report, expected)
+
+
+def test_shuffle_check_reads_the_pipeline_not_private_attributes():
+    import tensorflow as tf
+    from mtrec.evaluation.report import _is_shuffled
+
+    plain = tf.data.Dataset.range(10).batch(2).map(lambda x: x + 1).prefetch(1)
+    assert not _is_shuffled(plain)
+    assert _is_shuffled(tf.data.Dataset.range(10).shuffle(10, seed=0).batch(2).map(lambda x: x))
+    nested = tf.data.Dataset.range(3).interleave(
+        lambda i: tf.data.Dataset.range(4).shuffle(4, seed=0), cycle_length=2)
+    assert _is_shuffled(nested)
+    assert not _is_shuffled([({"x": [1.0]}, {"y": [0.0]})])   # a list of batches is ordered
