@@ -44,11 +44,21 @@ def features():
     ]
 
 
-def load(data_dir=None, seed=0):
-    """Train / valid / test DataFrames, split 80/10/10 at random (seeded)."""
+def load(data_dir=None, seed=0, max_rows=None):
+    """Train / valid / test DataFrames, split 80/10/10 at random (seeded).
+
+    `max_rows` (int or None): keep only the file's first `max_rows` reviews
+    before the split (for smoke runs); `None` keeps all 23,486."""
+    if max_rows is not None and (isinstance(max_rows, bool)
+                                 or not isinstance(max_rows, (int, np.integer))
+                                 or max_rows < 10):
+        raise ValueError(f"max_rows must be None or an integer >= 10 (reviews to keep "
+                         f"before the 80/10/10 split), got {max_rows!r}.")
     folder = locate(SUBDIR, FILES, base_url="", data_dir=data_dir, download=False)
     df = pd.read_parquet(folder / "reviews.parquet", columns=list(COLUMNS))
     df = df.rename(columns=COLUMNS)
+    if max_rows is not None:
+        df = df.iloc[:max_rows]
     order = np.random.default_rng(seed).permutation(len(df))
     cut1, cut2 = int(0.8 * len(df)), int(0.9 * len(df))
     return [df.iloc[part].reset_index(drop=True)
@@ -56,10 +66,11 @@ def load(data_dir=None, seed=0):
 
 
 @register_dataset("clothing_reviews", tasks=list(TASKS))
-def clothing_reviews(seed=0, data_dir=None):
+def clothing_reviews(seed=0, data_dir=None, max_rows=None):
     """Women's clothing reviews: tasks recommended (binary) and rating
-    (regression), text side features title and review."""
-    train, valid, test = load(data_dir, seed)
+    (regression), text side features title and review; `max_rows` keeps
+    the first reviews only (smoke runs)."""
+    train, valid, test = load(data_dir, seed, max_rows)
     return DatasetSplits(train, valid, test, tasks=dict(TASKS), group_column=None,
                          description="Women's E-Commerce Clothing Reviews (80/10/10 random "
                                      f"split, seed {seed})", features=features())
