@@ -4,15 +4,17 @@
     python benchmarks/report.py --results-dir /tmp/smoke --out /tmp/smoke/RESULTS.md
 
 Every number in the report comes from a record written by
-`benchmarks/run.py` (mean ± sample std over seeds); the paper numbers are
-constants below, with their source. A suite without a record is reported
-as not run.
+`benchmarks/run.py` (mean ± sample std over seeds; records are read and
+aggregated by `benchmarks/records.py`); the paper numbers are constants
+below, with their source. Sections follow the suite files
+(`benchmarks/suites/*.yaml`: `report.section`, `report.order`, and for
+table sections the title, notes and columns). A suite without a record is
+reported as not run.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -20,7 +22,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import run as bench  # noqa: E402  (benchmarks/run.py)
+import records  # noqa: E402  (benchmarks/records.py)
+import suites as suite_files  # noqa: E402  (benchmarks/suites.py)
 
 # Test AUC from the papers. MMoE: Ma et al., KDD 2018, Tables 3 and 4 (best
 # and mean over 400 runs of random hyper-parameters... as reported there;
@@ -50,22 +53,10 @@ PAPER = {
         },
     },
 }
-CENSUS_SUITES = ("census_g1", "census_g2")
-
-
-def load_records(results_dir):
-    records = {}
-    for suite in bench.SUITES:
-        path = Path(results_dir) / f"{suite}.json"
-        if path.is_file():
-            records[suite] = json.loads(path.read_text(encoding="utf-8"))
-    return records
 
 
 def _models_in(stats):
-    names = {model for model, _ in stats}
-    return [m for m in bench.MODEL_ORDER if m in names] + sorted(
-        names - set(bench.MODEL_ORDER))
+    return records.rows_in(stats)
 
 
 def _fmt(value, digits=4):
@@ -104,7 +95,7 @@ def census_section(suite, record, figures_dir, rel_figures):
         lines.append(f"**Not run**: no record `benchmarks/results/{suite}.json`. "
                      f"Run `python benchmarks/run.py --suite {suite}`.\n")
         return lines
-    stats = bench.aggregate(record)
+    stats = records.aggregate(record)
     seeds = sorted({r["seed"] for r in record["runs"]})
     corr = record.get("label_correlation", {}).get("all", {}).get("pearson", {})
     lines.append(f"Test AUC, mean ± sample std over seeds {seeds} "
@@ -126,7 +117,7 @@ def census_section(suite, record, figures_dir, rel_figures):
         sa, sb = entry["tasks"].get(a, {}).get("auc"), entry["tasks"].get(b, {}).get("auc")
         pa_best, pa_mean = p.get(a, (None, None))
         _, pb_mean = p.get(b, (None, None))
-        runs = [r for r in record["runs"] if r["model"] == model]
+        runs = [r for r in record["runs"] if r["name"] == model]
         epochs = ", ".join(f"{r['epochs_run']}({r['best_epoch'] or '-'})" for r in runs)
         train_s = sum(r["train_seconds"] for r in runs) / len(runs)
         lines.append(
@@ -200,8 +191,8 @@ def tuning_lines(record):
                  f"{tuning.get('criterion', 'validation score')} kept (**bold**); "
                  f"seed {tuning['seed']}'s result above is that run. Validation "
                  f"score per value:\n")
-    scores = {(r["model"], r["tune"]): bench.validation_score(r) for r in tuning["runs"]}
-    models = [m for m in bench.MODEL_ORDER if any(k[0] == m for k in scores)]
+    scores = {(r["name"], r["tune"]): records.validation_score(r) for r in tuning["runs"]}
+    models = sorted({name for name, _ in scores}, key=records.row_rank)
     lines.append("  | model | " + " | ".join(str(v) for v in values) + " |")
     lines.append("  |---|" + "---:|" * len(values))
     for model in models:
@@ -232,7 +223,7 @@ def census_figure(suite, record, stats, figures_dir):
         ax.errorbar(xs, means, yerr=stds, fmt="o", capsize=4, label="ours (mean ± std)")
         for i, m in enumerate(models):
             values = [r["metrics"]["test"][task]["auc"] for r in record["runs"]
-                      if r["model"] == m]
+                      if r["name"] == m]
             ax.plot([i] * len(values), values, ".", color="0.6", ms=4)
             paper_mean = PAPER[suite]["models"].get(m, {}).get(task, (None, None))[1]
             paper_best = PAPER[suite]["models"].get(m, {}).get(task, (None, None))[0]
@@ -266,7 +257,7 @@ def synthetic_section(record, figures_dir, rel_figures):
         lines.append("**Not run**: no record `benchmarks/results/synthetic.json`. Run "
                      "`python benchmarks/run.py --suite synthetic`.\n")
         return lines
-    stats = bench.aggregate(record)
+    stats = records.aggregate(record)
     models = _models_in(stats)
     variants = sorted({v for _, v in stats}, key=_variant_value)
     seeds = sorted({r["seed"] for r in record["runs"]})
@@ -302,7 +293,7 @@ def synthetic_section(record, figures_dir, rel_figures):
             cells.append(f"{sum(mse) / len(mse):.4f} ± {std:.4f}")
         for m in models:
             losses = [r["history"][-1].get("loss") for r in record["runs"]
-                      if r["model"] == m and r["variant"] == variant and r["history"]]
+                      if r["name"] == m and r["variant"] == variant and r["history"]]
             losses = [v for v in losses if v is not None]
             cells.append(f"{sum(losses) / len(losses):.4f} ± {_std(losses):.4f}"
                          if losses else "—")
@@ -331,8 +322,8 @@ def synthetic_section(record, figures_dir, rel_figures):
 def _per_seed_mse(record, model, variant):
     out = []
     for r in record["runs"]:
-        if r["model"] == model and r["variant"] == variant:
-            values = [bench.metric_value(m, "mse") for m in r["metrics"]["test"].values()]
+        if r["name"] == model and r["variant"] == variant:
+            values = [records.metric_value(m, "mse") for m in r["metrics"]["test"].values()]
             out.append(sum(values) / len(values))
     return out
 
@@ -381,7 +372,7 @@ def synthetic_figures(record, stats, models, variants, figures_dir):
     for ax, v in zip(axes.flat, variants):
         for i, m in enumerate(models):
             curves = [[e.get("loss") for e in r["history"]] for r in record["runs"]
-                      if r["model"] == m and r["variant"] == v]
+                      if r["name"] == m and r["variant"] == v]
             for c in curves:
                 ax.plot(range(1, len(c) + 1), c, color=f"C{i}", alpha=0.25, lw=0.8)
             length = min(len(c) for c in curves) if curves else 0
@@ -414,14 +405,20 @@ def _pyplot():
     return plt
 
 
-def write_report(results_dir, out, figures_dir):
+def write_report(results_dir, out, figures_dir, suites_dir=None):
     results_dir, out, figures_dir = Path(results_dir), Path(out), Path(figures_dir)
     figures_dir.mkdir(parents=True, exist_ok=True)
     try:
         rel_figures = figures_dir.resolve().relative_to(out.parent.resolve()).as_posix()
     except ValueError:
         rel_figures = figures_dir.resolve().as_posix()
-    records = load_records(results_dir)
+    suites = [suite_files.load_suite(name, suites_dir)
+              for name in suite_files.suite_names(suites_dir)]
+    everything = records.load_records(results_dir, [s.name for s in suites])
+    # The run overview and the protocol paragraph cover the `make bench`
+    # suites; the other suites' sections say how they were run.
+    bench_suites = [s.name for s in suites if s.report.make == "bench"]
+    found = {name: everything[name] for name in bench_suites if name in everything}
     lines = ["# Benchmark results\n",
              "Written by `benchmarks/report.py` from the records in "
              f"`{_display(results_dir)}/` (each written by `benchmarks/run.py`, which "
@@ -431,8 +428,8 @@ def write_report(results_dir, out, figures_dir):
     lines.append("## Runs\n")
     lines.append("| suite | runs | seeds | wall time | command | machine | git commit(s) |")
     lines.append("|---|---:|---|---:|---|---|---|")
-    for suite in bench.SUITES:
-        record = records.get(suite)
+    for suite in bench_suites:
+        record = found.get(suite)
         if record is None:
             lines.append(f"| {suite} | 0 | — | — | not run | — | — |")
             continue
@@ -447,21 +444,21 @@ def write_report(results_dir, out, figures_dir):
                      f"{_hms(record.get('wall_seconds'))} | `{record.get('command')}` | "
                      f"{machine} | {', '.join(c[:10] for c in commits)}"
                      f"{' (dirty tree)' if dirty else ''} |")
-    total = sum(r.get("wall_seconds") or 0 for r in records.values())
-    if len({r.get("command") for r in records.values()}) == 1 and len(records) > 1:
+    total = sum(r.get("wall_seconds") or 0 for r in found.values())
+    if len({r.get("command") for r in found.values()}) == 1 and len(found) > 1:
         lines.append(f"\nOne command ran the suites one after another: {_hms(total)} of "
                      f"training and evaluation in all (`make bench` adds the set-up "
                      f"and this report).")
-    elif records:
+    elif found:
         lines.append(f"\nSum of the suites' wall times: {_hms(total)} (suites that ran "
                      f"side by side overlap in time; `make bench` runs them one after "
                      f"another).")
-    any_record = next(iter(records.values()), None)
+    any_record = next(iter(found.values()), None)
     if any_record and any_record["runs"]:
         versions = any_record["runs"][0].get("versions") or {}
         lines.append("\nVersions: " + ", ".join(f"{k} {v}" for k, v in versions.items())
                      + ".\n")
-    tuned = [s for s, r in records.items() if r.get("tuning") or r.get("tuned_from")]
+    tuned = [s for s, r in found.items() if r.get("tuning") or r.get("tuned_from")]
     if tuned:
         lines.append(f"Protocol: model selection on the validation split only. "
                      f"{', '.join(tuned)}: the learning rate per model from a small grid "
@@ -480,7 +477,7 @@ def write_report(results_dir, out, figures_dir):
                      "hyper-parameters; we did not. Our input encoding (embeddings and "
                      "standardisation in the model) is this library's, not the "
                      "papers'.\n")
-    spans = {suite: _provenance(record)[0] for suite, record in records.items()}
+    spans = {suite: _provenance(record)[0] for suite, record in found.items()}
     if any(len(commits) > 1 for commits in spans.values()):
         lines.append("**Caveat**: the repository changed while the suites ran (other "
                      "work was committed in between), so runs of one suite span several "
@@ -488,69 +485,57 @@ def write_report(results_dir, out, figures_dir):
                      + "; ".join(f"{suite} {len(c)} commit(s)" for suite, c in spans.items())
                      + ". Each run's record names its commit. A clean re-run at one "
                      "commit is `make bench`.\n")
-    for suite in CENSUS_SUITES:
-        lines += census_section(suite, records.get(suite), figures_dir, rel_figures)
-    lines += synthetic_section(records.get("synthetic"), figures_dir, rel_figures)
-    for suite, (title, command, notes) in SUITE_TABLES.items():
-        lines += suite_table_section(Path(results_dir), suite, title, command, notes)
+    for suite in suites:
+        record = everything.get(suite.name)
+        if suite.report.section == "census":
+            lines += census_section(suite.name, record, figures_dir, rel_figures)
+        elif suite.report.section == "synthetic":
+            lines += synthetic_section(record, figures_dir, rel_figures)
+        else:
+            lines += table_section(suite, record)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return out
 
 
-# Suites run by benchmarks/run_suite.sh and tabulated by
-# benchmarks/suite_report.py (results/<suite>.md + .json).
-SUITE_TABLES = {
-    "movielens_funnel": (
-        "Derived CTR -> CVR funnel on MovieLens latest-small (derived, not a public "
-        "funnel dataset)",
-        "make bench-funnel",
-        "Impressions = every rating plus 4 sampled unrated (user, movie) pairs per rating "
-        "(seed 0); click = rated; conversion = rating >= 4. Per-user time split: the last "
-        "20% of each user's timeline is test, the last 10% of the rest validation; user "
-        "features come from the training part only. Test metrics, mean ± std over 3 "
-        "seeds; CVR AUC counts clicked impressions only; GAUC is impression-weighted "
-        "per-user AUC. Up to 4 epochs, early stopping on the mean validation AUC "
-        "(patience 1)."),
-    "clothing_reviews": (
-        "Women's clothing reviews: the gain from raw text",
-        "make bench-text",
-        "Tasks recommended (binary) and rating (regression on the 1-5 stars); 80/10/10 "
-        "random split. `tabular` excludes title and review; `text_concat` adds them "
-        "(title: one-block transformer, review: CNN with attention pooling) with concat "
-        "fusion; `text_experts` groups experts by modality. Test metrics, mean ± std "
-        "over 3 seeds, up to 4 epochs (patience 1)."),
-    "movielens_ratings": (
-        "MovieLens latest-small ratings: genres, titles and tags as side features",
-        "make bench-text",
-        "Derived tasks like (rating >= 4) and rating (regression); per-user time split. "
-        "`tabular` = ids, user history features and genres (MultiHot); `text_*` add the "
-        "title and the movie's user tags as Text. Test metrics, mean ± std over 3 seeds; "
-        "GAUC by user."),
-}
-
-
-def suite_table_section(results_dir, suite, title, command, notes):
-    table = results_dir / f"{suite}.md"
-    if not table.exists():
+def table_section(suite, record):
+    """A suite's mean ± sample std of its report columns, one row per config."""
+    title, command = suite.report.title or suite.description, f"make {suite.report.make}"
+    if record is None or not record.get("runs"):
         return [f"\n## {title}\n", f"Not run yet: `{command}`.\n"]
-    record = json.loads((results_dir / f"{suite}.json").read_text())
-    seconds = sum(run["train_seconds"] for runs in record["runs"].values() for run in runs)
-    return [f"\n## {title}\n", f"Command: `{command}` ({record['machine']}, "
-            f"{record['cpu_count']} cores; {seconds / 60:.0f} min of training in all).\n",
-            notes + "\n", table.read_text()]
+    stats = records.aggregate(record)
+    columns = [tuple(c.split(":")) for c in suite.report.columns]
+    seconds = sum(run["train_seconds"] for run in record["runs"])
+    machine = record.get("machine", {})
+    lines = [f"\n## {title}\n",
+             f"Command: `{command}` ({machine.get('platform')}, "
+             f"{machine.get('cpu_count')} cores; {seconds / 60:.0f} min of training in "
+             f"all).\n", suite.report.notes + "\n"]
+    lines.append("| config | model | seeds | params | "
+                 + " | ".join(f"{task} {metric}" for task, metric in columns)
+                 + " |\n|" + "---|" * (4 + len(columns)))
+    for row, variant in sorted(stats, key=lambda k: (records.row_rank(k[0]), str(k[1]))):
+        entry = stats[(row, variant)]
+        cells = []
+        for task, metric in columns:
+            got = entry["tasks"].get(task, {}).get(metric)
+            cells.append("—" if got is None else f"{got['mean']:.4f} ± {got['std']:.4f}")
+        label = row if variant is None else f"{row} @ {variant}"
+        lines.append(f"| {label} | {entry['model']} | {entry['n']} | "
+                     f"{entry['parameters']:,} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def _display(path):
     try:
-        return Path(path).resolve().relative_to(bench.ROOT).as_posix()
+        return Path(path).resolve().relative_to(records.ROOT).as_posix()
     except ValueError:
         return str(path)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--results-dir", default=str(bench.RESULTS))
+    parser.add_argument("--results-dir", default=str(records.RESULTS))
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--figures-dir", default=str(HERE / "figures"))
     args = parser.parse_args(argv)

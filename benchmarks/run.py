@@ -1,22 +1,27 @@
-"""Run a benchmark suite: every config of the suite x every seed, one record.
+"""Run benchmark suites: every config of a suite x every seed, one record.
 
     python benchmarks/run.py --suite census_g1 --jobs 2          # tune, then 5 seeds
     python benchmarks/run.py --suite synthetic --seeds 1,2,3
+    python benchmarks/run.py --suite movielens_funnel            # make bench-funnel
     python benchmarks/run.py --suite census_g1 --no-run --check-baseline   # compare only
-    python benchmarks/run.py --smoke --out-dir /tmp/smoke           # tiny, all suites
+    python benchmarks/run.py --smoke --out-dir /tmp/smoke        # tiny, every suite
 
-A suite is a folder of run configs (one YAML per dataset and model, validated
-by `mtrec.experiments.config.load_config`) plus overrides applied to each (the epoch
-budget; for the synthetic sweep, the correlation). For each config and seed
-the runner calls `mtrec.experiments.runner.train` with `training.seed` overridden, into a
-raw run folder under `runs/bench/<suite>/` (git-ignored), and collects the
-run's `metrics.json` into one aggregated record,
-`benchmarks/results/<suite>.json` (rewritten after every run, so an
-interrupted suite keeps what finished; `--resume` skips runs already there).
+A suite is a YAML file, `benchmarks/suites/<suite>.yaml` (read and checked
+by `benchmarks/suites.py`: unknown keys are rejected): a folder of run
+configs (one YAML per dataset and model, validated by
+`mtrec.experiments.config.load_config`), seeds, overrides applied to each
+config, an optional tuning grid (or `tuned_from` another suite), an
+optional sweep of a dataset argument, report columns and a baseline file.
+For each config and seed the runner calls `mtrec.experiments.runner.train`
+with `training.seed` overridden, into a raw run folder under
+`runs/bench/<suite>/` (git-ignored), and collects the run's `metrics.json`
+into one record, `benchmarks/results/<suite>.json` (shape in
+`benchmarks/records.py`; rewritten after every run, so an interrupted suite
+keeps what finished; `--resume` skips runs already there).
 
 Hyperparameters are chosen on the validation split only: a suite with a
 `tune` grid first trains every model at every grid value at the first seed
-and keeps, per model, the value with the best mean validation AUC (the
+and keeps, per row, the value with the best mean validation AUC (the
 record's `tuning` section lists every grid run); the first seed's result is
 that tuning run, the other seeds run at the chosen value. A suite with
 `tuned_from` reuses another suite's choice. The test split is only read
@@ -26,11 +31,12 @@ after training, for the record.
 with its share of the cores and its own dataset cache); these models are
 small enough that one run does not keep two cores busy.
 
-`--check-baseline` compares a suite's record with
-`benchmarks/baselines/<suite>.yaml` (expected means with tolerances) and exits
-non-zero naming model, task, metric, value and expected value on a
-regression. `benchmarks/report.py` turns the records into
-`benchmarks/RESULTS.md` and PNG figures.
+`--check-baseline` compares a suite's record with its baseline (expected
+means with tolerances) and exits non-zero naming row, task, metric, value
+and expected value on a regression. `--smoke` runs each suite's `smoke`
+section instead (1 epoch, a few thousand rows, a subset of configs, a
+smaller grid) and checks the smoke baselines. `benchmarks/report.py` turns
+the records into `benchmarks/RESULTS.md` and PNG figures.
 
 Code is not edited between the runs of a record: every run stores its git
 commit and dirty flag.
@@ -41,7 +47,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import os
 import platform
 import shlex
@@ -49,75 +54,29 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-CONFIGS = HERE / "configs"
-RESULTS = HERE / "results"
-BASELINES = HERE / "baselines"
+sys.path.insert(0, str(HERE))
+
+import records  # noqa: E402  (benchmarks/records.py)
+import suites as suite_files  # noqa: E402  (benchmarks/suites.py)
+from records import MODEL_ORDER, RESULTS, ROOT, run_key, sort_runs  # noqa: E402,F401
+from records import validation_score  # noqa: E402,F401
+
 RUNS = ROOT / "runs" / "bench"
 
-# Models in report order.
-MODEL_ORDER = ["SingleTask", "SharedBottom", "OMoE", "MMoE", "CGC", "PLE"]
 
-# suite -> (config folder, overrides for every config, sweep of extra
-# overrides: each entry is a list of overrides, one variant per entry).
-SUITES = {
-    "census_g1": {
-        "configs": "census_income",
-        "overrides": ["training.epochs=10", "training.early_stopping.patience=2"],
-        "seeds": [1, 2, 3, 4, 5],
-        # Chosen per model on the validation split at the first seed; the
-        # chosen value's run is that seed's run.
-        "tune": {"training.learning_rate": [0.001, 0.002, 0.005]},
-        "description": "UCI Census-Income (KDD), group 1: income > 50K, never married",
-    },
-    "census_g2": {
-        "configs": "census_income_g2",
-        "overrides": ["training.epochs=10", "training.early_stopping.patience=2"],
-        "seeds": [1, 2, 3, 4, 5],
-        # Same features, same models: reuse group 1's validation choice.
-        "tuned_from": "census_g1",
-        "description": "UCI Census-Income (KDD), group 2: education >= college, "
-                       "never married",
-    },
-    "synthetic": {
-        "configs": "synthetic",
-        "overrides": [],
-        "seeds": [1, 2, 3],
-        # MMoE paper §5 (0.5, 0.9, 1.0) and PLE paper §5.2 (0.2, 0.4, 0.75).
-        "sweep": {"correlation": [0.2, 0.4, 0.5, 0.75, 0.9, 1.0]},
-        "description": "MMoE paper §3.2 synthetic regression tasks, correlation sweep",
-    },
-}
-
-# What --smoke changes: 1 epoch, a few thousand rows. Census needs a
-# row-limit argument of the `census_income` dataset (`max_rows`); without it
-# the census suites are left out of the smoke run (with a message).
-SMOKE = {
-    "census_g1": ["training.epochs=1", "dataset.args.max_rows=3000"],
-    "census_g2": ["training.epochs=1", "dataset.args.max_rows=3000"],
-    "synthetic": ["training.epochs=1", "dataset.args.num_samples=2000", "dataset.args.dim=10"],
-}
-SMOKE_SWEEP = {"synthetic": {"correlation": [0.5, 1.0]}}
-SMOKE_TUNE = {"census_g1": {"training.learning_rate": [0.002, 0.005]}}
+def load_suite(name):
+    """The checked suite `name`; a clear exit on a bad suite file."""
+    try:
+        return suite_files.load_suite(name)
+    except suite_files.SuiteError as error:
+        raise SystemExit(str(error)) from error
 
 
 def _register_datasets():
     """Make sure every dataset the suites use is registered."""
     import mtrec.data  # noqa: F401
     import mtrec.data.synthetic  # noqa: F401  (registers 'synthetic')
-
-
-def smoke_supported(suite):
-    """Whether a suite can run in smoke size (census: a `max_rows` argument)."""
-    if not suite.startswith("census"):
-        return True
-    _register_datasets()
-    from mtrec.data.registry import dataset_arguments
-
-    return "max_rows" in dataset_arguments("census_income")
 
 
 # --------------------------------------------------------------------------
@@ -148,123 +107,91 @@ def command_line(argv=None):
 
 
 # --------------------------------------------------------------------------
-# Suites
+# Planning
 # --------------------------------------------------------------------------
-def suite_configs(suite):
-    """Sorted config files of a suite, checked to exist."""
-    if suite not in SUITES:
-        raise SystemExit(f"Unknown suite '{suite}'; suites: {sorted(SUITES)}.")
-    folder = CONFIGS / SUITES[suite]["configs"]
-    files = sorted(folder.glob("*.yaml"))
-    if not files:
-        raise SystemExit(f"Suite '{suite}' has no configs in {folder}.")
-    return files
-
-
 def variants(suite, smoke=False):
     """`[(variant_label or None, overrides)]` of a suite's sweep."""
-    sweep = (SMOKE_SWEEP.get(suite) if smoke else None) or SUITES[suite].get("sweep")
-    if not sweep:
+    sweep = suite.sweep_values(smoke)
+    if sweep is None:
         return [(None, [])]
-    (key, values), = sweep.items()
+    key, values = sweep
     return [(f"{key}={v}", [f"dataset.args.{key}={v}"]) for v in values]
 
 
-def _base_overrides(suite, smoke):
-    """Overrides every run of a suite gets (epoch budget; smoke sizes)."""
-    return list(SUITES[suite]["overrides"]) + (SMOKE[suite] if smoke else [])
-
-
-def _configs(suite):
-    """`[(path, model name)]` of a suite in report order."""
+def _configs(suite, smoke=False):
+    """`[(path, row name, model class)]` of a suite in report order (smoke:
+    only the smoke section's configs)."""
     from mtrec.experiments.config import load_config
 
-    configs = [(path, load_config(path).model.name) for path in suite_configs(suite)]
-    configs.sort(key=lambda item: (MODEL_ORDER.index(item[1])
-                                   if item[1] in MODEL_ORDER else len(MODEL_ORDER),
-                                   item[0].name))
+    keep = set(suite.smoke.configs) if smoke and suite.smoke else set()
+    configs = []
+    for path in suite.config_files():
+        if keep and path.stem not in keep:
+            continue
+        model = load_config(path).model.name
+        configs.append((path, model if suite.rows == "model" else path.stem, model))
+    configs.sort(key=lambda item: (records.row_rank(item[1]), item[0].name))
     return configs
 
 
-def _planned(suite, path, model, label, overrides, seed, tune=None):
+def _planned(path, name, model, label, overrides, seed, tune=None):
     from mtrec.experiments.config import load_config
 
     load_config(path, overrides)  # validated before anything runs
-    return {"config_path": str(path.relative_to(ROOT)), "model": model,
+    return {"config_path": str(path.relative_to(ROOT)), "name": name, "model": model,
             "variant": label, "seed": seed, "overrides": overrides, "tune": tune}
 
 
+def _selected(name, model, models):
+    return not models or name in models or model in models
+
+
 def plan(suite, seeds, smoke=False, models=None, chosen=None):
-    """The runs of a suite: dicts with config path, model, variant, seed,
-    overrides. `chosen` maps a model to extra overrides (the tuned values)."""
+    """The runs of a suite: dicts with config path, row name, model,
+    variant, seed, overrides. `chosen` maps a row to extra overrides (the
+    tuned values); `models` keeps the rows (or model classes) named."""
     _register_datasets()
     runs = []
-    base = _base_overrides(suite, smoke)
-    configs = _configs(suite)
+    base = suite.base_overrides(smoke)
+    configs = _configs(suite, smoke)
     # Seeds outermost: an interrupted suite has every model at the first seeds.
     for seed in seeds:
         for label, extra in variants(suite, smoke):
-            for path, model in configs:
-                if models and model not in models:
+            for path, name, model in configs:
+                if not _selected(name, model, models):
                     continue
-                overrides = (base + extra + list((chosen or {}).get(model, []))
+                overrides = (base + extra + list((chosen or {}).get(name, []))
                              + [f"training.seed={seed}"])
-                runs.append(_planned(suite, path, model, label, overrides, seed))
+                runs.append(_planned(path, name, model, label, overrides, seed))
     return runs
 
 
-def tuning_grid(suite, smoke=False):
-    """`(parameter, values)` a suite tunes on validation, or None."""
-    grid = (SMOKE_TUNE.get(suite) if smoke else None) or SUITES[suite].get("tune")
-    if not grid:
-        return None
-    (parameter, values), = grid.items()
-    return parameter, list(values)
-
-
 def tuning_plan(suite, seed, smoke=False, models=None):
-    """One run per (model, grid value) at `seed`, the sweep variants left
+    """One run per (row, grid value) at `seed`, the sweep variants left
     out (suites that tune have none)."""
     _register_datasets()
-    parameter, values = tuning_grid(suite, smoke)
-    base = _base_overrides(suite, smoke)
-    configs = _configs(suite)
+    parameter, values = suite.tuning_grid(smoke)
+    base = suite.base_overrides(smoke)
     runs = []
     for value in values:
-        for path, model in configs:
-            if models and model not in models:
+        for path, name, model in _configs(suite, smoke):
+            if not _selected(name, model, models):
                 continue
             overrides = base + [f"{parameter}={value}", f"training.seed={seed}"]
-            runs.append(_planned(suite, path, model, None, overrides, seed,
+            runs.append(_planned(path, name, model, None, overrides, seed,
                                  tune=f"{parameter}={value}"))
     return runs
 
 
-def validation_score(entry):
-    """What tuning maximises: the mean over tasks of the validation AUC
-    (minus the MSE for regression tasks)."""
-    scores = []
-    for metrics in entry["metrics"]["valid"].values():
-        if metrics.get("auc") is not None:
-            scores.append(metrics["auc"])
-        elif metric_value(metrics, "mse") is not None:
-            scores.append(-metric_value(metrics, "mse"))
-    return float(sum(scores) / len(scores)) if scores else float("-inf")
-
-
 def choose(tuning_runs):
-    """`{model: "parameter=value"}` with the best validation score (ties:
+    """`{row: "parameter=value"}` with the best validation score (ties:
     the first value of the grid)."""
     best = {}
     for entry in tuning_runs:
         score = validation_score(entry)
-        if entry["model"] not in best or score > best[entry["model"]][0]:
-            best[entry["model"]] = (score, entry["tune"])
-    return {model: tune for model, (_, tune) in best.items()}
-
-
-def run_key(run):
-    return (run["model"], run.get("variant"), run["seed"])
+        if entry["name"] not in best or score > best[entry["name"]][0]:
+            best[entry["name"]] = (score, entry["tune"])
+    return {name: tune for name, (_, tune) in best.items()}
 
 
 def label_correlations(suite, smoke=False):
@@ -272,12 +199,12 @@ def label_correlations(suite, smoke=False):
     per variant (the papers report it)."""
     import numpy as np
 
-    from mtrec.experiments.config import load_config
     from mtrec.data.registry import load_dataset
+    from mtrec.experiments.config import load_config
 
-    path = suite_configs(suite)[0]
+    path = suite.config_files()[0]
     out = {}
-    base = _base_overrides(suite, smoke)
+    base = suite.base_overrides(smoke)
     for label, extra in variants(suite, smoke):
         config = load_config(path, base + extra)
         data = load_dataset(config.dataset.name, **config.dataset.args)
@@ -387,15 +314,8 @@ def _folder(runs_dir, suite, run):
     return folder / f"seed{run['seed']}"
 
 
-def _sorted_runs(entries):
-    return sorted(entries, key=lambda r: (r["seed"], str(r.get("variant")),
-                                          MODEL_ORDER.index(r["model"])
-                                          if r["model"] in MODEL_ORDER else 99,
-                                          str(r.get("tune"))))
-
-
 def _describe(run):
-    return " ".join(str(x) for x in (run["model"], run.get("variant") or "",
+    return " ".join(str(x) for x in (run["name"], run.get("variant") or "",
                                       run.get("tune") or "", f"seed {run['seed']}") if x)
 
 
@@ -407,24 +327,31 @@ def _log_entry(log, suite, i, n, entry):
         + ", ".join(f"{t}: " + _headline(m) for t, m in test.items()))
 
 
+def _headline(m):
+    if m.get("auc") is not None:
+        return f"AUC {m['auc']:.4f}"
+    if m.get("rmse") is not None:
+        return f"MSE {m['rmse'] ** 2:.4f}"
+    return "?"
+
+
 def tuned_choice(suite, out_dir, record, seeds, smoke, models, executor, runs_dir, save,
                  log):
-    """The per-model overrides of the tuned values (`{model: [override]}`),
+    """The per-row overrides of the tuned values (`{row: [override]}`),
     running the suite's tuning grid first (or reading the suite it borrows
     its choice from); `{}` for suites without tuning."""
-    source = SUITES[suite].get("tuned_from")
+    source = suite.tuned_from
     if source and not smoke:
         path = out_dir / f"{source}.json"
-        tuning = (json.loads(path.read_text(encoding="utf-8")).get("tuning")
-                  if path.is_file() else None)
+        tuning = records.read_record(path).get("tuning") if path.is_file() else None
         if not tuning or not tuning.get("chosen"):
-            raise SystemExit(f"Suite '{suite}' uses the learning rates chosen on "
+            raise SystemExit(f"Suite '{suite.name}' uses the learning rates chosen on "
                              f"'{source}' validation, but {path} has no tuning result; "
                              f"run --suite {source} first.")
         record["tuned_from"] = {"suite": source, "parameter": tuning["parameter"],
                                 "chosen": tuning["chosen"]}
         return {m: [t] for m, t in tuning["chosen"].items()}
-    grid = tuning_grid(suite, smoke)
+    grid = suite.tuning_grid(smoke)
     if grid is None:
         return {}
     parameter, values = grid
@@ -432,18 +359,18 @@ def tuned_choice(suite, out_dir, record, seeds, smoke, models, executor, runs_di
     tuning = record.setdefault("tuning", {"parameter": parameter, "values": values,
                                           "seed": seed, "runs": []})
     tuning["criterion"] = "mean over tasks of the validation AUC (-MSE for regression)"
-    done = {(r["model"], r["tune"]) for r in tuning["runs"]}
+    done = {(r["name"], r["tune"]) for r in tuning["runs"]}
     todo = [r for r in tuning_plan(suite, seed, smoke, models)
-            if (r["model"], r["tune"]) not in done]
-    log(f"[{suite}] tuning {parameter} over {values} at seed {seed} on validation: "
+            if (r["name"], r["tune"]) not in done]
+    log(f"[{suite.name}] tuning {parameter} over {values} at seed {seed} on validation: "
         f"{len(todo)} runs")
     for i, (run, entry) in enumerate(
-            executor.map([(r, _folder(runs_dir, suite, r)) for r in todo]), 1):
-        tuning["runs"] = _sorted_runs(tuning["runs"] + [entry])
-        _log_entry(log, suite, f"tune {i}", len(todo), entry)
+            executor.map([(r, _folder(runs_dir, suite.name, r)) for r in todo]), 1):
+        tuning["runs"] = sort_runs(tuning["runs"] + [entry])
+        _log_entry(log, suite.name, f"tune {i}", len(todo), entry)
         save()
     tuning["chosen"] = choose(tuning["runs"])
-    log(f"[{suite}] chosen on validation: "
+    log(f"[{suite.name}] chosen on validation: "
         + ", ".join(f"{m} {t}" for m, t in tuning["chosen"].items()))
     save()
     return {m: [t] for m, t in tuning["chosen"].items()}
@@ -451,24 +378,25 @@ def tuned_choice(suite, out_dir, record, seeds, smoke, models, executor, runs_di
 
 def run_suite(suite, seeds=None, out_dir=None, runs_dir=None, smoke=False, resume=False,
               models=None, argv=None, log=print, executor=None):
-    """Run a suite and write its aggregated record; the record (dict).
+    """Run a suite (a name or a `Suite`) and write its record; the record (dict).
 
     Suites with a tuning grid first train every model at every grid value
-    at the first seed and keep, per model, the value with the best
+    at the first seed and keep, per row, the value with the best
     validation score; the other seeds then run at that value, and the
     first seed's run is the tuning run itself (same config)."""
+    suite = load_suite(suite) if isinstance(suite, str) else suite
     out_dir = Path(out_dir) if out_dir is not None else RESULTS
     runs_dir = Path(runs_dir) if runs_dir is not None else RUNS
-    seeds = list(seeds or SUITES[suite]["seeds"])
+    seeds = list(seeds or suite.seeds)
     own_executor = executor is None
     executor = executor or Executor(1)
     out_dir.mkdir(parents=True, exist_ok=True)
-    record_path = out_dir / f"{suite}.json"
+    record_path = out_dir / f"{suite.name}.json"
     record = None
     if resume and record_path.is_file():
-        record = json.loads(record_path.read_text(encoding="utf-8"))
+        record = records.read_record(record_path)
     if record is None:
-        record = {"suite": suite, "description": SUITES[suite]["description"],
+        record = {"suite": suite.name, "description": suite.description,
                   "smoke": smoke, "created": _now(), "command": command_line(argv),
                   "machine": machine(), "seeds": list(seeds), "jobs": executor.jobs,
                   "runs": []}
@@ -481,54 +409,54 @@ def run_suite(suite, seeds=None, out_dir=None, runs_dir=None, smoke=False, resum
     def save():
         record["wall_seconds"] = round(previous_wall + time.perf_counter() - started, 1)
         record["finished"] = _now()
-        _write_json(record_path, record)
+        records.write_record(record_path, record)
 
     try:
-        if "label_correlation" not in record:
+        if suite.label_correlation and "label_correlation" not in record:
             record["label_correlation"] = label_correlations(suite, smoke)
             for variant, info in record["label_correlation"].items():
-                log(f"[{suite}] label correlation ({variant}): "
+                log(f"[{suite.name}] label correlation ({variant}): "
                     + ", ".join(f"{k} = {v:.4f}" for k, v in info["pearson"].items()))
         chosen = tuned_choice(suite, out_dir, record, seeds, smoke, models, executor,
                               runs_dir, save, log)
         done = {run_key(r) for r in record["runs"]}
         todo = plan(suite, seeds, smoke=smoke, models=models, chosen=chosen)
         # The tuning run of the chosen value is the first seed's run.
-        reused = {(e["model"], e["seed"]): e
+        reused = {(e["name"], e["seed"]): e
                   for e in record.get("tuning", {}).get("runs", [])
-                  if chosen.get(e["model"]) == [e["tune"]]}
+                  if chosen.get(e["name"]) == [e["tune"]]}
         for run in todo:
-            entry = reused.get((run["model"], run["seed"]))
+            entry = reused.get((run["name"], run["seed"]))
             if entry is not None and run_key(run) not in done:
                 record["runs"].append({**entry, "tune": None, "overrides": run["overrides"],
                                        "reused_from_tuning": True})
                 done.add(run_key(run))
-                log(f"[{suite}] {_describe(run)}: the tuning run of {entry['tune']}")
+                log(f"[{suite.name}] {_describe(run)}: the tuning run of {entry['tune']}")
         todo = [r for r in todo if run_key(r) not in done]
-        log(f"[{suite}] {len(todo)} runs to train ({executor.jobs} at a time)")
+        log(f"[{suite.name}] {len(todo)} runs to train ({executor.jobs} at a time)")
         for i, (run, entry) in enumerate(
-                executor.map([(r, _folder(runs_dir, suite, r)) for r in todo]), 1):
-            record["runs"] = _sorted_runs(record["runs"] + [entry])
-            _log_entry(log, suite, i, len(todo), entry)
+                executor.map([(r, _folder(runs_dir, suite.name, r)) for r in todo]), 1):
+            record["runs"] = sort_runs(record["runs"] + [entry])
+            _log_entry(log, suite.name, i, len(todo), entry)
             save()
-        record["runs"] = _sorted_runs(record["runs"])
+        record["runs"] = sort_runs(record["runs"])
         save()
     finally:
         if own_executor:
             executor.close()
-    log(f"[{suite}] wrote {record_path} ({len(record['runs'])} runs, "
+    log(f"[{suite.name}] wrote {record_path} ({len(record['runs'])} runs, "
         f"{record['wall_seconds']:.0f} s)")
     return record
 
 
 def _run_entry(run, metrics, wall, folder):
-    """What the aggregated record keeps of one run's metrics.json."""
+    """What the record keeps of one run's metrics.json."""
     history = [{k: v for k, v in epoch.items()
                 if k == "epoch" or "loss" in k or k.startswith("val_")}
                for epoch in metrics.get("history", [])]
     return {
-        "model": run["model"], "variant": run["variant"], "seed": run["seed"],
-        "tune": run.get("tune"),
+        "name": run["name"], "model": run["model"], "variant": run["variant"],
+        "seed": run["seed"], "tune": run.get("tune"),
         "config_path": run["config_path"], "overrides": run["overrides"],
         "run_dir": _relative(folder), "git": metrics.get("git"),
         "versions": metrics.get("versions"), "config": metrics.get("config"),
@@ -548,210 +476,105 @@ def _relative(path):
         return str(path)
 
 
-def _headline(m):
-    if m.get("auc") is not None:
-        return f"AUC {m['auc']:.4f}"
-    if m.get("rmse") is not None:
-        return f"MSE {m['rmse'] ** 2:.4f}"
-    return "?"
-
-
 def _now():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _write_json(path, data):
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=_default), encoding="utf-8")
-    tmp.replace(path)
-
-
-def _default(value):
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
 def merge_records(suite, paths, out_dir=None, log=print):
     """Merge records of one suite run in parallel processes (e.g. different
-    seeds) into `<out_dir>/<suite>.json`; a (model, variant, seed) present
+    seeds) into `<out_dir>/<suite>.json`; a (row, variant, seed) present
     twice keeps its first run. The merged wall time is the span from the
     earliest start to the latest finish."""
     out_dir = Path(out_dir) if out_dir is not None else RESULTS
-    records = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]
-    if not records:
+    parts = [records.read_record(p) for p in paths]
+    if not parts:
         raise SystemExit("--merge needs at least one record.")
-    for path, record in zip(paths, records):
+    for path, record in zip(paths, parts):
         if record.get("suite") != suite:
             raise SystemExit(f"{path} is a record of suite {record.get('suite')!r}, "
                              f"not {suite!r}.")
-    merged = dict(records[0])
+    merged = dict(parts[0])
     merged["runs"], seen = [], set()
-    for record in records:
+    for record in parts:
         for entry in record["runs"]:
             if run_key(entry) not in seen:
                 seen.add(run_key(entry))
                 merged["runs"].append({**entry, "run_dir": _relative(entry["run_dir"])})
-    merged["runs"].sort(key=lambda r: (r["seed"], str(r.get("variant")),
-                                       MODEL_ORDER.index(r["model"])
-                                       if r["model"] in MODEL_ORDER else 99))
-    if len(records) > 1:
-        merged["command"] = " & ".join(r.get("command", "?") for r in records) + \
+    merged["runs"] = sort_runs(merged["runs"])
+    if len(parts) > 1:
+        merged["command"] = " & ".join(r.get("command", "?") for r in parts) + \
             " (parallel processes, merged with --merge)"
     merged["seeds"] = sorted({r["seed"] for r in merged["runs"]})
-    starts = [datetime.datetime.fromisoformat(r["created"]) for r in records]
-    ends = [datetime.datetime.fromisoformat(r["finished"]) for r in records
+    starts = [datetime.datetime.fromisoformat(r["created"]) for r in parts]
+    ends = [datetime.datetime.fromisoformat(r["finished"]) for r in parts
             if r.get("finished")]
     merged["created"] = min(starts).isoformat(timespec="seconds")
     if ends:
         merged["finished"] = max(ends).isoformat(timespec="seconds")
         merged["wall_seconds"] = round((max(ends) - min(starts)).total_seconds(), 1)
-    if len(records) > 1:
-        merged["parallel_processes"] = len(records)
-        merged["process_wall_seconds"] = [r.get("wall_seconds") for r in records]
+    if len(parts) > 1:
+        merged["parallel_processes"] = len(parts)
+        merged["process_wall_seconds"] = [r.get("wall_seconds") for r in parts]
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{suite}.json"
-    _write_json(path, merged)
-    log(f"[{suite}] merged {len(merged['runs'])} runs from {len(records)} records "
+    records.write_record(path, merged)
+    log(f"[{suite}] merged {len(merged['runs'])} runs from {len(parts)} records "
         f"into {path}")
     return merged
 
 
 # --------------------------------------------------------------------------
-# Aggregation and baselines
+# Baselines
 # --------------------------------------------------------------------------
-def metric_value(task_metrics, metric):
-    """A metric of one task's test row; `mse` is rmse squared."""
-    if metric == "mse":
-        rmse = task_metrics.get("rmse")
-        return None if rmse is None else rmse ** 2
-    return task_metrics.get(metric)
+def _baseline_path(suite, smoke, baseline_dir):
+    if baseline_dir is not None:
+        return Path(baseline_dir) / f"{suite.name}.yaml"
+    return suite.baseline_path(smoke)
 
 
-def aggregate(record, split="test"):
-    """`{(model, variant): {"n", "parameters", "tasks": {task: {metric:
-    (mean, std, min, max, n)}}}}` over seeds."""
-    import numpy as np
-
-    groups = {}
-    for run in record["runs"]:
-        groups.setdefault((run["model"], run.get("variant")), []).append(run)
-    out = {}
-    for key, runs in groups.items():
-        tasks = {}
-        for task in runs[0]["metrics"][split]:
-            stats = {}
-            for metric in ("auc", "logloss", "mse", "rmse"):
-                values = [metric_value(r["metrics"][split][task], metric) for r in runs]
-                values = [v for v in values if v is not None and math.isfinite(v)]
-                if values:
-                    a = np.asarray(values, float)
-                    stats[metric] = {"mean": float(a.mean()),
-                                     "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0,
-                                     "min": float(a.min()), "max": float(a.max()),
-                                     "n": len(a)}
-            tasks[task] = stats
-        out[key] = {"n": len(runs), "parameters": runs[0]["parameters"],
-                    "epochs": [r["epochs_run"] for r in runs],
-                    "train_seconds": [r["train_seconds"] for r in runs],
-                    "tasks": tasks}
-    return out
-
-
-def check_baseline(record, baseline, log=print):
-    """Problems (strings) where the record's means fall outside the baseline.
-
-    A baseline YAML:
-
-        suite: census_g1
-        split: test
-        expected:
-          MMoE: {income: {auc: {mean: 0.94, tol: 0.01}}, ...}
-          # variants: "MMoE@correlation=0.5": {y1: {mse: {mean: .., tol: ..}}}
-    """
-    problems = []
-    split = baseline.get("split", "test")
-    stats = aggregate(record, split)
-    for name, tasks in (baseline.get("expected") or {}).items():
-        model, _, variant = str(name).partition("@")
-        entry = stats.get((model, variant or None))
-        if entry is None:
-            problems.append(f"{name}: no runs in the record (expected by the baseline)")
-            continue
-        for task, metrics in tasks.items():
-            for metric, want in metrics.items():
-                got = entry["tasks"].get(task, {}).get(metric)
-                if got is None:
-                    problems.append(f"{name} / {task} / {metric}: missing from the record")
-                    continue
-                mean, tol = float(want["mean"]), float(want["tol"])
-                value = got["mean"]
-                if abs(value - mean) > tol:
-                    worse = (value < mean) if metric == "auc" else (value > mean)
-                    problems.append(
-                        f"{name} / {task} / {split} {metric}: {value:.4f} "
-                        f"(mean of {got['n']} seeds), expected {mean:.4f} ± {tol:.4f}"
-                        f"{' (regression)' if worse else ' (better than expected)'}")
-    return problems
-
-
-def check_suite(suite, out_dir=None, baseline_dir=None, log=print):
+def check_suite(suite, out_dir=None, baseline_dir=None, smoke=False, log=print):
     """0 when the suite's record matches its baseline, else 1 (messages
-    logged)."""
+    logged). The baseline is the suite's (`smoke`: its smoke section's),
+    or `<baseline_dir>/<suite>.yaml`."""
+    suite = load_suite(suite) if isinstance(suite, str) else suite
     out_dir = Path(out_dir) if out_dir is not None else RESULTS
-    baseline_dir = Path(baseline_dir) if baseline_dir is not None else BASELINES
-    record_path, baseline_path = out_dir / f"{suite}.json", baseline_dir / f"{suite}.yaml"
+    record_path = out_dir / f"{suite.name}.json"
+    baseline_path = _baseline_path(suite, smoke, baseline_dir)
     if not record_path.is_file():
-        log(f"baseline check {suite}: no record {record_path}")
+        log(f"baseline check {suite.name}: no record {record_path}")
         return 1
-    if not baseline_path.is_file():
-        log(f"baseline check {suite}: no baseline {baseline_path}")
+    if baseline_path is None or not baseline_path.is_file():
+        log(f"baseline check {suite.name}: no baseline "
+            f"{baseline_path or '(the suite file names none)'}")
         return 1
-    record = json.loads(record_path.read_text(encoding="utf-8"))
-    baseline = yaml.safe_load(baseline_path.read_text(encoding="utf-8"))
-    problems = check_baseline(record, baseline)
+    problems = records.check_baseline(records.read_record(record_path),
+                                      records.read_baseline(baseline_path))
     for problem in problems:
-        log(f"BASELINE FAIL {suite}: {problem}")
+        log(f"BASELINE FAIL {suite.name}: {problem}")
     if not problems:
-        log(f"baseline check {suite}: OK ({baseline_path.name})")
+        log(f"baseline check {suite.name}: OK ({baseline_path.name})")
     return 1 if problems else 0
 
 
-def write_baseline(suite, out_dir=None, baseline_dir=None, floor=None, relative=0.1,
-                   log=print):
-    """Write `baselines/<suite>.yaml` from a suite's record: each model's
-    (and variant's) mean per task, tolerance max(3 x std over seeds, floor)
-    (for losses also at least `relative` x the mean).
-    Run once after a reviewed benchmark; later runs are checked against it."""
+def write_baseline(suite, out_dir=None, baseline_dir=None, smoke=False, floor=0.005,
+                   relative=0.1, log=print):
+    """Write a suite's baseline from its record: each row's (and variant's)
+    mean per task, tolerance max(3 x std over seeds, floor) (losses:
+    max(3 x std, `relative` x the mean)). Run once after a reviewed
+    benchmark; later runs are checked against it."""
+    suite = load_suite(suite) if isinstance(suite, str) else suite
     out_dir = Path(out_dir) if out_dir is not None else RESULTS
-    baseline_dir = Path(baseline_dir) if baseline_dir is not None else BASELINES
-    record = json.loads((out_dir / f"{suite}.json").read_text(encoding="utf-8"))
-    expected = {}
-    for (model, variant), entry in sorted(aggregate(record).items(),
-                                          key=lambda kv: (str(kv[0][1]), kv[0][0])):
-        name = model if variant is None else f"{model}@{variant}"
-        tasks = {}
-        for task, stats in entry["tasks"].items():
-            metric = "auc" if "auc" in stats else "mse"
-            if metric not in stats:
-                continue
-            if metric == "auc":
-                low = 0.005 if floor is None else floor
-            else:  # losses: a floor relative to the mean
-                low = max(floor or 0.0, relative * stats[metric]["mean"])
-            tasks[task] = {metric: {"mean": round(stats[metric]["mean"], 4),
-                                    "tol": round(max(3 * stats[metric]["std"], low), 4)}}
-        expected[name] = tasks
+    record = records.read_record(out_dir / f"{suite.name}.json")
     seeds = sorted({r["seed"] for r in record["runs"]})
-    baseline = {"suite": suite, "split": "test",
-                "note": f"means over seeds {seeds} of {record.get('command')}; "
-                        f"tol = max(3 x std over seeds, floor; losses "
-                        f"{relative:g} x mean)",
-                "expected": expected}
-    baseline_dir.mkdir(parents=True, exist_ok=True)
-    path = baseline_dir / f"{suite}.yaml"
-    path.write_text(yaml.safe_dump(baseline, sort_keys=False, default_flow_style=None,
-                                   width=100), encoding="utf-8")
+    baseline = records.baseline_from_record(
+        record, note=f"means over seeds {seeds} of {record.get('command')}; tol = "
+                     f"max(3 x std over seeds, {floor:g}; losses {relative:g} x mean)",
+        floor=floor, relative=relative)
+    path = _baseline_path(suite, smoke, baseline_dir)
+    if path is None:
+        raise SystemExit(f"Suite '{suite.name}' names no baseline file; add "
+                         f"'baseline:' to its suite file or pass --baseline-dir.")
+    records.write_baseline(path, baseline)
     log(f"wrote {path}")
     return path
 
@@ -759,38 +582,53 @@ def write_baseline(suite, out_dir=None, baseline_dir=None, floor=None, relative=
 # --------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------
+def default_suites(smoke):
+    """Suites run without --suite: those of `make bench`, or with --smoke
+    every suite with a smoke section."""
+    loaded = [load_suite(name) for name in suite_files.suite_names()]
+    return [s.name for s in loaded
+            if (s.smoke is not None if smoke else s.report.make == "bench")]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--suite", action="append",
-                        help=f"suite(s) to run: {', '.join(SUITES)} (repeatable or "
-                             f"comma-separated); default all with --smoke")
+                        help=f"suite(s) to run: {', '.join(suite_files.suite_names())} "
+                             f"(repeatable or comma-separated); default the suites of "
+                             f"`make bench`, or with --smoke every suite with a smoke "
+                             f"section")
     parser.add_argument("--seeds", default=None,
-                        help="comma-separated seeds (default: the suite's, "
-                             "census 1-5, synthetic 1-3)")
+                        help="comma-separated seeds (default: the suite's)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs trained side by side in worker processes "
                              "(default 1; 2 on a 2-core machine roughly halves "
                              "the wall time of these small models)")
     parser.add_argument("--models", default=None,
-                        help="comma-separated model class names to run (default all)")
+                        help="comma-separated rows (model classes or config stems) "
+                             "to run (default all)")
     parser.add_argument("--smoke", action="store_true",
-                        help="tiny version: 1 seed, 1 epoch, a few thousand rows")
+                        help="tiny version: 1 seed and each suite's smoke section")
     parser.add_argument("--out-dir", default=None,
-                        help="where the aggregated records go (default "
-                             "benchmarks/results, or OUT/results with --smoke)")
+                        help="where the records go (default benchmarks/results)")
     parser.add_argument("--runs-dir", default=None,
-                        help="raw run folders (default runs/bench)")
+                        help="raw run folders (default runs/bench, or OUT/runs with "
+                             "--smoke --out-dir OUT)")
     parser.add_argument("--resume", action="store_true",
                         help="keep the runs already in the record, run the rest")
     parser.add_argument("--check-baseline", action="store_true",
-                        help="compare the record(s) with benchmarks/baselines/"
-                             "<suite>.yaml; non-zero exit on a regression")
-    parser.add_argument("--baseline-dir", default=None)
+                        help="compare the record(s) with the suite's baseline "
+                             "(--smoke: its smoke baseline); non-zero exit on a "
+                             "regression")
+    parser.add_argument("--baseline-dir", default=None,
+                        help="read/write baselines as DIR/<suite>.yaml instead")
     parser.add_argument("--no-run", action="store_true",
                         help="run nothing; only report / write or check baselines "
                              "from existing records")
     parser.add_argument("--write-baseline", action="store_true",
-                        help="write baselines/<suite>.yaml from the record(s)")
+                        help="write the suite's baseline file from the record(s)")
+    parser.add_argument("--baseline-floor", type=float, default=0.005,
+                        help="with --write-baseline: least tolerance of a score "
+                             "such as the AUC (default 0.005)")
     parser.add_argument("--baseline-rel-tol", type=float, default=0.1,
                         help="with --write-baseline: least tolerance of a loss, as "
                              "a fraction of its mean (default 0.1)")
@@ -801,9 +639,13 @@ def main(argv=None):
                         help="write RESULTS.md and figures afterwards")
     args = parser.parse_args(argv)
 
-    suites = [s for item in (args.suite or []) for s in item.split(",") if s]
-    if not suites:
-        suites = ["synthetic", "census_g1"] if args.smoke else list(SUITES)
+    names = [s for item in (args.suite or []) for s in item.split(",") if s]
+    suites = [load_suite(name) for name in (names or default_suites(args.smoke))]
+    if args.smoke:
+        missing = [s.name for s in suites if s.smoke is None]
+        if missing:
+            raise SystemExit(f"--smoke: suite(s) {missing} have no 'smoke' section in "
+                             f"their suite file; smoke suites: {default_suites(True)}.")
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()] if args.seeds else None
     if args.smoke:
         seeds = (seeds or [1])[:1]
@@ -817,13 +659,8 @@ def main(argv=None):
     if args.merge:
         if len(suites) != 1:
             raise SystemExit("--merge takes exactly one --suite.")
-        merge_records(suites[0], args.merge, out_dir=out_dir)
+        merge_records(suites[0].name, args.merge, out_dir=out_dir)
         args.no_run = True
-    if args.smoke:
-        for suite in [s for s in suites if not smoke_supported(s)]:
-            print(f"[{suite}] left out of the smoke run: the census_income dataset "
-                  f"takes no max_rows argument to subsample with.")
-            suites.remove(suite)
     if not args.no_run:
         started = time.perf_counter()
         executor = Executor(args.jobs)
@@ -834,25 +671,23 @@ def main(argv=None):
                           executor=executor)
         finally:
             executor.close()
-        print(f"Ran {', '.join(suites)} in {time.perf_counter() - started:.0f} s "
-              f"({args.jobs} job(s) at a time).")
+        print(f"Ran {', '.join(s.name for s in suites)} in "
+              f"{time.perf_counter() - started:.0f} s ({args.jobs} job(s) at a time).")
     if args.report:
-        sys.path.insert(0, str(HERE))
-        import report
+        import report  # benchmarks/report.py (it does not import this module)
 
         report.main(["--results-dir", str(out_dir or RESULTS)]
                     + (["--out", str(out_dir / "RESULTS.md"),
                         "--figures-dir", str(out_dir / "figures")] if out_dir else []))
-    baseline_dir = args.baseline_dir
-    if baseline_dir is None and args.smoke:
-        baseline_dir = BASELINES / "smoke"
     if args.write_baseline:
         for suite in suites:
-            write_baseline(suite, out_dir=out_dir, baseline_dir=baseline_dir,
+            write_baseline(suite, out_dir=out_dir, baseline_dir=args.baseline_dir,
+                           smoke=args.smoke, floor=args.baseline_floor,
                            relative=args.baseline_rel_tol)
     if args.check_baseline:
         for suite in suites:
-            status |= check_suite(suite, out_dir=out_dir, baseline_dir=baseline_dir)
+            status |= check_suite(suite, out_dir=out_dir, baseline_dir=args.baseline_dir,
+                                  smoke=args.smoke)
     return status
 
 

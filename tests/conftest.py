@@ -1,4 +1,14 @@
-"""Shared fixtures: small generated tables covering every feature kind."""
+"""Shared fixtures: small generated tables covering every feature kind, and
+the policy for tests that read the public datasets.
+
+Tests that read a dataset copy say which with
+`@pytest.mark.needs_data("census-income", ...)` (folder names under the
+data root, as in `data/README.md`) or take the `data_dir` fixture. When a
+copy is missing the test is skipped with the reason, except under CI
+(`CI=true`), where missing data fails the run. The data root is
+`$MTREC_DATA_DIR`, else `../shared/data` beside the repository (which then
+becomes `$MTREC_DATA_DIR` for the loaders, as the Makefile does).
+"""
 
 import os
 from pathlib import Path
@@ -12,6 +22,69 @@ import pytest
 import mtrec
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+if not os.environ.get("MTREC_DATA_DIR") and SHARED_DATA.is_dir():
+    os.environ["MTREC_DATA_DIR"] = str(SHARED_DATA)
+
+
+def _dataset_files():
+    """`{dataset folder: [file paths under it]}` from the loaders' own
+    file lists (so the check cannot drift from what the loaders read)."""
+    from mtrec.data import aliexpress, ali_ccp, census_income, clothing_reviews, movielens
+
+    return {
+        "census-income": list(census_income.FILES),
+        "ml-latest-small": list(movielens.FILES),
+        "womens-clothing-reviews": list(clothing_reviews.FILES),
+        "samples/ali-ccp": list(ali_ccp.SAMPLE_FILES),
+        "samples/aliexpress": list(aliexpress.SAMPLE_FILES),
+    }
+
+
+def data_root():
+    """Where the tests look for the dataset copies."""
+    return Path(os.environ.get("MTREC_DATA_DIR") or SHARED_DATA)
+
+
+def missing_data(names):
+    """Paths of the files of datasets `names` that are not under the data root."""
+    known = _dataset_files()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"needs_data: unknown dataset(s) {unknown}; known: {sorted(known)}.")
+    root = data_root()
+    return [str(root / n / f) for n in names for f in known[n]
+            if not (root / n / f).is_file()]
+
+
+def under_ci():
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def _skip_or_fail(reason):
+    if under_ci():
+        pytest.fail(f"{reason} (CI=true: missing data fails the run)", pytrace=False)
+    pytest.skip(reason)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "needs_data(*datasets): the test reads these dataset copies "
+                   "(folders under $MTREC_DATA_DIR); skipped when missing, failed "
+                   "under CI=true")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    # Before any fixture is set up, so a module-scoped fixture that trains on
+    # the data never starts without it.
+    marker = item.get_closest_marker("needs_data")
+    if marker is None:
+        return
+    missing = missing_data(marker.args)
+    if missing:
+        _skip_or_fail(f"needs dataset copies {list(marker.args)} under {data_root()}; "
+                      f"missing {missing}. Set MTREC_DATA_DIR to a folder laid out as "
+                      f"data/README.md describes.")
 
 
 def make_table(rows=300, seed=0):
@@ -60,8 +133,11 @@ def schema(table):
 
 @pytest.fixture(scope="session")
 def data_dir():
-    """The shared public datasets (read-only), as CI lays them out."""
-    path = Path(os.environ.get("MTREC_DATA_DIR", SHARED_DATA))
-    if not (path / "census-income").exists():
-        pytest.fail(f"Shared data not found at {path}; set MTREC_DATA_DIR.")
+    """The data root holding the dataset copies (read-only), as CI lays it
+    out. Skipped (CI: failed) when the root is missing; a test marked
+    `needs_data` has had its own datasets checked already."""
+    path = data_root()
+    if not path.is_dir():
+        _skip_or_fail(f"no dataset copies: {path} does not exist. Set MTREC_DATA_DIR "
+                      f"to a folder laid out as data/README.md describes.")
     return path

@@ -1,9 +1,12 @@
-"""Tests of the benchmark runner and report (benchmarks/run.py, report.py).
+"""Tests of the benchmark pipeline: suite files (benchmarks/suites.py), the
+runner (benchmarks/run.py), records and baselines (benchmarks/records.py)
+and the report (benchmarks/report.py).
 
-The smoke suite (`make bench-smoke`: 1 seed, 1 epoch, a few thousand rows)
-runs here in-process, into tmp_path.
+The smoke suites (`make bench-smoke`: 1 seed, 1 epoch, a few thousand rows,
+census with its tuning grid) run here in-process, into tmp_path.
 """
 
+import ast
 import copy
 import importlib.util
 import json
@@ -26,63 +29,149 @@ def _load(name):
 
 
 sys.path.insert(0, str(BENCH))
+suites = _load("suites")
+records = _load("records")
 run = _load("run")
 report = _load("report")
+
+DATA_SUITES = ["census_g1", "movielens_funnel", "clothing_reviews", "movielens_ratings"]
+needs_bench_data = pytest.mark.needs_data("census-income", "ml-latest-small",
+                                          "womens-clothing-reviews")
+
+
+def _smoke(out, names):
+    # Two worker processes, as `make bench-smoke` runs.
+    return run.main(["--smoke", "--suite", ",".join(names), "--out-dir", str(out),
+                     "--jobs", "2", "--report", "--check-baseline"])
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-    """One smoke run of the synthetic suite, with report and baseline check."""
+    """The synthetic smoke suite (no data needed), report, baseline check."""
     out = tmp_path_factory.mktemp("bench-smoke")
-    # Two worker processes, as `make bench` runs.
-    status = run.main(["--smoke", "--suite", "synthetic", "--out-dir", str(out),
-                       "--jobs", "2", "--report", "--check-baseline"])
-    return out, status
+    return out, _smoke(out, ["synthetic"])
 
 
-def test_every_suite_config_validates():
+@pytest.fixture(scope="module")
+def smoke_data(tmp_path_factory):
+    """The smoke suites that read dataset copies: census (with its tuning
+    grid), the funnel and the two text suites."""
+    out = tmp_path_factory.mktemp("bench-smoke-data")
+    return out, _smoke(out, DATA_SUITES)
+
+
+# --------------------------------------------------------------------------
+# Suite files
+# --------------------------------------------------------------------------
+def test_no_import_cycle_between_runner_and_report():
+    def imports(name):
+        tree = ast.parse((BENCH / f"{name}.py").read_text())
+        return {alias.name.split(".")[0] for node in ast.walk(tree)
+                if isinstance(node, (ast.Import, ast.ImportFrom))
+                for alias in (node.names if isinstance(node, ast.Import)
+                              else [ast.alias(node.module or "")])}
+    assert "run" not in imports("report")
+    assert "report" not in imports("records") | imports("suites")
+    assert "run" not in imports("records") | imports("suites")
+
+
+def test_every_suite_file_plans_valid_runs():
     from mtrec.experiments.config import load_config
 
-    for suite in run.SUITES:
+    names = suites.suite_names()
+    assert names == ["census_g1", "census_g2", "synthetic", "movielens_funnel",
+                     "clothing_reviews", "movielens_ratings"]
+    for name in names:
+        suite = run.load_suite(name)
         runs = run.plan(suite, seeds=[1, 2])
-        models = {r["model"] for r in runs}
         configs = [load_config(ROOT / r["config_path"], r["overrides"]) for r in runs]
         assert runs and all(c.training.seed == r["seed"] for c, r in zip(configs, runs))
-        if suite.startswith("census"):
-            assert models == set(run.MODEL_ORDER)
+        rows = {r["name"] for r in runs}
+        if name.startswith("census"):
+            assert rows == set(run.MODEL_ORDER)
             assert all(c.training.epochs == 10 for c in configs)
-        else:
-            assert models == {"SharedBottom", "OMoE", "MMoE"}
+        elif name == "synthetic":
+            assert rows == {"SharedBottom", "OMoE", "MMoE"}
             # MMoE paper's and PLE paper's correlations
             assert {r["variant"] for r in runs} == {
                 f"correlation={p}" for p in (0.2, 0.4, 0.5, 0.75, 0.9, 1.0)}
+        else:  # one row per config file
+            assert rows == {p.stem for p in suite.config_files()}
         # seeds outermost: an interrupted suite has every model at seed 1
         assert [r["seed"] for r in runs] == sorted(r["seed"] for r in runs)
-    grid = run.tuning_plan("census_g1", seed=1)
+        assert suite.baseline_path().is_file()
+        if suite.smoke is not None:
+            assert suite.baseline_path(smoke=True).is_file()
+            smoke_runs = run.plan(suite, seeds=[1], smoke=True)
+            for r in smoke_runs:
+                load_config(ROOT / r["config_path"], r["overrides"])
+            if suite.smoke.configs:
+                assert {Path(r["config_path"]).stem for r in smoke_runs} == set(
+                    suite.smoke.configs)
+    grid = run.tuning_plan(run.load_suite("census_g1"), seed=1)
     assert len(grid) == 3 * len(run.MODEL_ORDER)
     assert {r["tune"] for r in grid} == {"training.learning_rate=0.001",
                                          "training.learning_rate=0.002",
                                          "training.learning_rate=0.005"}
+    smoke_grid = run.tuning_plan(run.load_suite("census_g1"), seed=1, smoke=True)
+    assert len(smoke_grid) == 2 * 2 and all(
+        "dataset.args.max_rows=4000" in r["overrides"] for r in smoke_grid)
 
 
+MINIMAL = {"description": "d", "configs": "synthetic"}
+
+
+@pytest.mark.parametrize("data, message", [
+    (dict(MINIMAL, seedz=[1]), "unknown key 'seedz' (did you mean 'seeds'?)"),
+    (dict(MINIMAL, report={"colums": ["a:auc"]}),
+     "report: unknown key 'colums' (did you mean 'columns'?)"),
+    (dict(MINIMAL, smoke={"overides": []}),
+     "smoke: unknown key 'overides' (did you mean 'overrides'?)"),
+    ({"configs": "synthetic"}, "missing key 'description'"),
+    (dict(MINIMAL, seeds=[1, "2"]), "'seeds' must be a list of int"),
+    (dict(MINIMAL, rows="models"), "rows must be one of ['model', 'config']"),
+    (dict(MINIMAL, tune={"training.learning_rate": [0.1]}, tuned_from="census_g1"),
+     "either 'tune'"),
+    (dict(MINIMAL, sweep={"correlation": 0.5}), "'sweep' must map one parameter"),
+    (dict(MINIMAL, report={"columns": ["auc"]}), "'task:metric', got ['auc']"),
+    (dict(MINIMAL, report={"section": "tables"}), "report.section must be one of"),
+    (dict(MINIMAL, smoke={"configs": ["nope"]}), "smoke.configs ['nope'] are not"),
+])
+def test_bad_suite_files_are_rejected_with_the_reason(tmp_path, data, message):
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(suites.SuiteError) as info:
+        suites.load_suite("bad", tmp_path)
+    assert message in str(info.value)
+    assert str(tmp_path / "bad.yaml") in str(info.value)
+
+
+def test_unknown_suite_names_the_closest(capsys):
+    with pytest.raises(SystemExit, match="Unknown suite 'synthetc' \\(did you mean "
+                                         "'synthetic'\\?\\)"):
+        run.main(["--suite", "synthetc", "--no-run"])
+
+
+# --------------------------------------------------------------------------
+# Tuning
+# --------------------------------------------------------------------------
 TINY = ["training.epochs=1", "dataset.args.num_samples=1500", "dataset.args.dim=8"]
 
 
-def test_tuning_picks_on_validation_and_reuses_the_tuning_run(tmp_path, monkeypatch):
+def test_tuning_picks_on_validation_and_reuses_the_tuning_run(tmp_path):
     """A suite with a grid: every grid value trains at the first seed, the best
     validation score wins per model, the first seed's run is the tuning run,
     the other seeds run at the chosen value; a suite tuned_from it reuses the
     choice; without the source record it stops and says what to run."""
-    monkeypatch.setitem(run.SUITES, "tiny_tune", {
-        "configs": "synthetic", "overrides": TINY, "seeds": [1, 2],
-        "tune": {"training.learning_rate": [0.0001, 0.01]}, "description": "tiny"})
-    monkeypatch.setitem(run.SUITES, "tiny_tuned", {
-        "configs": "synthetic", "overrides": TINY, "seeds": [1],
-        "tuned_from": "tiny_tune", "description": "tiny, tuned from tiny_tune"})
+    tune = suites.parse_suite("tiny_tune", {
+        "description": "tiny", "configs": "synthetic", "overrides": TINY, "seeds": [1, 2],
+        "tune": {"training.learning_rate": [0.0001, 0.01]}})
+    tuned = suites.parse_suite("tiny_tuned", {
+        "description": "tiny, tuned from tiny_tune", "configs": "synthetic",
+        "overrides": TINY, "seeds": [1], "tuned_from": "tiny_tune"})
     with pytest.raises(SystemExit, match="run --suite tiny_tune first"):
-        run.run_suite("tiny_tuned", out_dir=tmp_path, runs_dir=tmp_path / "runs",
+        run.run_suite(tuned, out_dir=tmp_path, runs_dir=tmp_path / "runs",
                       models=["SharedBottom"], log=lambda *a: None)
-    record = run.run_suite("tiny_tune", out_dir=tmp_path, runs_dir=tmp_path / "runs",
+    record = run.run_suite(tune, out_dir=tmp_path, runs_dir=tmp_path / "runs",
                            models=["SharedBottom"], log=lambda *a: None)
     tuning = record["tuning"]
     assert tuning["parameter"] == "training.learning_rate" and len(tuning["runs"]) == 2
@@ -96,20 +185,27 @@ def test_tuning_picks_on_validation_and_reuses_the_tuning_run(tmp_path, monkeypa
                                          if r["tune"] == best)["metrics"]
     assert best in by_seed[2]["overrides"] and not by_seed[2].get("reused_from_tuning")
     assert (tmp_path / "runs" / "tiny_tune" / "tune").is_dir()
-    tuned = run.run_suite("tiny_tuned", out_dir=tmp_path, runs_dir=tmp_path / "runs",
+    again = run.run_suite(tuned, out_dir=tmp_path, runs_dir=tmp_path / "runs",
                           models=["SharedBottom"], log=lambda *a: None)
-    assert tuned["tuned_from"]["chosen"] == {"SharedBottom": best}
-    assert best in tuned["runs"][0]["overrides"]
+    assert again["tuned_from"]["chosen"] == {"SharedBottom": best}
+    assert best in again["runs"][0]["overrides"]
 
 
 def test_choose_takes_the_best_mean_validation_auc():
-    def entry(model, tune, aucs):
-        return {"model": model, "tune": tune,
+    def entry(name, tune, aucs):
+        return {"name": name, "tune": tune,
                 "metrics": {"valid": {f"t{i}": {"auc": a} for i, a in enumerate(aucs)}}}
     runs = [entry("MMoE", "lr=1", [0.90, 0.99]), entry("MMoE", "lr=2", [0.92, 0.98]),
             entry("PLE", "lr=1", [0.80, 0.80]), entry("PLE", "lr=2", [0.80, 0.80])]
     # MMoE: 0.945 vs 0.950; PLE: a tie keeps the first grid value
     assert run.choose(runs) == {"MMoE": "lr=2", "PLE": "lr=1"}
+
+
+# --------------------------------------------------------------------------
+# Smoke runs
+# --------------------------------------------------------------------------
+RUN_KEYS = ("name", "model", "git", "versions", "seed", "config", "parameters",
+            "epochs_run", "train_seconds", "metrics", "history")
 
 
 def test_smoke_suite_writes_record_report_and_figures(smoke):
@@ -121,8 +217,7 @@ def test_smoke_suite_writes_record_report_and_figures(smoke):
     assert set(record["label_correlation"]) == {"correlation=0.5", "correlation=1.0"}
     assert len(record["runs"]) == 6
     for entry in record["runs"]:
-        for key in ("git", "versions", "seed", "config", "parameters", "epochs_run",
-                    "train_seconds", "metrics", "history"):
+        for key in RUN_KEYS:
             assert key in entry, key
         assert entry["seed"] == 1 and entry["config"]["training"]["seed"] == 1
         assert entry["epochs_run"] == 1
@@ -134,6 +229,47 @@ def test_smoke_suite_writes_record_report_and_figures(smoke):
     assert "synthetic (smoke)" in text and "label Pearson" in text
     for name in ("synthetic_loss_vs_correlation.png", "synthetic_loss_curves.png"):
         assert (out / "figures" / name).stat().st_size > 1000
+
+
+@needs_bench_data
+def test_smoke_of_the_data_suites_tunes_census_and_passes_the_baselines(smoke_data):
+    out, status = smoke_data
+    assert status == 0  # every smoke baseline check passed
+    census = json.loads((out / "census_g1.json").read_text())
+    tuning = census["tuning"]
+    assert tuning["values"] == [0.002, 0.005] and len(tuning["runs"]) == 4
+    assert set(tuning["chosen"]) == {"MMoE", "SharedBottom"}
+    assert {r["name"] for r in census["runs"]} == {"MMoE", "SharedBottom"}
+    assert all(r["reused_from_tuning"] for r in census["runs"])
+    assert census["runs"][0]["dataset"]["rows"] == {"train": 4000, "valid": 1000,
+                                                     "test": 1000}
+    for suite in DATA_SUITES[1:]:
+        record = json.loads((out / f"{suite}.json").read_text())
+        smoke = run.load_suite(suite).smoke
+        assert sorted(r["name"] for r in record["runs"]) == sorted(smoke.configs)
+        for entry in record["runs"]:
+            for key in RUN_KEYS:
+                assert key in entry, (suite, key)
+    text = (out / "RESULTS.md").read_text()
+    assert "Derived CTR -> CVR funnel" in text
+    assert "| esmm | ESMM | 1 |" in text and "| mmoe_tabular | MMoE | 1 |" in text
+
+
+@needs_bench_data
+def test_check_baseline_of_a_table_suite_fails_on_a_doctored_record(smoke_data, tmp_path,
+                                                                     capsys):
+    out, _ = smoke_data
+    record = json.loads((out / "movielens_funnel.json").read_text())
+    for entry in record["runs"]:
+        if entry["name"] == "esmm":
+            entry["metrics"]["test"]["cvr"]["auc"] = 0.5
+    (tmp_path / "movielens_funnel.json").write_text(json.dumps(record))
+    status = run.main(["--smoke", "--suite", "movielens_funnel", "--out-dir", str(tmp_path),
+                       "--no-run", "--check-baseline"])
+    assert status != 0
+    message = capsys.readouterr().out
+    assert "BASELINE FAIL movielens_funnel: esmm / cvr / test auc: 0.5000" in message
+    assert "(regression)" in message
 
 
 def test_check_baseline_fails_on_a_doctored_record(smoke, tmp_path, capsys):
@@ -151,43 +287,7 @@ def test_check_baseline_fails_on_a_doctored_record(smoke, tmp_path, capsys):
     assert "BASELINE FAIL synthetic: MMoE@correlation=0.5 / y1 / test mse" in message
     assert "expected" in message and "(regression)" in message
     # the undoctored record passes the same check
-    assert run.check_suite("synthetic", out_dir=out,
-                           baseline_dir=BENCH / "baselines" / "smoke") == 0
-
-
-def test_check_baseline_on_auc_names_model_task_value_and_expected():
-    record = {"runs": [
-        {"model": "MMoE", "variant": None, "seed": s, "parameters": 10,
-         "epochs_run": 1, "train_seconds": 1.0,
-         "metrics": {"test": {"income": {"auc": auc}, "marital": {"auc": 0.99}}}}
-        for s, auc in ((1, 0.90), (2, 0.91))]}
-    baseline = {"expected": {"MMoE": {"income": {"auc": {"mean": 0.94, "tol": 0.01}},
-                                      "marital": {"auc": {"mean": 0.99, "tol": 0.01}}}}}
-    problems = run.check_baseline(record, baseline)
-    assert len(problems) == 1
-    assert problems[0].startswith("MMoE / income / test auc: 0.9050")
-    assert "expected 0.9400 ± 0.0100 (regression)" in problems[0]
-    baseline["expected"]["CGC"] = {"income": {"auc": {"mean": 0.9, "tol": 0.1}}}
-    assert any(p.startswith("CGC: no runs") for p in run.check_baseline(record, baseline))
-
-
-def test_committed_baselines_name_known_models_and_tasks():
-    for path in sorted((BENCH / "baselines").rglob("*.yaml")):
-        baseline = yaml.safe_load(path.read_text())
-        assert baseline["suite"] in run.SUITES, path
-        for name, tasks in baseline["expected"].items():
-            assert name.partition("@")[0] in run.MODEL_ORDER, (path, name)
-            for task, metrics in tasks.items():
-                for metric, want in metrics.items():
-                    assert metric in ("auc", "mse", "logloss", "rmse")
-                    assert want["tol"] > 0
-
-
-def test_report_says_which_suites_were_not_run(tmp_path):
-    path = report.write_report(tmp_path / "empty", tmp_path / "R.md", tmp_path / "fig")
-    text = path.read_text()
-    assert text.count("**Not run**") == 3
-    assert "| census_g1 | 0 | — | — | not run |" in text
+    assert run.check_suite("synthetic", out_dir=out, smoke=True) == 0
 
 
 def test_merge_records_of_parallel_processes(smoke, tmp_path):
@@ -207,3 +307,95 @@ def test_merge_records_of_parallel_processes(smoke, tmp_path):
     assert json.loads((tmp_path / "merged" / "synthetic.json").read_text()) == merged
     with pytest.raises(SystemExit, match="not 'census_g1'"):
         run.merge_records("census_g1", paths[:1], out_dir=tmp_path)
+
+
+# --------------------------------------------------------------------------
+# Records and baselines
+# --------------------------------------------------------------------------
+def _entry(name, seed, test, model=None):
+    return {"name": name, "model": model or name, "variant": None, "seed": seed,
+            "parameters": 10, "epochs_run": 1, "train_seconds": 1.0,
+            "metrics": {"test": test}}
+
+
+def test_check_baseline_on_auc_names_row_task_value_and_expected():
+    record = {"runs": [_entry("MMoE", s, {"income": {"auc": auc}, "marital": {"auc": 0.99}})
+                       for s, auc in ((1, 0.90), (2, 0.91))]}
+    baseline = {"expected": {"MMoE": {"income": {"auc": {"mean": 0.94, "tol": 0.01}},
+                                      "marital": {"auc": {"mean": 0.99, "tol": 0.01}}}}}
+    problems = records.check_baseline(record, baseline)
+    assert len(problems) == 1
+    assert problems[0].startswith("MMoE / income / test auc: 0.9050")
+    assert "expected 0.9400 ± 0.0100 (regression)" in problems[0]
+    baseline["expected"]["CGC"] = {"income": {"auc": {"mean": 0.9, "tol": 0.1}}}
+    assert any(p.startswith("CGC: no runs") for p in records.check_baseline(record, baseline))
+
+
+def test_aggregate_groups_config_rows_and_keeps_every_metric():
+    record = {"runs": [
+        _entry("mmoe_text", 1, {"r": {"rmse": 1.0, "mae": 0.5, "kind": "regression"}}, "MMoE"),
+        _entry("mmoe_text", 2, {"r": {"rmse": 3.0, "mae": 1.5, "kind": "regression"}}, "MMoE"),
+        _entry("mmoe_tabular", 1, {"r": {"rmse": 2.0, "mae": None}}, "MMoE")]}
+    stats = records.aggregate(record)
+    assert set(stats) == {("mmoe_text", None), ("mmoe_tabular", None)}
+    text = stats[("mmoe_text", None)]
+    assert text["n"] == 2 and text["model"] == "MMoE"
+    assert text["tasks"]["r"]["mse"]["mean"] == pytest.approx(5.0)  # (1 + 9) / 2
+    assert text["tasks"]["r"]["mae"] == pytest.approx(
+        {"mean": 1.0, "std": 0.7071068, "min": 0.5, "max": 1.5, "n": 2})
+    assert "mae" not in stats[("mmoe_tabular", None)]["tasks"]["r"]
+    baseline = records.baseline_from_record(dict(record, suite="s"), note="n")
+    # losses: tol = max(3 x std, 0.1 x mean)
+    assert baseline["expected"]["mmoe_text"]["r"]["mse"] == {
+        "mean": 5.0, "tol": round(3 * 5.656854, 4)}
+    assert baseline["expected"]["mmoe_tabular"]["r"]["mse"] == {"mean": 4.0, "tol": 0.4}
+    assert records.check_baseline(record, baseline) == []
+
+
+def test_committed_baselines_name_known_rows_and_tasks():
+    for path in sorted((BENCH / "baselines").rglob("*.yaml")):
+        baseline = yaml.safe_load(path.read_text())
+        suite = run.load_suite(baseline["suite"])
+        rows = set(run.MODEL_ORDER) if suite.rows == "model" else {
+            p.stem for p in suite.config_files()}
+        assert baseline["expected"], path
+        for name, tasks in baseline["expected"].items():
+            assert name.partition("@")[0] in rows, (path, name)
+            for task, metrics in tasks.items():
+                for metric, want in metrics.items():
+                    assert metric in ("auc", "mse", "logloss", "rmse")
+                    assert want["tol"] > 0
+
+
+def test_committed_records_have_the_one_shape_and_pass_their_baselines():
+    for name in suites.suite_names():
+        record = records.read_record(BENCH / "results" / f"{name}.json")
+        assert record["suite"] == name and isinstance(record["runs"], list)
+        for entry in record["runs"]:
+            assert {"name", "model", "seed", "parameters", "epochs_run",
+                    "train_seconds", "metrics", "git"} <= set(entry), name
+        assert run.check_suite(name, log=lambda *a: None) == 0, name
+
+
+# --------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------
+def test_report_says_which_suites_were_not_run(tmp_path):
+    path = report.write_report(tmp_path / "empty", tmp_path / "R.md", tmp_path / "fig")
+    text = path.read_text()
+    assert text.count("**Not run**") == 3
+    assert text.count("Not run yet: `make bench-text`") == 2
+    assert "Not run yet: `make bench-funnel`" in text
+    assert "| census_g1 | 0 | — | — | not run |" in text
+
+
+def test_report_tables_come_from_the_committed_records(tmp_path):
+    path = report.write_report(BENCH / "results", tmp_path / "R.md", tmp_path / "fig")
+    text = path.read_text()
+    # the funnel table's ESMM row, as the retired suite_report.py wrote it
+    assert ("| esmm | ESMM | 3 | 329,810 | 0.8360 ± 0.0007 | 0.7595 ± 0.0024 | "
+            "0.8509 ± 0.0023 | 0.8218 ± 0.0001 | 0.8167 ± 0.0022 |") in text
+    committed = (BENCH / "RESULTS.md").read_text()
+    for line in text.splitlines():
+        if line.startswith("| ") and "![" not in line:
+            assert line in committed, line

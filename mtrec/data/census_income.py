@@ -68,15 +68,17 @@ REMOVED_FROM_INPUTS = ["education", "marital_stat", "instance_weight", "income_l
 TASKS = {1: ("income", "marital"), 2: ("education", "marital")}
 
 
-def read_raw(path):
-    """One raw UCI file as a DataFrame with named columns ('?' -> NaN)."""
+def read_raw(path, nrows=None):
+    """One raw UCI file as a DataFrame with named columns ('?' -> NaN);
+    only its first `nrows` lines when given."""
     dtypes = {c: ("float32" if c in CONTINUOUS else "string") for c in COLUMNS}
     dtypes["instance_weight"] = "float64"
     # Only '?' is missing: "NA" is a real category of hispanic_origin
     # (census-income.names lists it), which pandas' default NA strings
     # would turn into missing values.
     df = pd.read_csv(path, header=None, names=COLUMNS, sep=",", skipinitialspace=True,
-                     na_values=["?"], keep_default_na=False, dtype=dtypes, engine="c")
+                     na_values=["?"], keep_default_na=False, dtype=dtypes, engine="c",
+                     nrows=nrows)
     if df.shape[1] != len(COLUMNS):
         raise ValueError(f"{path}: expected {len(COLUMNS)} fields, got {df.shape[1]}.")
     # Keep categories as plain Python strings (object dtype), '' for missing.
@@ -98,7 +100,7 @@ def add_labels(df, group):
     return out
 
 
-def load(group=1, data_dir=None, seed=0, download=True):
+def load(group=1, data_dir=None, seed=0, download=True, max_rows=None):
     """Train, validation and test DataFrames of the MMoE paper's protocol.
 
     Args:
@@ -110,6 +112,11 @@ def load(group=1, data_dir=None, seed=0, download=True):
             (downloaded from UCI, md5-checked).
         seed: int. Seed of the 1:1 validation/test split.
         download: bool. Allow downloading when no local copy exists.
+        max_rows: int or None. Read only the first `max_rows` lines of the
+            training file and the first `max_rows // 2` lines of the test
+            file (the full files' 2:1 ratio), which are then split 1:1 as
+            usual: validation and test get about `max_rows // 4` rows
+            each. For smoke tests; `None` (the default) reads everything.
 
     Returns:
         `(train, valid, test)` DataFrames: 38 feature columns (7 float32,
@@ -118,10 +125,17 @@ def load(group=1, data_dir=None, seed=0, download=True):
     if group not in TASKS:
         raise ValueError(f"group must be 1 (income, marital) or 2 (education, "
                          f"marital), got {group!r}.")
+    if max_rows is not None and (isinstance(max_rows, bool)
+                                 or not isinstance(max_rows, (int, np.integer))
+                                 or max_rows < 4):
+        raise ValueError(f"max_rows must be None or an integer >= 4 (train rows to "
+                         f"read; validation and test get max_rows // 4 each), got "
+                         f"{max_rows!r}.")
     folder = locate("census-income", FILES, BASE_URL, data_dir=data_dir,
                     download=download, gunzip_md5=True)
-    train = add_labels(read_raw(folder / "census-income.data.gz"), group)
-    held_out = add_labels(read_raw(folder / "census-income.test.gz"), group)
+    held_out_rows = None if max_rows is None else max_rows // 2
+    train = add_labels(read_raw(folder / "census-income.data.gz", max_rows), group)
+    held_out = add_labels(read_raw(folder / "census-income.test.gz", held_out_rows), group)
     order = np.random.default_rng(seed).permutation(len(held_out))
     half = len(held_out) // 2
     valid = held_out.iloc[order[:half]].reset_index(drop=True)

@@ -6,9 +6,10 @@ reviewer recommends the item. Tasks here: `recommended` (binary,
 "Recommended IND") and `rating` (regression on the 1–5 stars).
 
 The file is read from `$MTREC_DATA_DIR/womens-clothing-reviews/reviews.parquet`
-(md5-checked), or from the Kaggle CSV "Womens Clothing E-Commerce
-Reviews.csv" put in the same folder: Kaggle needs a login, so there is no
-automatic download.
+(md5-checked), or, when that is absent, from the Kaggle CSV
+"Womens Clothing E-Commerce Reviews.csv" put in the same folder (Kaggle
+publishes no checksum): Kaggle needs a login, so there is no automatic
+download. See data/womens-clothing-reviews/README.md.
 """
 
 import numpy as np
@@ -20,6 +21,9 @@ from mtrec.schema import Categorical, Numeric, Text
 
 SUBDIR = "womens-clothing-reviews"
 FILES = {"reviews.parquet": "c574487f66c86395ae823bd03938fc76"}
+KAGGLE_CSV = "Womens Clothing E-Commerce Reviews.csv"
+SOURCE = ("https://www.kaggle.com/datasets/nicapotato/womens-ecommerce-clothing-reviews "
+          "(download needs a Kaggle login)")
 # Source columns -> feature names (signature inputs cannot hold spaces).
 COLUMNS = {"Age": "age", "Division Name": "division", "Department Name": "department",
            "Class Name": "class_name", "Clothing ID": "clothing_id", "Title": "title",
@@ -44,22 +48,46 @@ def features():
     ]
 
 
-def load(data_dir=None, seed=0):
-    """Train / valid / test DataFrames, split 80/10/10 at random (seeded)."""
-    folder = locate(SUBDIR, FILES, base_url="", data_dir=data_dir, download=False)
-    df = pd.read_parquet(folder / "reviews.parquet", columns=list(COLUMNS))
-    df = df.rename(columns=COLUMNS)
+def load(data_dir=None, seed=0, max_rows=None):
+    """Train / valid / test DataFrames, split 80/10/10 at random (seeded).
+
+    `max_rows` (int or None): keep only the file's first `max_rows` reviews
+    before the split (for smoke runs); `None` keeps all 23,486."""
+    if max_rows is not None and (isinstance(max_rows, bool)
+                                 or not isinstance(max_rows, (int, np.integer))
+                                 or max_rows < 10):
+        raise ValueError(f"max_rows must be None or an integer >= 10 (reviews to keep "
+                         f"before the 80/10/10 split), got {max_rows!r}.")
+    df = read(data_dir).rename(columns=COLUMNS)
+    if max_rows is not None:
+        df = df.iloc[:max_rows]
     order = np.random.default_rng(seed).permutation(len(df))
     cut1, cut2 = int(0.8 * len(df)), int(0.9 * len(df))
     return [df.iloc[part].reset_index(drop=True)
             for part in (order[:cut1], order[cut1:cut2], order[cut2:])]
 
 
+def read(data_dir=None):
+    """The reviews with their source column names: `reviews.parquet`
+    (md5-checked), else the Kaggle CSV in the same folder."""
+    try:
+        folder = locate(SUBDIR, FILES, base_url="", data_dir=data_dir, source=SOURCE)
+        return pd.read_parquet(folder / "reviews.parquet", columns=list(COLUMNS))
+    except FileNotFoundError as missing:
+        try:
+            folder = locate(SUBDIR, {KAGGLE_CSV: None}, base_url="", data_dir=data_dir,
+                            source=SOURCE)
+        except FileNotFoundError:
+            raise missing from None
+    return pd.read_csv(folder / KAGGLE_CSV, usecols=list(COLUMNS))[list(COLUMNS)]
+
+
 @register_dataset("clothing_reviews", tasks=list(TASKS))
-def clothing_reviews(seed=0, data_dir=None):
+def clothing_reviews(seed=0, data_dir=None, max_rows=None):
     """Women's clothing reviews: tasks recommended (binary) and rating
-    (regression), text side features title and review."""
-    train, valid, test = load(data_dir, seed)
+    (regression), text side features title and review; `max_rows` keeps
+    the first reviews only (smoke runs)."""
+    train, valid, test = load(data_dir, seed, max_rows)
     return DatasetSplits(train, valid, test, tasks=dict(TASKS), group_column=None,
                          description="Women's E-Commerce Clothing Reviews (80/10/10 random "
                                      f"split, seed {seed})", features=features())

@@ -1,4 +1,13 @@
-"""Finding dataset files locally, or downloading them with a checksum."""
+"""Finding dataset files locally, or downloading them with a checksum.
+
+Where a dataset's files are looked for, in order: the loader's `data_dir`
+argument, else `$MTREC_DATA_DIR/<dataset>/`, then the per-user cache
+`$XDG_CACHE_HOME/mtrec/<dataset>/` (default `~/.cache/mtrec/`, the XDG
+place for re-downloadable files, as `keras.utils.get_file` keeps its own
+under `~/.keras/datasets`). Missing files are downloaded into the cache and
+md5-checked; when that fails, `DataNotFoundError` names every folder
+searched, every file with its URL, and what to do (see data/README.md).
+"""
 
 import gzip
 import hashlib
@@ -10,6 +19,49 @@ import zlib
 from pathlib import Path
 
 DATA_DIR_ENV = "MTREC_DATA_DIR"
+
+
+class DataNotFoundError(FileNotFoundError, RuntimeError):
+    """A dataset's files are in no folder searched and could not be downloaded.
+
+    A `FileNotFoundError` (and, for a failed download, what `locate` raised
+    before: a `RuntimeError`). The message lists every folder searched,
+    every file needed with its URL, and what to do.
+
+    Attributes:
+        dataset: str. The dataset folder name, e.g. `"census-income"`.
+        searched: list of `(folder, why)` pairs, in search order.
+        files: dict `{file name: URL or None}`.
+        reason: str or None. Why the download failed (None: not attempted).
+    """
+
+    def __init__(self, dataset, searched, files, reason=None, source=None):
+        self.dataset, self.searched, self.files = dataset, list(searched), dict(files)
+        self.reason, self.source = reason, source
+        super().__init__(self._message())
+
+    def _message(self):
+        downloadable = any(self.files.values())
+        if self.reason:
+            why = f", and downloading them failed: {self.reason}"
+        else:
+            why = (" (downloading was not allowed)" if downloadable
+                   else " (there is no public download URL)")
+        lines = [f"Dataset '{self.dataset}': its files were not found in any folder "
+                 f"searched{why}.", "Searched:"]
+        lines += [f"  - {folder}  ({where})" for folder, where in self.searched]
+        lines.append("Files needed:")
+        for name, url in self.files.items():
+            origin = url or self.source or "no public URL (see the README below)"
+            lines.append(f"  - {name}  from {origin}")
+        retry = ("connect to the network and run again (the files are downloaded "
+                 "into the user cache and md5-checked), or " if downloadable else "")
+        readme = self.dataset.rpartition("/")[2].removesuffix("-archive")
+        lines.append(
+            f"To fix: {retry}put the files in {self.searched[-1][0]} by hand, or set "
+            f"{DATA_DIR_ENV} to a folder holding '{self.dataset}/'. Source, license "
+            f"and md5s: data/{readme}/README.md in the mtrec repository.")
+        return "\n".join(lines)
 
 
 def cache_dir():
@@ -34,63 +86,94 @@ def md5_of(path, gunzip=False):
     return digest.hexdigest()
 
 
-def locate(subdir, files, base_url, data_dir=None, download=True, gunzip_md5=False):
+def search_path(subdir, data_dir=None):
+    """`[(folder, why)]` where `locate` looks for a dataset, in order."""
+    if data_dir is not None:
+        searched = [(Path(data_dir), "data_dir"), (Path(data_dir) / subdir, "data_dir")]
+    elif os.environ.get(DATA_DIR_ENV):
+        searched = [(Path(os.environ[DATA_DIR_ENV]) / subdir, f"${DATA_DIR_ENV}")]
+    else:
+        searched = []
+    return searched + [(cache_dir() / subdir, "user cache")]
+
+
+def locate(subdir, files, base_url, data_dir=None, download=True, gunzip_md5=False,
+           source=None):
     """Return the folder holding `files`, downloading them if needed.
 
     Looks in `data_dir` (or `data_dir/<subdir>`), else in
     `$MTREC_DATA_DIR/<subdir>`, then in the user cache; downloads missing
     files from `base_url` into the cache. Every file's md5 is checked
-    before it is used; a download that fails the check is deleted.
+    before it is used; a download that fails the check is deleted, and a
+    failed download leaves no empty cache folder behind.
 
     Args:
         subdir: str. Dataset folder name, e.g. `"census-income"`.
         files: dict `{file_name: md5}`.
-        base_url: str. URL the file names are appended to.
+        base_url: str. URL the file names are appended to (`""`: none).
         data_dir: optional folder to read from (no download into it): the
             dataset folder itself, or a folder holding `<subdir>/` laid out
             like `$MTREC_DATA_DIR`.
         download: bool. Allow downloading into the cache.
         gunzip_md5: bool. The md5 values are of the uncompressed content.
+        source: str. Where to get the files by hand when there is no
+            `base_url` (named in the error).
 
     Returns:
         pathlib.Path of the folder.
+
+    Raises:
+        DataNotFoundError: the files are nowhere and could not be downloaded.
+        ValueError: a file fails its md5 check.
     """
-    candidates = []
-    if data_dir is not None:
-        candidates += [Path(data_dir), Path(data_dir) / subdir]
-    elif os.environ.get(DATA_DIR_ENV):
-        candidates.append(Path(os.environ[DATA_DIR_ENV]) / subdir)
-    cached = cache_dir() / subdir
-    candidates.append(cached)
-    for folder in candidates:
+    searched = search_path(subdir, data_dir)
+    for folder, _ in searched:
         if all((folder / name).exists() for name in files):
             _verify(folder, files, gunzip_md5)
             return folder
-    if data_dir is not None and not download:
-        raise FileNotFoundError(
-            f"{subdir}: files {sorted(files)} not found in {data_dir}.")
-    if not download:
-        raise FileNotFoundError(
-            f"{subdir}: files {sorted(files)} not found in "
-            f"{[str(c) for c in candidates]}; set {DATA_DIR_ENV} to a folder "
-            f"holding '{subdir}/' or allow download=True.")
+    urls = {name: f"{base_url.rstrip('/')}/{name}" if base_url else None for name in files}
+    if not download or not base_url:
+        raise DataNotFoundError(subdir, searched, urls, source=source)
+    cached = searched[-1][0]
+    created = [p for p in [cached, *cached.parents] if not p.exists()]
     cached.mkdir(parents=True, exist_ok=True)
-    for name in files:
-        target = cached / name
-        if not target.exists():
-            _fetch(f"{base_url.rstrip('/')}/{name}", target)
-            try:
-                _verify(cached, {name: files[name]}, gunzip_md5)
-            except ValueError as error:
-                # Never leave a bad download where the next call trusts it.
-                target.unlink()
-                raise ValueError(
-                    f"Downloaded {base_url.rstrip('/')}/{name} but it fails "
-                    f"the checksum ({error}); the file was deleted. The source "
-                    f"may have changed or the download was corrupted; retry, "
-                    f"or fetch it by hand and set {DATA_DIR_ENV}.") from error
+    try:
+        for name in files:
+            target = cached / name
+            if not target.exists():
+                _fetch(urls[name], target)
+                try:
+                    _verify(cached, {name: files[name]}, gunzip_md5)
+                except ValueError as error:
+                    # Never leave a bad download where the next call trusts it.
+                    target.unlink()
+                    raise ValueError(
+                        f"Downloaded {urls[name]} but it fails the checksum "
+                        f"({error}); the file was deleted. The source may have "
+                        f"changed or the download was corrupted; retry, or fetch "
+                        f"it by hand and set {DATA_DIR_ENV}.") from error
+    except _DownloadError as error:
+        _remove_empty(created)
+        raise DataNotFoundError(subdir, searched, urls, reason=str(error),
+                                source=source) from None
+    except ValueError:
+        _remove_empty(created)
+        raise
     _verify(cached, files, gunzip_md5)
     return cached
+
+
+class _DownloadError(Exception):
+    """One file could not be fetched (turned into DataNotFoundError)."""
+
+
+def _remove_empty(folders):
+    # Deepest first: the cache folders this call created, if still empty.
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
 
 
 def _fetch(url, target):
@@ -104,9 +187,7 @@ def _fetch(url, target):
         os.replace(tmp, target)
     except Exception as error:
         os.unlink(tmp)
-        raise RuntimeError(
-            f"Could not download {url}: {error}. Download it by hand into "
-            f"{target.parent} or set {DATA_DIR_ENV}.") from error
+        raise _DownloadError(f"could not download {url}: {error}") from error
 
 
 def _verify(folder, files, gunzip_md5):

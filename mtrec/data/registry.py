@@ -174,24 +174,29 @@ def _census_tasks(group=1, **_):
 
 
 @register_dataset("census_income", tasks=_census_tasks)
-def census_income(group=1, seed=0, data_dir=None):
+def census_income(group=1, seed=0, data_dir=None, max_rows=None):
     """UCI Census-Income (KDD) with the MMoE paper's protocol.
 
     Args:
         group: 1 (income, marital) or 2 (education, marital).
         seed: int. Seed of the 1:1 validation/test split of the test file.
         data_dir: folder of the raw files; default `$MTREC_DATA_DIR`.
+        max_rows: int or None. Training rows to read (validation and test
+            get `max_rows // 4` each; see `census_income.load`). For smoke
+            runs; `None` reads everything.
     """
     from mtrec.data import census_income as census
 
-    train, valid, test = census.load(group=group, data_dir=data_dir, seed=seed)
+    train, valid, test = census.load(group=group, data_dir=data_dir, seed=seed,
+                                     max_rows=max_rows)
     tasks = {name: "binary" for name in census.TASKS[group]}
     what = {1: "income > 50K, never married",
             2: "education >= college, never married"}[group]
     return DatasetSplits(
         train, valid, test, tasks=tasks, group_column=None,
         description=f"UCI Census-Income (KDD), group {group} ({what}); MMoE paper "
-                    f"protocol, validation/test split seed {seed}")
+                    f"protocol, validation/test split seed {seed}"
+                    + ("" if max_rows is None else f"; first {max_rows} training rows"))
 
 
 @register_dataset("synthetic_tiny", tasks=["click", "like"])

@@ -15,6 +15,7 @@ NUM_FEATURES = 38
 # Absolute Pearson correlations of the two labels that the MMoE paper
 # (Ma et al., KDD 2018, Table 2 / section 6.3) reports for its groups.
 PAPER_CORRELATION = {1: 0.1768, 2: 0.2373}
+needs_census = pytest.mark.needs_data("census-income")
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +34,11 @@ def raw_reads(folder):
     cache = {}
     real = census_income.read_raw
 
-    def read_raw(path):
+    def read_raw(path, nrows=None):
         if str(path) not in cache:
             cache[str(path)] = real(path)
-        return cache[str(path)].copy()
+        frame = cache[str(path)]
+        return (frame if nrows is None else frame.iloc[:nrows]).copy()
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(census_income, "read_raw", read_raw)
@@ -59,6 +61,7 @@ def raw_train(raw_reads, folder):
     return raw_reads(folder / "census-income.data.gz")
 
 
+@needs_census
 def test_group1_sizes(loads):
     train, valid, test = loads[1, 0]
     assert len(train) == TRAIN_ROWS
@@ -66,6 +69,7 @@ def test_group1_sizes(loads):
     assert (len(valid), len(test)) == (49881, 49881)
 
 
+@needs_census
 def test_valid_and_test_partition_the_test_file(loads, raw_reads, folder):
     _, valid, test = loads[1, 0]
     held_out = census_income.add_labels(
@@ -80,6 +84,7 @@ def test_valid_and_test_partition_the_test_file(loads, raw_reads, folder):
                                   row_hashes(held_out))
 
 
+@needs_census
 def test_columns_and_dtypes(loads):
     train, valid, test = loads[1, 0]
     for df in (train, valid, test):
@@ -96,6 +101,7 @@ def test_columns_and_dtypes(loads):
     assert train.columns[-2:].tolist() == ["income", "marital"]
 
 
+@needs_census
 def test_group1_labels(loads):
     train, valid, test = loads[1, 0]
     for df in (train, valid, test):
@@ -109,6 +115,7 @@ def test_group1_labels(loads):
     assert int(train["marital"].sum()) == 86485
 
 
+@needs_census
 def test_group2_labels(loads):
     train, valid, test = loads[2, 0]
     assert "education" in train.columns and "marital" in train.columns
@@ -125,6 +132,7 @@ def test_group2_labels(loads):
     assert train.drop(columns="education").equals(train1.drop(columns="income"))
 
 
+@needs_census
 def test_group2_label_correlation_matches_the_paper(loads):
     train, _, _ = loads[2, 0]
     r = census_income.label_correlation(train, "education", "marital")
@@ -138,6 +146,7 @@ def test_group2_label_correlation_matches_the_paper(loads):
     assert abs(abs(r) - PAPER_CORRELATION[2]) < 0.01
 
 
+@needs_census
 def test_group1_label_correlation_matches_the_paper(loads):
     train, _, _ = loads[1, 0]
     r = census_income.label_correlation(train, "income", "marital")
@@ -146,6 +155,7 @@ def test_group1_label_correlation_matches_the_paper(loads):
     assert abs(abs(r) - PAPER_CORRELATION[1]) < 0.01
 
 
+@needs_census
 def test_split_is_repeatable_for_a_seed(loads):
     first, again, other = loads[1, 0], loads[1, 0, "again"], loads[1, 1]
     # DataFrame.equals: same values and dtypes (assert_frame_equal takes
@@ -160,11 +170,50 @@ def test_split_is_repeatable_for_a_seed(loads):
         other[1]["income"].sum() + other[2]["income"].sum())
 
 
+@pytest.mark.parametrize("max_rows", [0, 3, 2.5, True, "100"])
+def test_bad_max_rows_raises_before_reading(max_rows):
+    with pytest.raises(ValueError, match="max_rows must be None or an integer >= 4"):
+        census_income.load(max_rows=max_rows)
+
+
+@needs_census
+def test_max_rows_reads_the_first_rows_and_shrinks_the_held_out_split(folder):
+    full_train = census_income.read_raw(folder / "census-income.data.gz", nrows=1000)
+    full_held_out = census_income.read_raw(folder / "census-income.test.gz", nrows=500)
+    train, valid, test = census_income.load(group=1, data_dir=folder, download=False,
+                                            max_rows=1000)
+    assert len(train) == 1000 and len(valid) == len(test) == 250
+    # the first lines of the training file, labelled as in the full load
+    assert train["age"].tolist() == full_train["age"].tolist()
+    assert train["income"].tolist() == census_income.add_labels(
+        full_train, 1)["income"].tolist()
+    # validation and test partition the first 500 lines of the test file
+    ages = sorted(valid["age"].tolist() + test["age"].tolist())
+    assert ages == sorted(full_held_out["age"].tolist())
+
+
+def test_registered_dataset_passes_max_rows(monkeypatch):
+    from mtrec.data import registry
+
+    seen = {}
+
+    def load(**kwargs):
+        seen.update(kwargs)
+        frame = pd.DataFrame({"income": [0, 1], "marital": [1, 0]})
+        return frame, frame, frame
+
+    monkeypatch.setattr(census_income, "load", load)
+    splits = registry.load_dataset("census_income", max_rows=40)
+    assert seen["max_rows"] == 40
+    assert "first 40 training rows" in splits.description
+
+
 def test_unknown_group_raises():
     with pytest.raises(ValueError, match=r"group must be 1 .* or 2 .*got 3"):
         census_income.load(group=3)
 
 
+@needs_census
 def test_raw_columns_match_the_names_file(raw_train, folder):
     """Each column has the number of distinct values the .names file lists.
 
@@ -189,6 +238,7 @@ def test_raw_columns_match_the_names_file(raw_train, folder):
     assert raw_train["migration_code_change_in_msa"].isna().sum() == 99696
 
 
+@needs_census
 def test_raw_income_label_values(raw_train):
     assert set(raw_train["income_label"]) == {"- 50000.", "50000+."}
     assert raw_train["instance_weight"].dtype == np.float64

@@ -91,9 +91,43 @@ def test_corrupt_gzip_raises_value_error(tmp_path):
 def test_not_found_without_download(tmp_path):
     with pytest.raises(FileNotFoundError, match="MTREC_DATA_DIR"):
         locate("ds", MD5, "file:///nowhere", download=False, gunzip_md5=True)
-    with pytest.raises(FileNotFoundError, match="not found in"):
+    with pytest.raises(FileNotFoundError, match="not found in") as info:
         locate("ds", MD5, "file:///nowhere", data_dir=tmp_path, download=False,
                gunzip_md5=True)
+    message = str(info.value)
+    assert "(downloading was not allowed)" in message
+    for folder in (tmp_path, tmp_path / "ds", tmp_path / "cache" / "mtrec" / "ds"):
+        assert f"  - {folder}  (" in message
+    assert not (tmp_path / "cache").exists()
+
+
+def test_not_found_names_every_folder_every_file_with_its_url_and_the_fix(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv(download.DATA_DIR_ENV, str(tmp_path / "root"))
+    with pytest.raises(download.DataNotFoundError) as info:
+        locate("ds", MD5, "file:///nowhere", download=False)
+    error = info.value
+    assert [why for _, why in error.searched] == ["$MTREC_DATA_DIR", "user cache"]
+    message = str(error)
+    assert f"  - {tmp_path / 'root' / 'ds'}  ($MTREC_DATA_DIR)" in message
+    assert f"  - {tmp_path / 'cache' / 'mtrec' / 'ds'}  (user cache)" in message
+    for name in MD5:
+        assert f"  - {name}  from file:///nowhere/{name}" in message
+    assert "To fix: connect to the network" in message
+    assert "set MTREC_DATA_DIR to a folder holding 'ds/'" in message
+    assert "data/ds/README.md" in message
+
+
+def test_no_public_url_names_the_manual_source(tmp_path):
+    with pytest.raises(download.DataNotFoundError) as info:
+        locate("samples/kaggle-thing", {"reviews.parquet": None}, "",
+               source="https://example.org/kaggle (a login)")
+    message = str(info.value)
+    assert "(there is no public download URL)" in message
+    assert "reviews.parquet  from https://example.org/kaggle (a login)" in message
+    assert "connect to the network" not in message
+    assert "data/kaggle-thing/README.md" in message
+    assert not (tmp_path / "cache").exists()
 
 
 def test_download_from_file_url_into_the_cache(tmp_path):
@@ -130,14 +164,27 @@ def test_downloaded_file_with_wrong_md5_is_deleted(tmp_path):
     assert not (tmp_path / "cache" / "mtrec" / "ds" / "part-a.csv.gz").exists()
 
 
-def test_failing_url_raises_runtime_error_naming_it(tmp_path):
+def test_failing_url_raises_naming_it_and_leaves_no_empty_cache(tmp_path):
     base_url = (tmp_path / "missing-server").as_uri()
-    with pytest.raises(RuntimeError) as info:
+    with pytest.raises(RuntimeError) as info:  # DataNotFoundError is one too
         locate("ds", MD5, base_url, gunzip_md5=True)
-    assert f"Could not download {base_url}/part-a.csv.gz" in str(info.value)
-    assert "MTREC_DATA_DIR" in str(info.value)
+    assert isinstance(info.value, download.DataNotFoundError)
+    message = str(info.value)
+    assert f"downloading them failed: could not download {base_url}/part-a.csv.gz" \
+        in message
+    assert f"  - part-b.csv.gz  from {base_url}/part-b.csv.gz" in message
+    assert "MTREC_DATA_DIR" in message
+    # no partial or temporary file left, and no empty folder either
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_failed_download_keeps_the_files_already_fetched(tmp_path):
+    source = write_dataset(tmp_path / "server")
+    (source / "part-b.csv.gz").unlink()
+    with pytest.raises(download.DataNotFoundError, match="part-b.csv.gz"):
+        locate("ds", MD5, source.as_uri(), gunzip_md5=True)
     cache = tmp_path / "cache" / "mtrec" / "ds"
-    assert list(cache.iterdir()) == []       # no partial or temporary file left
+    assert [p.name for p in cache.iterdir()] == ["part-a.csv.gz"]   # md5-checked
 
 
 def test_network_guard_is_active():
