@@ -8,6 +8,8 @@ from mtrec.data import ali_ccp, from_pandas
 
 F, K, V = "\x01", "\x02", "\x03"   # feature, field, value separators
 
+needs_data = pytest.mark.needs_data("samples/ali-ccp")
+
 
 def features(*items):
     return F.join(f"{field}{K}{fid}{V}{value}" for field, fid, value in items)
@@ -60,6 +62,7 @@ def test_flat_schema():
         ali_ccp.schema(layout="csv")
 
 
+@needs_data
 def test_load_sample_columns_and_labels(sample):
     train, valid, test = sample
     assert (len(train), len(valid), len(test)) == (100, 50, 50)
@@ -71,6 +74,7 @@ def test_load_sample_columns_and_labels(sample):
     assert train["click"].sum() == 7 and train["purchase"].sum() == 1
 
 
+@needs_data
 def test_sample_adapts_and_streams(sample, data_dir):
     train, valid, _ = sample
     schema = ali_ccp.schema().adapt(train)
@@ -175,6 +179,7 @@ def test_missing_raw_files_point_to_tianchi(tmp_path):
         ali_ccp.raw_paths("valid", data_dir=tmp_path)
 
 
+@needs_data
 def test_registered_dataset(data_dir):
     import mtrec
     from mtrec.data.registry import load_dataset

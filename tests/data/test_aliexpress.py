@@ -9,6 +9,8 @@ import pytest
 import mtrec
 from mtrec.data import aliexpress, download, from_pandas
 
+needs_data = pytest.mark.needs_data("samples/aliexpress")
+
 
 @pytest.fixture(scope="module")
 def sample(data_dir):
@@ -41,6 +43,7 @@ def test_schema_kinds_and_funnel_tasks():
         aliexpress.schema(tasks=["ctcvr", "clicks"])
 
 
+@needs_data
 def test_load_sample_splits_train_by_search(sample, data_dir):
     train, valid, test = sample
     assert len(train) + len(valid) == 100 and len(test) == 20
@@ -58,6 +61,7 @@ def test_load_sample_splits_train_by_search(sample, data_dir):
     assert set(other[1]["search_id"]) != set(valid["search_id"])
 
 
+@needs_data
 def test_schema_adapts_and_masks_cvr(sample):
     train, _, test = sample
     schema = aliexpress.schema().adapt(train)
@@ -69,6 +73,7 @@ def test_schema_adapts_and_masks_cvr(sample):
     np.testing.assert_array_equal(labels["ctcvr"], test["conversion"].to_numpy("float32"))
 
 
+@needs_data
 def test_stream_reads_what_load_reads(sample, data_dir):
     train, _, test = sample
     schema = aliexpress.schema().adapt(train)
@@ -86,6 +91,7 @@ def test_stream_reads_what_load_reads(sample, data_dir):
         aliexpress.stream(schema, split="valid", sample=True, data_dir=data_dir)
 
 
+@needs_data
 def test_load_reads_the_official_layout(data_dir, tmp_path, offline, monkeypatch, sample):
     folder = country_folder(data_dir, tmp_path / "data", "ES")
     train, valid, test = aliexpress.load("ES", data_dir=tmp_path / "data", download=False)
@@ -103,6 +109,7 @@ def test_missing_files_point_to_the_official_source(tmp_path, offline):
         aliexpress.load("DE")
 
 
+@needs_data
 def test_download_from_a_mirror_into_the_cache(data_dir, tmp_path, offline):
     country_folder(data_dir, tmp_path / "mirror", "FR")
     mirror = (tmp_path / "mirror" / "aliexpress").as_uri()
@@ -122,6 +129,7 @@ def test_read_rejects_another_layout(tmp_path):
         aliexpress.read(path)
 
 
+@needs_data
 def test_registered_dataset(data_dir):
     from mtrec.data.registry import dataset_task_names, load_dataset
 

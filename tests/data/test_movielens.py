@@ -12,6 +12,8 @@ from mtrec.data.registry import dataset_names, load_dataset
 
 RATINGS = 100_836
 
+needs_data = pytest.mark.needs_data("ml-latest-small")
+
 
 @pytest.fixture(scope="module")
 def raw(data_dir):
@@ -37,6 +39,7 @@ def split_of(frames):
 
 
 # -- files ---------------------------------------------------------------------
+@needs_data
 def test_files_are_md5_checked(data_dir, tmp_path):
     for name in movielens.FILES:
         shutil.copy(data_dir / "ml-latest-small" / name, tmp_path / name)
@@ -47,6 +50,7 @@ def test_files_are_md5_checked(data_dir, tmp_path):
         movielens.locate_files(tmp_path, download=False)
 
 
+@needs_data
 def test_download_unpacks_the_official_zip(data_dir, tmp_path, offline, monkeypatch):
     server = tmp_path / "grouplens"
     server.mkdir()
@@ -63,6 +67,7 @@ def test_download_unpacks_the_official_zip(data_dir, tmp_path, offline, monkeypa
 
 
 # -- funnel ----------------------------------------------------------------------
+@needs_data
 def test_funnel_sizes_labels_and_columns(funnel):
     rows = split_of(funnel)
     assert len(rows) == 5 * RATINGS                       # before splitting
@@ -75,6 +80,7 @@ def test_funnel_sizes_labels_and_columns(funnel):
         "user_num_ratings", "user_mean_rating", "user_like_rate", "click", "conversion"]
 
 
+@needs_data
 def test_clicks_are_ratings_and_conversions_four_stars(funnel, raw):
     ratings = raw[0].rename(columns={"userId": "user_id", "movieId": "movie_id"})
     rows = split_of(funnel)
@@ -94,6 +100,7 @@ def test_clicks_are_ratings_and_conversions_four_stars(funnel, raw):
     assert unclicked["movie_id"].nunique() > 9000        # spread over the catalogue
 
 
+@needs_data
 def test_split_is_by_time_within_each_user(funnel):
     rows = split_of(funnel)
     times = rows.pivot_table(index="user_id", columns="split", values="timestamp",
@@ -111,6 +118,7 @@ def test_split_is_by_time_within_each_user(funnel):
         assert 0.18 < frame["click"].mean() < 0.22
 
 
+@needs_data
 def test_user_features_come_from_training_ratings_only(funnel, raw):
     train = funnel[0]
     ratings = raw[0].rename(columns={"userId": "user_id", "movieId": "movie_id"})
@@ -126,6 +134,7 @@ def test_user_features_come_from_training_ratings_only(funnel, raw):
         train["movie_popularity"], train["movie_id"].map(popularity).fillna(0))
 
 
+@needs_data
 def test_test_period_ratings_do_not_reach_user_features(few_users):
     ratings, movies = few_users
     before = movielens.build_funnel(ratings, movies)
@@ -141,6 +150,7 @@ def test_test_period_ratings_do_not_reach_user_features(few_users):
                                       b.drop(columns="conversion"))
 
 
+@needs_data
 def test_repeatable_with_the_seed(few_users):
     ratings, movies = few_users
     first = movielens.build_funnel(ratings, movies, seed=3)
@@ -153,6 +163,7 @@ def test_repeatable_with_the_seed(few_users):
     assert sum(map(len, two)) == 3 * len(ratings)
 
 
+@needs_data
 def test_movie_features(funnel):
     train = funnel[0]
     toy_story = train[train["movie_id"] == 1].iloc[0]
@@ -162,6 +173,7 @@ def test_movie_features(funnel):
     assert train["year"].dtype == "float32" and train["year"].isna().any()
 
 
+@needs_data
 def test_funnel_schema_encodes_the_frames(funnel):
     train = funnel[0].head(3000)
     schema = movielens.funnel_schema().adapt(train)
@@ -176,6 +188,7 @@ def test_funnel_schema_encodes_the_frames(funnel):
 
 
 # -- rating tasks ----------------------------------------------------------------
+@needs_data
 def test_ratings_tasks(data_dir, raw):
     train, valid, test = movielens.ratings_tasks(data_dir, download=False)
     rows = split_of((train, valid, test))
@@ -207,6 +220,7 @@ def test_ratings_tasks(data_dir, raw):
 
 
 # -- registry --------------------------------------------------------------------
+@needs_data
 def test_registered_datasets(monkeypatch, funnel):
     assert {"movielens_funnel", "movielens_ratings"} <= set(dataset_names())
     monkeypatch.setattr(movielens, "funnel", lambda *args, **kwargs: funnel)
