@@ -99,9 +99,10 @@ def cmd_validate(args):
 
 
 def cmd_evaluate(args):
+    from mtrec.data.registry import load_dataset
+    from mtrec.evaluation.tables import format_table
     from mtrec.experiments import runner
     from mtrec.experiments.config import load_config
-    from mtrec.data.registry import load_dataset
 
     config_path = args.config
     if config_path is None:
@@ -119,15 +120,14 @@ def cmd_evaluate(args):
         config.evaluation.batch_size)
     print(f"Test set of {config.dataset.name} ({len(data.test)} rows), "
           f"{type(model).__name__} from {args.model}:")
-    print(runner.format_table(report))
+    print(format_table(report))
     return 0
 
 
 def cmd_export(args):
-    from mtrec.experiments import runner
-    from mtrec.export import saved_model
+    from mtrec.export import load_model, saved_model
 
-    model = runner.load_model(args.model)
+    model = load_model(args.model)
     path = saved_model(model, args.output)
     print(f"Exported {args.model} to SavedModel {path} (serving_default: raw "
           f"features in, {{{', '.join(model.task_names)}}} out)")
@@ -135,10 +135,10 @@ def cmd_export(args):
 
 
 def cmd_predict(args):
-    from mtrec.experiments import runner
+    from mtrec.export.file_scoring import predict_file
 
-    runner.predict_file(args.model, args.input, args.output, batch_size=args.batch_size,
-                        chunk_rows=args.chunk_rows)
+    predict_file(args.model, args.input, args.output, batch_size=args.batch_size,
+                 chunk_rows=args.chunk_rows)
     return 0
 
 
