@@ -99,7 +99,6 @@ def cmd_validate(args):
 
 
 def cmd_evaluate(args):
-    from mtrec.data.registry import load_dataset
     from mtrec.evaluation.tables import format_table
     from mtrec.experiments import runner
     from mtrec.experiments.config import load_config
@@ -114,10 +113,7 @@ def cmd_evaluate(args):
                              f"{args.model}; pass --config CONFIG.yaml.")
     config = load_config(config_path, args.overrides)
     model = runner.load_model(args.model)
-    data = load_dataset(config.dataset.name, **config.dataset.args)
-    report = runner.evaluate_model(
-        model, data.test, config.evaluation.group_column or data.group_column,
-        config.evaluation.batch_size)
+    report, data = runner.evaluate_run(model, config)
     print(f"Test set of {config.dataset.name} ({len(data.test)} rows), "
           f"{type(model).__name__} from {args.model}:")
     print(format_table(report))

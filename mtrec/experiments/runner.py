@@ -15,6 +15,10 @@ the test split (the test split once, at the end) and writes a run folder:
                   (with the loss weights `weight_<task>`), gate summary
     metrics.md    the per-task test table
     gates.png     expert usage per gate (gated models only)
+
+The record's provenance (versions, git state) is `mtrec.experiments.record`;
+the tables are `mtrec.evaluation.tables`; scoring files with the saved
+model is `mtrec.export.file_scoring` (`mtrec predict`).
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from mtrec.models import ALL_MODELS as MODELS
 from mtrec.schema import Schema
 from mtrec.training import early_stopping, set_seed
 
-__all__ = ["RunResult", "evaluate_model", "load_model", "train"]
+__all__ = ["RunResult", "evaluate_model", "evaluate_run", "load_model", "train"]
 
 
 @dataclasses.dataclass
@@ -225,6 +229,25 @@ def evaluate_model(model, frame, group_column=None, batch_size=4096):
                 f"data; columns: {list(frame.columns)}.")
         groups = frame[group_column].to_numpy()
     return evaluate(model, dataset, groups=groups)
+
+
+def evaluate_run(model, config):
+    """Test-split metrics of a saved model on a config's dataset (what
+    `mtrec evaluate` prints).
+
+    Args:
+        model: an mtrec model, e.g. from `load_model(run_folder)`.
+        config: `RunConfig`; its dataset, evaluation group column and
+            batch size are used.
+
+    Returns:
+        `(report, data)`: the per-task DataFrame and the `DatasetSplits`.
+    """
+    data = load_dataset(config.dataset.name, **config.dataset.args)
+    report = evaluate_model(model, data.test,
+                            config.evaluation.group_column or data.group_column,
+                            config.evaluation.batch_size)
+    return report, data
 
 
 # --------------------------------------------------------------------------

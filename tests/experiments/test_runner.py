@@ -176,3 +176,11 @@ def test_each_helper_has_one_home():
                  "_check_task_references", "check_task_references"):
         value = getattr(runner, name, None)
         assert value is None or value.__module__ != runner.__name__, name
+
+
+def test_evaluate_run_reproduces_the_test_metrics(result):
+    report, data = runner.evaluate_run(result.model, tiny())
+    assert len(data.test) == 300
+    for task in ("click", "like"):
+        assert report.loc[task, "auc"] == pytest.approx(
+            result.record["metrics"]["test"][task]["auc"], abs=1e-9)
