@@ -99,9 +99,9 @@ def cmd_validate(args):
 
 
 def cmd_evaluate(args):
+    from mtrec.evaluation.tables import format_table
     from mtrec.experiments import runner
     from mtrec.experiments.config import load_config
-    from mtrec.data.registry import load_dataset
 
     config_path = args.config
     if config_path is None:
@@ -113,21 +113,17 @@ def cmd_evaluate(args):
                              f"{args.model}; pass --config CONFIG.yaml.")
     config = load_config(config_path, args.overrides)
     model = runner.load_model(args.model)
-    data = load_dataset(config.dataset.name, **config.dataset.args)
-    report = runner.evaluate_model(
-        model, data.test, config.evaluation.group_column or data.group_column,
-        config.evaluation.batch_size)
+    report, data = runner.evaluate_run(model, config)
     print(f"Test set of {config.dataset.name} ({len(data.test)} rows), "
           f"{type(model).__name__} from {args.model}:")
-    print(runner.format_table(report))
+    print(format_table(report))
     return 0
 
 
 def cmd_export(args):
-    from mtrec.experiments import runner
-    from mtrec.export import saved_model
+    from mtrec.export import load_model, saved_model
 
-    model = runner.load_model(args.model)
+    model = load_model(args.model)
     path = saved_model(model, args.output)
     print(f"Exported {args.model} to SavedModel {path} (serving_default: raw "
           f"features in, {{{', '.join(model.task_names)}}} out)")
@@ -135,10 +131,10 @@ def cmd_export(args):
 
 
 def cmd_predict(args):
-    from mtrec.experiments import runner
+    from mtrec.export.file_scoring import predict_file
 
-    runner.predict_file(args.model, args.input, args.output, batch_size=args.batch_size,
-                        chunk_rows=args.chunk_rows)
+    predict_file(args.model, args.input, args.output, batch_size=args.batch_size,
+                 chunk_rows=args.chunk_rows)
     return 0
 
 

@@ -41,8 +41,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from mtrec.schema import FEATURE_KINDS, Schema, TaskSpec
 from mtrec.utils.suggestions import closest as _closest
 
-__all__ = ["ConfigError", "RunConfig", "apply_overrides", "load_config",
-           "parse_config", "OPTIMIZERS"]
+__all__ = ["ConfigError", "RunConfig", "apply_overrides", "check_task_references",
+           "load_config", "parse_config", "task_reference_problems", "OPTIMIZERS"]
 
 # Optimizers a config may name (keras.optimizers classes).
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "nadam": "Nadam", "adamax": "Adamax",
@@ -408,25 +408,16 @@ def _semantic_problems(data, bad_paths):
                             f"only, but loss_weighting is '{weighting_name}'; remove "
                             f"loss_weights or use loss_weighting: fixed.")
         for task, weight in weights.items():
-            if task_names is not None and task not in task_names:
-                problems.append(f"Unknown task '{task}' in training.loss_weights"
-                                f"{_suggestion(task, task_names, 'tasks')}")
             if weight < 0:
                 problems.append(f"training.loss_weights.{task} is {weight}; weights "
                                 f"must be >= 0.")
     stopping = training.get("early_stopping")
+    monitor = None
     if ok("training", "early_stopping") and isinstance(stopping, dict):
         monitor = stopping.get("monitor", "mean")
-        allowed = ["mean"] + list(task_names or [])
-        if monitor not in allowed and not str(monitor).startswith("val_"):
-            known = (f"one of {allowed}" if task_names is not None
-                     else "'mean' or a task name")
-            close = _closest(monitor, allowed)
-            hint = f" Did you mean '{close}'?" if close else ""
-            problems.append(
-                f"training.early_stopping.monitor is '{monitor}'; early stopping "
-                f"watches the validation split only: use {known}, or a "
-                f"validation log key such as 'val_loss'.{hint}")
+    if task_names is not None:  # else checked by the runner, once it knows them
+        problems += task_reference_problems(
+            weights if ok("training", "loss_weights") else {}, monitor, task_names)
 
     # schema overrides: each spec valid, not also excluded, not a label.
     features = schema.get("features") or {}
@@ -446,6 +437,48 @@ def _semantic_problems(data, bad_paths):
             problems.append(f"schema.features.{column}: '{column}' is a task label "
                             f"of this dataset and cannot be a feature.")
     return problems
+
+
+def task_reference_problems(loss_weights, monitor, task_names):
+    """Problems of the task names a config refers to.
+
+    The one check of `training.loss_weights` and
+    `training.early_stopping.monitor`: at validation time when the dataset
+    declares its tasks, else by the runner once the schema is inferred
+    (`check_task_references`).
+
+    Args:
+        loss_weights: `{task: weight}`.
+        monitor: str, or None without early stopping.
+        task_names: list of str, the dataset's tasks.
+
+    Returns:
+        list of str, one sentence per problem.
+    """
+    task_names = list(task_names)
+    problems = [f"Unknown task '{task}' in training.loss_weights"
+                f"{_suggestion(task, task_names, 'tasks')}"
+                for task in loss_weights if task not in task_names]
+    allowed = ["mean"] + task_names
+    if monitor is not None and monitor not in allowed and not str(monitor).startswith("val_"):
+        close = _closest(monitor, allowed)
+        hint = f" Did you mean '{close}'?" if close else ""
+        problems.append(
+            f"training.early_stopping.monitor is '{monitor}'; early stopping "
+            f"watches the validation split only: use one of {allowed}, or a "
+            f"validation log key such as 'val_loss'.{hint}")
+    return problems
+
+
+def check_task_references(config, task_names):
+    """Raise `ConfigError` when a validated `RunConfig` names a task the data
+    does not have (for datasets that do not declare their tasks up front)."""
+    stopping = config.training.early_stopping
+    problems = task_reference_problems(config.training.loss_weights,
+                                       stopping.monitor if stopping is not None else None,
+                                       task_names)
+    if problems:
+        raise ConfigError(problems)
 
 
 def _init_arguments(cls, skip=()):

@@ -9,7 +9,9 @@ import yaml
 from sklearn.metrics import roc_auc_score
 
 import mtrec
-from mtrec.experiments.config import ConfigError, RunConfig, apply_overrides, load_config, parse_config
+from mtrec.experiments.config import (
+    ConfigError, RunConfig, apply_overrides, check_task_references, load_config, parse_config,
+    task_reference_problems)
 from mtrec.data import registry
 
 CENSUS_CONFIGS = sorted(
@@ -169,6 +171,33 @@ def test_early_stopping_rejects_training_metrics():
     assert "watches the validation split only" in problems[0]
     problems = problems_of(tiny(training={"early_stopping": {"monitor": "clik"}}))
     assert problems[0].endswith("Did you mean 'click'?")
+
+
+def test_task_reference_problems():
+    assert task_reference_problems({"click": 1.0}, "val_loss", ["click", "like"]) == []
+    assert task_reference_problems({}, None, ["click"]) == []
+    problems = task_reference_problems({"clik": 1.0, "zzz": 2.0}, "lik", ["click", "like"])
+    assert problems == [
+        "Unknown task 'clik' in training.loss_weights; did you mean 'click'?",
+        "Unknown task 'zzz' in training.loss_weights; tasks: click, like.",
+        "training.early_stopping.monitor is 'lik'; early stopping watches the "
+        "validation split only: use one of ['mean', 'click', 'like'], or a "
+        "validation log key such as 'val_loss'. Did you mean 'like'?"]
+
+
+def test_task_references_of_a_dataset_without_declared_tasks(monkeypatch):
+    """Checked by the runner once the tasks are known, with the same sentences."""
+    monkeypatch.setattr(registry, "DATASETS", dict(registry.DATASETS))
+    registry.register_dataset("toy_without_tasks")(lambda: None)
+    config = parse_config(tiny(dataset={"name": "toy_without_tasks"},
+                               training={"loss_weights": {"clik": 2.0},
+                                         "early_stopping": {"monitor": "like"}}))
+    check_task_references(config, ["clik", "like"])
+    with pytest.raises(ConfigError) as caught:
+        check_task_references(config, ["click"])
+    assert caught.value.problems == task_reference_problems(
+        {"clik": 2.0}, "like", ["click"])
+    assert len(caught.value.problems) == 2
 
 
 def test_early_stopping_can_be_disabled():

@@ -1,0 +1,335 @@
+"""Batch scoring of CSV and Parquet files with a saved model (`mtrec predict`).
+
+`predict_file(model, input, output)` reads the input `chunk_rows` rows at a
+time, checks each chunk against the model's schema, scores it `batch_size`
+rows per call and appends the input columns plus one prediction column per
+task to a `.partial` file, which is renamed into place only once every row
+is scored: a bad row anywhere leaves no output at all.
+
+The model is a `.keras` file, a run folder holding `model.keras` (as
+`mtrec train` writes), or a SavedModel folder exported by mtrec (its schema
+travels in `assets.extra/`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+
+from mtrec.data.streaming import csv_dtypes
+from mtrec.schema import Schema
+from mtrec.utils.suggestions import closest
+
+__all__ = ["iter_table", "load_model", "load_scorer", "predict_file",
+           "prediction_columns"]
+
+# pandas' default missing-value strings; the model's string columns use only
+# "" ("NA" is a real category in some data, e.g. Census' hispanic_origin).
+_NA_STRINGS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan",
+               "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a",
+               "nan", "null"]
+_CSV_SUFFIXES = (".csv", ".csv.gz")
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def load_model(path):
+    """A saved mtrec model from a `.keras` file or a run folder holding
+    `model.keras`."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "model.keras").is_file():
+            raise ValueError(f"{path} is a folder without model.keras; pass a .keras "
+                             f"file or a run folder written by `mtrec train`.")
+        path = path / "model.keras"
+    if not path.is_file():
+        raise ValueError(f"Model file {path} does not exist.")
+    if path.suffix != ".keras":
+        raise ValueError(f"{path} is not a .keras file.")
+    return keras.saving.load_model(path)
+
+
+def load_scorer(path):
+    """`(schema, score)` for a `.keras` file, a run folder or a SavedModel
+    folder; `score(raw_features) -> {task: np.ndarray}`, where
+    `raw_features` is `schema.raw_features(frame)`."""
+    path = Path(path)
+    if path.is_dir() and (path / "saved_model.pb").is_file():
+        return _saved_model_scorer(path)
+    if path.is_dir() and not (path / "model.keras").is_file():
+        raise ValueError(f"{path} is a folder but neither a SavedModel (no "
+                         f"saved_model.pb) nor a run folder (no model.keras).")
+    if not path.exists():
+        raise ValueError(f"Model {path} does not exist; pass a .keras file, a run "
+                         f"folder or a SavedModel folder.")
+    model = load_model(path)
+
+    def score(features):
+        return {task: np.asarray(value)
+                for task, value in model.predict_on_batch(features).items()}
+
+    return model.schema, score
+
+
+def _saved_model_scorer(path):
+    import tensorflow as tf
+
+    from mtrec.export.saved_model import SCHEMA_FILE, serving_input_names
+
+    schema_file = path / "assets.extra" / SCHEMA_FILE
+    if not schema_file.is_file():
+        raise ValueError(
+            f"SavedModel {path} has no assets.extra/{SCHEMA_FILE}, so its input "
+            f"columns are unknown; export it with mtrec.export.saved_model "
+            f"(or `mtrec export MODEL.keras {path}`).")
+    schema = Schema.from_json(schema_file)
+    loaded = tf.saved_model.load(str(path))
+    if "serving_default" not in loaded.signatures:
+        raise ValueError(f"SavedModel {path} has no 'serving_default' signature.")
+    serve = loaded.signatures["serving_default"]
+    specs = serve.structured_input_signature[1]
+    served_name = serving_input_names(schema)
+
+    def score(features):
+        feed = {served_name[column]: tf.constant(
+                    values, dtype=specs[served_name[column]].dtype)
+                for column, values in features.items()}
+        return {task: value.numpy() for task, value in serve(**feed).items()}
+
+    score.keep_alive = loaded  # the signature needs its object alive
+    return schema, score
+
+
+def _table_format(path, what):
+    name = Path(path).name.lower()
+    if name.endswith(_CSV_SUFFIXES):
+        return "csv"
+    if name.endswith(_PARQUET_SUFFIXES):
+        return "parquet"
+    raise ValueError(f"{what} {path} is neither CSV ({', '.join(_CSV_SUFFIXES)}) nor "
+                     f"Parquet ({', '.join(_PARQUET_SUFFIXES)}); name it accordingly.")
+
+
+def iter_table(path, schema, chunk_rows):
+    """A CSV or Parquet file as DataFrames of at most `chunk_rows` rows.
+
+    Every column is read (the model's and the others, which scoring passes
+    through), with a running row index. The model's columns come in the
+    dtypes `schema.validate` expects. A file with a header and no rows
+    yields one empty frame.
+
+    Args:
+        path: str or path of a `.csv`, `.csv.gz`, `.parquet` or `.pq` file.
+        schema: the model's `mtrec.Schema`.
+        chunk_rows: int. Rows per frame.
+
+    Yields:
+        pandas DataFrames.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"Input file {path} does not exist.")
+    if _table_format(path, "Input file") == "parquet":
+        yield from _iter_parquet(path, chunk_rows)
+    else:
+        yield from _iter_csv(path, schema, chunk_rows)
+
+
+def _iter_parquet(path, chunk_rows):
+    # streaming.from_parquet reads the schema's columns only; scoring passes
+    # every column through, so it reads the batches itself (a public
+    # "iterate a Parquet file as frames" in mtrec.data.streaming would serve).
+    import pyarrow.parquet as pq
+
+    parquet, start = pq.ParquetFile(path), 0
+    for batch in parquet.iter_batches(batch_size=chunk_rows):
+        frame = batch.to_pandas()
+        frame.index = pd.RangeIndex(start, start + len(frame))
+        start += len(frame)
+        yield frame
+    if start == 0:
+        yield parquet.schema_arrow.empty_table().to_pandas()
+
+
+def _iter_csv(path, schema, chunk_rows):
+    header = list(pd.read_csv(path, nrows=0).columns)
+    dtypes = _feature_csv_dtypes(schema)
+    # The model's string columns are read as strings (as streaming.from_csv
+    # reads them: ids keep their leading zeros), with only "" missing. Every
+    # other column is left to pandas' inference: numbers keep their full
+    # precision in the copied input columns, and a bad value ("high" in a
+    # numeric column) leaves an object column that schema.validate names,
+    # where a typed read would fail without naming the column.
+    strings = {column for column, dtype in dtypes.items() if dtype is str}
+    options = {"keep_default_na": False,
+               "dtype": {c: str for c in header if c in strings},
+               "na_values": {c: ([""] if c in strings else _NA_STRINGS) for c in header}}
+    empty = True
+    for frame in pd.read_csv(path, chunksize=chunk_rows, **options):
+        empty = False
+        yield _as_csv_dtypes(frame, schema, dtypes)
+    if empty:  # chunked reading of a header-only file yields nothing
+        yield pd.read_csv(path, nrows=0, **options)
+
+
+def _feature_csv_dtypes(schema):
+    """`{feature: dtype}` as `mtrec.data.streaming.csv_dtypes` reads them,
+    plus `"vector"` for Vector features.
+
+    csv_dtypes refuses Vector features (its reader, from_csv, cannot parse
+    lists); scoring reads them as text such as "[0.1, 0.2]" and parses them
+    (`_parse_vector`).
+    """
+    vectors = [spec.name for spec in schema.features if spec.kind == "vector"]
+    others = [spec for spec in schema.features if spec.name not in vectors]
+    dtypes = csv_dtypes(Schema(others, tasks=schema.tasks), labels=False) if others else {}
+    return {**dtypes, **{name: "vector" for name in vectors}}
+
+
+def _as_csv_dtypes(frame, schema, dtypes):
+    """The model's columns of a CSV chunk in the dtypes schema.validate takes."""
+    for column, dtype in dtypes.items():
+        if column not in frame.columns:
+            continue  # reported by _check_columns
+        values = frame[column]
+        if dtype is str:
+            frame[column] = values.astype(object).where(values.notna(), None)
+        elif dtype == "vector":
+            frame[column] = [_parse_vector(v) for v in values]
+        elif pd.api.types.is_integer_dtype(dtype):  # missing kept as NA
+            frame[column] = pd.to_numeric(values, errors="coerce").astype(dtype)
+        # floats stay as read (see _iter_csv)
+    return frame
+
+
+def _parse_vector(value):
+    # "[0.1, 0.2]" (JSON) or "[0.1 0.2]" (numpy's str) -> list of float
+    if not isinstance(value, str):
+        return None
+    text = value.strip().strip("[]").replace(",", " ").split()
+    return [float(v) for v in text] if text else None
+
+
+def prediction_columns(schema, predictions, existing=()):
+    """The prediction columns of one chunk.
+
+    Args:
+        schema: the model's `mtrec.Schema`.
+        predictions: `{task: array (rows,) or (rows, outputs)}`.
+        existing: column names already taken (the input's).
+
+    Returns:
+        `{column: np.ndarray (rows,)}`: one column per task (multiclass:
+        `task_k` per class); a name taken by an input column gets the
+        suffix `_prediction`.
+    """
+    columns = {}
+    for task in schema.tasks:
+        values = np.asarray(predictions[task.name])
+        # (rows, outputs); reshape cannot infer the width of zero rows.
+        width = task.num_classes if task.kind == "multiclass" else 1
+        values = values.reshape(len(values), -1 if len(values) else width)
+        if task.kind == "multiclass":
+            names = {f"{task.name}_{k}": values[:, k] for k in range(values.shape[1])}
+        else:
+            names = {task.name: values[:, 0]}
+        for name, column in names.items():
+            if name in existing:
+                name = f"{name}_prediction"
+            columns[name] = column
+    return columns
+
+
+def predict_file(model_path, input_path, output_path, batch_size=4096, log=print,
+                 chunk_rows=262_144):
+    """Score every row of a CSV/Parquet file with a saved model.
+
+    Writes the input columns plus one prediction column per task
+    (multiclass: one per class, `task_k`), as CSV or Parquet by the output
+    file's extension. The input is read and written `chunk_rows` rows at a
+    time, so a file larger than memory can be scored; the output appears
+    only when every row is scored (a bad row anywhere leaves no partial
+    file).
+
+    Args:
+        model_path: `.keras` file, run folder or SavedModel folder.
+        input_path: `.csv` / `.parquet` file with every feature column of the
+            model's schema (other columns are passed through).
+        output_path: `.csv` / `.parquet` file to write.
+        batch_size: int. Rows scored per call.
+        log: function printing the summary line; `None` to stay quiet.
+        chunk_rows: int. Rows read (and validated) at a time.
+
+    Returns:
+        pathlib.Path of the output.
+    """
+    log = log or (lambda *args, **kwargs: None)
+    for name, value in (("batch_size", batch_size), ("chunk_rows", chunk_rows)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+    output_format = _table_format(output_path, "Output file")
+    schema, score = load_scorer(model_path)
+    output_path = Path(output_path)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = output_path.with_name(output_path.name + ".partial")
+    rows, added, parquet_writer = 0, [], None
+    try:
+        for i, frame in enumerate(iter_table(input_path, schema, chunk_rows)):
+            if i == 0:
+                _check_columns(schema, frame, input_path)
+            schema.validate(frame)  # dtypes, naming the column at fault
+            columns = prediction_columns(schema, _score_frame(schema, score, frame,
+                                                              batch_size), frame.columns)
+            out = frame.assign(**columns)
+            added = list(columns)
+            if output_format == "csv":
+                out.to_csv(partial, index=False, header=i == 0, mode="w" if i == 0 else "a")
+            else:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                # Later chunks are cast to the first chunk's column types.
+                table = pa.Table.from_pandas(
+                    out, preserve_index=False,
+                    schema=parquet_writer.schema if parquet_writer else None)
+                if parquet_writer is None:
+                    parquet_writer = pq.ParquetWriter(partial, table.schema)
+                parquet_writer.write_table(table)
+            rows += len(frame)
+        if parquet_writer is not None:
+            parquet_writer.close()
+            parquet_writer = None
+        partial.replace(output_path)
+    finally:
+        if parquet_writer is not None:
+            parquet_writer.close()
+        partial.unlink(missing_ok=True)
+    log(f"Scored {rows} rows of {input_path} -> {output_path} ({', '.join(added)})")
+    return output_path
+
+
+def _check_columns(schema, frame, input_path):
+    missing = [c for c in schema.feature_names if c not in frame.columns]
+    if not missing:
+        return
+    hints = []
+    for column in missing:
+        close = closest(column, [str(c) for c in frame.columns])
+        if close:
+            hints.append(f"'{column}' -> did you mean '{close}'?")
+    more = "..." if len(frame.columns) > 20 else ""
+    raise ValueError(
+        f"{input_path} is missing column(s) {missing} that the model needs "
+        f"(it has {list(frame.columns)[:20]}{more})."
+        f"{' ' + ' '.join(hints) if hints else ''}")
+
+
+def _score_frame(schema, score, frame, batch_size):
+    """`{task: np.ndarray}` for the rows of `frame`, `batch_size` at a time."""
+    parts = [score(schema.raw_features(frame.iloc[start:start + batch_size]))
+             for start in range(0, len(frame), batch_size)]
+    if not parts:
+        return {t: np.zeros((0,), "float32") for t in schema.task_names}
+    return {t: np.concatenate([np.asarray(p[t]) for p in parts]) for t in schema.task_names}
