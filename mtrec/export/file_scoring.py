@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mtrec.data.streaming import csv_dtypes
-from mtrec.schema import Schema
+from mtrec.schema import Schema, task_kind
 from mtrec.utils.suggestions import closest
 
 __all__ = ["iter_table", "load_model", "load_scorer", "predict_file",
@@ -182,7 +182,7 @@ def _feature_csv_dtypes(schema):
     lists); scoring reads them as text such as "[0.1, 0.2]" and parses them
     (`_parse_vector`).
     """
-    vectors = [spec.name for spec in schema.features if spec.kind == "vector"]
+    vectors = [spec.name for spec in schema.features if spec.list_valued]
     others = [spec for spec in schema.features if spec.name not in vectors]
     dtypes = csv_dtypes(Schema(others, tasks=schema.tasks), labels=False) if others else {}
     return {**dtypes, **{name: "vector" for name in vectors}}
@@ -229,9 +229,10 @@ def prediction_columns(schema, predictions, existing=()):
     for task in schema.tasks:
         values = np.asarray(predictions[task.name])
         # (rows, outputs); reshape cannot infer the width of zero rows.
-        width = task.num_classes if task.kind == "multiclass" else 1
+        kind = task_kind(task.kind)
+        width = kind.head_units(schema.num_classes(task))
         values = values.reshape(len(values), -1 if len(values) else width)
-        if task.kind == "multiclass":
+        if kind.per_class:
             names = {f"{task.name}_{k}": values[:, k] for k in range(values.shape[1])}
         else:
             names = {task.name: values[:, 0]}

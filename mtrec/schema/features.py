@@ -90,6 +90,9 @@ class FeatureSpec:
     #: whether the embedding stage learns a "missing" embedding for it
     #: (the features modality dropout can drop).
     missing_embedding: ClassVar[bool] = False
+    #: whether one cell holds a list of numbers (a Vector), which CSV cannot
+    #: type; file scoring parses such cells itself.
+    list_valued: ClassVar[bool] = False
 
     # -- the raw input -------------------------------------------------------
     def raw_shape(self, stats):
@@ -441,6 +444,7 @@ class Vector(FeatureSpec):
     missing_value: ClassVar = np.nan
     leakage_view: ClassVar[str | None] = None
     missing_embedding: ClassVar[bool] = True
+    list_valued: ClassVar[bool] = True
 
     def raw_shape(self, stats):
         if stats is None:
