@@ -35,10 +35,12 @@ class TaskTowers(keras.layers.Layer):
                       for t in tasks]
         self.tower_units = [int(u) for u in tower_units]
         self.dropout = dropout
-        self.towers = [MLP(self.tower_units, dropout=dropout, name=f"tower_{t['name']}")
+        self.towers = [MLP(self.tower_units, dropout=dropout, dtype=self.dtype_policy,
+                           name=f"tower_{t['name']}")
                        for t in self.tasks]
         self.heads = [keras.layers.Dense(t["num_classes"] if t["kind"] == "multiclass" else 1,
                                          activation=_HEAD_ACTIVATION[t["kind"]],
+                                         dtype=self.dtype_policy,
                                          name=f"head_{t['name']}")
                       for t in self.tasks]
 
