@@ -71,8 +71,8 @@ class Backbone(keras.layers.Layer):
     def shared_variables(self):
         """The variables of the last layer the tasks share (GradNorm's W)."""
         raise ValueError(
-            f"{type(self).__name__} has no layer shared by the tasks, so GradNorm has "
-            f"no shared weights to balance gradients on; use another loss weighting "
+            f"{type(self).__name__} has no shared layer (nothing the tasks share), so "
+            f"GradNorm has no weights to balance gradients on; use another loss weighting "
             f"or a backbone with shared layers (SharedBottom, OMoE, MMoE, CGC, PLE).")
 
     def get_config(self):
