@@ -19,7 +19,7 @@ from mtrec.layers.mixture_of_experts import MixtureOfExperts
 from mtrec.layers.mlp import MLP
 from mtrec.layers.ple import PLEBackbone
 from mtrec.layers.shared_bottom import SharedBottomBackbone
-from mtrec.models.multi_task_model import MultiTaskModel, as_adapted_schema
+from mtrec.models.multi_task_model import MultiTaskModel, as_adapted_schema, float32_outputs
 from mtrec.schema import TaskSpec
 
 FUNNEL_TASKS = ("ctr", "cvr", "ctcvr")
@@ -156,7 +156,7 @@ class AITM(_FunnelModel):
         if training and self.calibrator_weight:
             self.add_loss(self.calibrator_weight * calibration_penalty(ctr, ctcvr))
         cvr = ops.clip(ctcvr / ops.maximum(ctr, 1e-7), 0.0, 1.0)
-        return {"ctr": ctr, "cvr": cvr, "ctcvr": ctcvr}
+        return float32_outputs({"ctr": ctr, "cvr": cvr, "ctcvr": ctcvr})
 
     def get_config(self):
         return {**super().get_config(), "calibrator_weight": self.calibrator_weight}

@@ -199,7 +199,7 @@ class MultiTaskModel(keras.Model):
     def call(self, inputs, training=False):
         outputs = self.towers(self.task_inputs(self.encode(inputs), training=training),
                               training=training)
-        return self.derive_outputs(outputs, training=training)
+        return float32_outputs(self.derive_outputs(outputs, training=training))
 
     def derive_outputs(self, outputs, training=False):
         """Tower outputs -> every task's output (identity by default)."""
@@ -403,3 +403,10 @@ def check_fusion(fusion):
     if fusion not in FUSIONS:
         raise ValueError(f"fusion must be one of {list(FUSIONS)}, got {fusion!r}.")
     return fusion
+
+
+def float32_outputs(outputs):
+    """`{task: prediction}` in float32: under a mixed precision policy the
+    layers compute in (b)float16, but losses, metrics and serving read
+    float32 predictions."""
+    return {name: ops.cast(value, "float32") for name, value in outputs.items()}
