@@ -47,6 +47,36 @@ def test_backbone_num_tasks_must_match_the_towers(schema):
         mtrec.models.MultiTaskModel(schema, mtrec.layers.SharedBottomBackbone(2, [4]))
 
 
+def sublayers(layer):
+    """Every layer nested in `layer`'s attributes (lists included), depth first."""
+    found = []
+    for value in vars(layer).values():
+        for child in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(child, keras.layers.Layer) and child is not layer:
+                found += [child] + sublayers(child)
+    return found
+
+
+@pytest.mark.parametrize("make", [
+    lambda: mtrec.layers.MixtureOfExperts(2, 2, [3], modalities=["tabular", "text"],
+                                          dropout=0.1, dtype="mixed_bfloat16"),
+    lambda: mtrec.layers.PLEBackbone(2, 2, 1, 1, [3], modalities=["tabular", "text"],
+                                     dtype="mixed_bfloat16"),
+    lambda: mtrec.layers.SharedBottomBackbone(2, [3], dropout=0.1, dtype="mixed_bfloat16"),
+    lambda: mtrec.layers.TaskTowers([{"name": "a", "kind": "binary"}], [3],
+                                    dtype="mixed_bfloat16"),
+    lambda: mtrec.layers.InformationTransfer(3, dtype="mixed_bfloat16"),
+    lambda: mtrec.layers.ModalityFusion(["tabular", "text"], dtype="mixed_bfloat16"),
+    lambda: mtrec.layers.TextEncoder(10, 4, 5, encoder="transformer",
+                                     dtype="mixed_bfloat16"),
+], ids=["moe", "ple", "shared_bottom", "towers", "ait", "fusion", "text"])
+def test_layers_pass_their_dtype_policy_to_their_children(make):
+    layer = make()
+    children = sublayers(layer)
+    assert children
+    assert {child.dtype_policy.name for child in children} == {"mixed_bfloat16"}
+
+
 @pytest.fixture
 def mixed_bfloat16():
     previous = keras.config.dtype_policy()
@@ -61,10 +91,8 @@ def test_one_training_step_under_mixed_bfloat16(mixed_bfloat16, table, schema, m
         num_levels=2, num_specific_experts=1, num_shared_experts=1, expert_units=[4])
     model = getattr(mtrec.models, model_name)(schema, tower_units=[4], fusion="gated",
                                               **kwargs)
-    # every child computes in bfloat16 and keeps float32 variables
-    computing = {layer.dtype_policy.compute_dtype for layer in model._flatten_layers()
-                 if layer.weights and layer is not model}
-    assert computing == {"bfloat16"}
+    assert {layer.dtype_policy.compute_dtype for layer in sublayers(model.backbone)} == {
+        "bfloat16"}
     model.compile(optimizer=keras.optimizers.Adam(0.01))
     data = mtrec.data.from_pandas(table.head(64), schema, batch_size=64)
     history = model.fit(data, epochs=1, verbose=0)
