@@ -67,6 +67,9 @@ class MultiTaskModel(keras.Model):
             and per non-tabular modality, the probability that all Text and
             Vector features of that modality are replaced by their learned
             missing embeddings (see `FeatureEmbedding`).
+        format_version: int. Layout of the saved weights; `from_config`
+            reads 1 for files of mtrec 0.1.0 (whose PLE levels were filed
+            under other class names). Leave it at its default.
 
     Call arguments:
         inputs: dict of raw feature tensors, or an encoded dict.
@@ -129,6 +132,13 @@ class MultiTaskModel(keras.Model):
                 f"by modality; {name}'s {type(backbone).__name__} takes one tensor. "
                 f"Build it with modalities=modality_groups(schema) (MMoE, OMoE, CGC "
                 f"and PLE do so themselves), or use fusion='concat' / 'gated'.")
+        if self.fusion == "modality_experts" and backbone.modalities != modality_groups(
+                self.schema):
+            raise ValueError(
+                f"{type(backbone).__name__} was built for modalities "
+                f"{backbone.modalities}, but the schema's groups are "
+                f"{modality_groups(self.schema)} (in that order); build it with "
+                f"modalities=mtrec.layers.feature_embedding.modality_groups(schema).")
         if self.fusion != "modality_experts" and backbone.modalities is not None:
             raise ValueError(
                 f"{type(backbone).__name__} takes the modality groups "

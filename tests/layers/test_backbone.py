@@ -99,3 +99,20 @@ def test_one_training_step_under_mixed_bfloat16(mixed_bfloat16, table, schema, m
     assert np.isfinite(history.history["loss"]).all()
     out = model.predict_on_batch(schema.raw_features(table.head(5)))
     assert {str(np.asarray(v).dtype) for v in out.values()} == {"float32"}
+
+
+def test_grouped_backbone_must_follow_the_schema_groups(schema):
+    groups = mtrec.layers.feature_embedding.modality_groups(schema)
+    assert groups == ["tabular", "text", "image"]
+    with pytest.raises(ValueError, match=r"schema's groups are \['tabular', 'text', 'image'\]"):
+        mtrec.models.MultiTaskModel(
+            schema, mtrec.layers.MixtureOfExperts(3, 2, [4], modalities=groups[::-1]),
+            fusion="modality_experts")
+    with pytest.raises(ValueError, match="fusion='modality_experts', not 'concat'"):
+        mtrec.models.MultiTaskModel(
+            schema, mtrec.layers.MixtureOfExperts(3, 2, [4], modalities=groups))
+    model = mtrec.models.MultiTaskModel(
+        schema, mtrec.layers.MixtureOfExperts(3, 2, [4], modalities=groups),
+        fusion="modality_experts")
+    assert model.gate_structure()[0][2] == ["tabular_0", "tabular_1", "text_0", "text_1",
+                                            "image_0", "image_1"]
