@@ -356,8 +356,9 @@ class MultiTaskModel(keras.Model):
             tracked = super().compute_loss(x, y, y_pred, sample_weight, training=True)
             task_losses = self.task_losses(y, y_pred, sample_weight)
             extra = self._additional_loss()
-        self._loss_tracker.update_state(tracked,
-                                        sample_weight=tf.shape(next(iter(y.values())))[0])
+        # Keras' loss tracker is the first of the public metrics, named "loss".
+        loss_tracker = next(m for m in self.metrics if m.name == "loss")
+        loss_tracker.update_state(tracked, sample_weight=tf.shape(next(iter(y.values())))[0])
         variables = self.trainable_weights
         grads = weighting.gradients(tape, task_losses, extra, variables,
                                     self.shared_variables())
