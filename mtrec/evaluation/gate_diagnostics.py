@@ -16,12 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mtrec.data.pandas_dataset import from_pandas
+from mtrec.data.pandas_dataset import DATAFRAME_BATCH_SIZE, from_pandas
 
 __all__ = ["GateCollapseWarning", "GateReport", "gates"]
-
-# Batch size used when `gates` builds the dataset from a DataFrame.
-DATAFRAME_BATCH_SIZE = 4096
 
 
 class GateCollapseWarning(UserWarning):
@@ -114,21 +111,16 @@ def _features(batch):
 
 
 def _structural_masks(model, structure):
-    """Which experts each gate can see, from the model's ExpertGates layers
-    (one per level, in order); None when they cannot be found."""
-    backbone = getattr(model, "backbone", None)
-    if hasattr(backbone, "levels"):
-        layers = [getattr(level, "gates", None) for level in backbone.levels]
-    else:
-        layers = [getattr(backbone, "gates", None)]
-    if len(layers) != len(structure):
-        return None
-    masks = []
-    for layer, (_, gate_names, expert_names) in zip(layers, structure):
-        mask = np.asarray(getattr(layer, "expert_mask", None) or [], dtype=bool)
-        if mask.shape != (len(gate_names), len(expert_names)):
-            return None
-        masks.append(mask)
+    """Which experts each gate can see, as the model's backbone reports
+    them (`model.gate_masks()`, one bool array per level)."""
+    masks = [np.asarray(mask, dtype=bool) for mask in model.gate_masks()]
+    if len(masks) != len(structure) or any(
+            mask.shape != (len(gates), len(experts))
+            for mask, (_, gates, experts) in zip(masks, structure)):
+        raise ValueError(
+            f"{type(model).__name__}.gate_masks() gives shapes "
+            f"{[mask.shape for mask in masks]}, but gate_structure() names "
+            f"{[(len(g), len(e)) for _, g, e in structure]} (gates, experts) per level.")
     return masks
 
 
@@ -159,7 +151,7 @@ def gates(model, data, max_batches=None, collapse_threshold=0.9, plot_path=None)
 
     Args:
         model: an OMoE, MMoE, CGC or PLE model (any model with
-            `gate_structure()` and `gate_weights(inputs)`).
+            `gate_structure()`, `gate_masks()` and `gate_weights(inputs)`).
         data: iterable of `(features, labels)` batches or of feature dicts,
             e.g. `mtrec.data.from_pandas(df, schema)`; or a pandas
             DataFrame (batched with `from_pandas(df, model.schema,
@@ -177,7 +169,8 @@ def gates(model, data, max_batches=None, collapse_threshold=0.9, plot_path=None)
             data is empty, or an argument is out of range.
     """
     _check_arguments(max_batches, collapse_threshold)
-    if not hasattr(model, "gate_weights") or not hasattr(model, "gate_structure"):
+    if not all(hasattr(model, name) for name in ("gate_weights", "gate_structure",
+                                                 "gate_masks")):
         raise ValueError(
             f"Gate diagnostics need an mtrec model with gate_weights(); got "
             f"{type(model).__name__}.")
@@ -193,7 +186,6 @@ def gates(model, data, max_batches=None, collapse_threshold=0.9, plot_path=None)
     levels = [level for level, _, _ in structure]
     weight_sums = {level: 0.0 for level in levels}
     entropy_sums = {level: 0.0 for level in levels}
-    seen_nonzero = {level: False for level in levels}
     num_examples = 0
     for index, batch in enumerate(data):
         if max_batches is not None and index >= max_batches:
@@ -211,7 +203,6 @@ def gates(model, data, max_batches=None, collapse_threshold=0.9, plot_path=None)
             # 0 log 0 = 0: masked experts have weight exactly 0
             plogp = np.where(w > 0, w * np.log(np.where(w > 0, w, 1.0)), 0.0)
             entropy_sums[level] = entropy_sums[level] - plogp.sum(axis=(0, 2))
-            seen_nonzero[level] = seen_nonzero[level] | (w > 0).any(axis=0)
         num_examples += len(next(iter(weights.values())))
     if num_examples == 0:
         raise ValueError("The dataset is empty; there are no gate weights to report.")
@@ -220,7 +211,7 @@ def gates(model, data, max_batches=None, collapse_threshold=0.9, plot_path=None)
     usage, entropy, visible, collapsed = [], [], [], []
     for i, (level, gate_names, expert_names) in enumerate(structure):
         mean = weight_sums[level] / num_examples
-        sees = masks[i] if masks is not None else seen_nonzero[level]
+        sees = masks[i]
         index = pd.MultiIndex.from_product([[level], gate_names],
                                            names=["level", "gate"])
         usage.append(pd.DataFrame(mean, index=index, columns=expert_names))

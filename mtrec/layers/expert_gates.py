@@ -5,17 +5,23 @@ import keras
 from keras import ops
 
 
-def gate_and_output_counts(num_gates, num_outputs=None):
-    """Validated `(num_gates, num_outputs)` of a mixture of experts: one gate
-    (OMoE, the mixture repeated) or one gate per output (MMoE)."""
-    if num_gates < 1:
-        raise ValueError(f"num_gates must be >= 1, got {num_gates}.")
-    num_gates, num_outputs = int(num_gates), int(num_outputs or num_gates)
-    if num_gates not in (1, num_outputs):
-        raise ValueError(
-            f"num_gates must be 1 (OMoE) or num_outputs ({num_outputs}, MMoE), "
-            f"got {num_gates}.")
-    return num_gates, num_outputs
+def task_expert_mask(num_tasks, num_specific_experts, num_shared_experts,
+                     output_shared=False):
+    """The CGC/PLE gate mask `(num_tasks [+ 1], num_experts)` of 0/1.
+
+    Experts are ordered task 0's `num_specific_experts`, task 1's, ...,
+    then the `num_shared_experts` shared ones; task t's gate sees its own
+    and the shared experts, the optional shared gate (`output_shared`,
+    last row) sees every expert.
+    """
+    t, s = int(num_tasks), int(num_specific_experts)
+    mask = np.zeros((t + int(output_shared), t * s + int(num_shared_experts)), dtype="int32")
+    for task in range(t):
+        mask[task, task * s:(task + 1) * s] = 1
+        mask[task, t * s:] = 1
+    if output_shared:
+        mask[t, :] = 1
+    return mask
 
 
 @keras.saving.register_keras_serializable(package="mtrec.layers")
@@ -76,7 +82,7 @@ class ExpertGates(keras.layers.Layer):
             logits = ops.einsum("bi,gie->bge", gate_inputs, self.kernel)
         else:
             logits = ops.einsum("bgi,gie->bge", gate_inputs, self.kernel)
-        logits = logits + self.bias + ops.convert_to_tensor(self._logit_offset)
+        logits = logits + self.bias + ops.cast(self._logit_offset, logits.dtype)
         weights = ops.softmax(logits, axis=-1)
         # (batch, gates, experts) x (batch, experts, units) -> (batch, gates, units)
         mixtures = ops.einsum("bge,beu->bgu", weights, expert_outputs)

@@ -44,7 +44,8 @@ class Experts(keras.layers.Layer):
         self.dropout = dropout
         self.kernel_initializer = kernel_initializer
         self.activation_fn = keras.activations.get(activation)
-        self.dropout_layer = keras.layers.Dropout(dropout) if dropout else None
+        self.dropout_layer = (keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+                              if dropout else None)
 
     def build(self, input_shape):
         input_dim = int(input_shape[-1])
@@ -76,6 +77,10 @@ class Experts(keras.layers.Layer):
             if self.dropout_layer is not None:
                 x = self.dropout_layer(x, training=training)
         return x
+
+    def last_layer_variables(self):
+        """The kernel and bias of the experts' last layer."""
+        return [self.kernels[-1], self.biases[-1]]
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.num_experts, self.expert_units[-1])

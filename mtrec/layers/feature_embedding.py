@@ -98,21 +98,21 @@ class FeatureEmbedding(keras.layers.Layer):
             offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype("int64")
             table = keras.layers.Embedding(
                 int(sum(sizes)), dim, embeddings_regularizer=embeddings_regularizer,
-                name=f"categorical_{dim}")
+                dtype=self.dtype_policy, name=f"categorical_{dim}")
             self.categorical_groups.append((np.array(positions, "int32"), offsets, table))
         self.multihot_embeddings = [
             keras_rs.layers.EmbedReduce(
                 len(s.stats[spec.name]["vocabulary"]) + 2, spec.embedding_dim,
-                combiner="mean", name=f"multihot_{i}")
+                dtype=self.dtype_policy, combiner="mean", name=f"multihot_{i}")
             for i, spec in enumerate(s.features_of("multihot"))]
         self.text_encoders = [
             TextEncoder(len(s.stats[spec.name]["vocabulary"]) + 2, spec.embedding_dim,
                         s.stats[spec.name]["max_length"], encoder=spec.encoder,
                         pooling=spec.pooling, num_layers=spec.encoder_layers,
-                        name=f"text_{i}")
+                        dtype=self.dtype_policy, name=f"text_{i}")
             for i, spec in enumerate(s.features_of("text"))]
         self.vector_projections = [
-            keras.layers.Dense(spec.projection_dim, name=f"vector_{i}")
+            keras.layers.Dense(spec.projection_dim, dtype=self.dtype_policy, name=f"vector_{i}")
             for i, spec in enumerate(s.features_of("vector"))]
         # Column blocks of the concatenation, in order, with the modality of
         # every column: (kind, index, per-column modality array).

@@ -31,10 +31,13 @@ class InformationTransfer(keras.layers.Layer):
     def __init__(self, units, **kwargs):
         super().__init__(**kwargs)
         self.units = int(units)
-        self.transfer = MLP([self.units], name="transfer")
-        self.query = keras.layers.Dense(self.units, use_bias=False, name="query")
-        self.key = keras.layers.Dense(self.units, use_bias=False, name="key")
-        self.value = keras.layers.Dense(self.units, use_bias=False, name="value")
+        self.transfer = MLP([self.units], dtype=self.dtype_policy, name="transfer")
+        self.query = keras.layers.Dense(self.units, use_bias=False, dtype=self.dtype_policy,
+                                         name="query")
+        self.key = keras.layers.Dense(self.units, use_bias=False, dtype=self.dtype_policy,
+                                         name="key")
+        self.value = keras.layers.Dense(self.units, use_bias=False, dtype=self.dtype_policy,
+                                         name="value")
 
     def build(self, previous_shape, current_shape=None):
         shape = (None, self.units)

@@ -34,9 +34,10 @@ class MLP(keras.layers.Layer):
         self.dense_layers = [
             keras.layers.Dense(u, activation=activation,
                                kernel_initializer=kernel_initializer,
-                               name=f"dense_{i}")
+                               dtype=self.dtype_policy, name=f"dense_{i}")
             for i, u in enumerate(self.units)]
-        self.dropout_layer = keras.layers.Dropout(dropout) if dropout else None
+        self.dropout_layer = (keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+                              if dropout else None)
 
     def build(self, input_shape):
         shape = tuple(input_shape)

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from mtrec.layers.grouped_experts import concat_groups
+
 
 @keras.saving.register_keras_serializable(package="mtrec.layers")
 class ModalityFusion(keras.layers.Layer):
@@ -22,11 +24,12 @@ class ModalityFusion(keras.layers.Layer):
 
     Call arguments:
         groups: list of `len(modalities)` tensors `(batch, dim_g)`.
-        return_weights: bool. Also return the weights.
+        return_gate_weights: bool. Also return the gate's weights (the
+            flag backbones take, for the same kind of output).
 
     Returns:
-        tensor `(batch, sum(dim_g))`; with `return_weights`, also the
-        weights `(batch, num_groups)`.
+        tensor `(batch, sum(dim_g))`; with `return_gate_weights`,
+        `(output, weights)`, the weights `(batch, num_groups)`.
     """
 
     def __init__(self, modalities, **kwargs):
@@ -37,7 +40,7 @@ class ModalityFusion(keras.layers.Layer):
         if len(set(self.modalities)) != len(self.modalities):
             raise ValueError(f"Modality names must be unique, got {self.modalities}.")
         self.gate = keras.layers.Dense(len(self.modalities), kernel_initializer="zeros",
-                                       name="gate")
+                                       dtype=self.dtype_policy, name="gate")
 
     def build(self, input_shape):
         input_shape = list(input_shape)
@@ -48,15 +51,15 @@ class ModalityFusion(keras.layers.Layer):
         self.gate.build((None, sum(int(shape[-1]) for shape in input_shape)))
         self.built = True
 
-    def call(self, groups, return_weights=False):
+    def call(self, groups, return_gate_weights=False):
         groups = list(groups)
-        x = groups[0] if len(groups) == 1 else ops.concatenate(groups, axis=1)
+        x = concat_groups(groups)
         # (batch, groups), rows sum to 1
         weights = ops.softmax(self.gate(x), axis=-1)
         scale = float(len(groups)) * weights
         fused = [g * scale[:, i:i + 1] for i, g in enumerate(groups)]
-        out = fused[0] if len(fused) == 1 else ops.concatenate(fused, axis=1)
-        return (out, weights) if return_weights else out
+        out = concat_groups(fused)
+        return (out, weights) if return_gate_weights else out
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0][0], sum(int(shape[-1]) for shape in input_shape))

@@ -2,43 +2,49 @@
 
 import keras
 
+from mtrec.layers.backbone import Backbone
 from mtrec.layers.mlp import MLP
 
 
 @keras.saving.register_keras_serializable(package="mtrec.layers")
-class SharedBottom(keras.layers.Layer):
+class SharedBottomBackbone(Backbone):
     """An MLP shared by every task; each task's tower reads its output.
 
     Args:
+        num_tasks: int. Number of task inputs returned (the same tensor
+            each time).
         units: list of int. Widths of the shared layers.
-        num_outputs: int. Number of task inputs returned (the same tensor
-            each time). Defaults to `2`.
         dropout: float. Defaults to `0.0`.
 
     Call arguments:
         inputs: tensor `(batch, input_dim)`.
 
     Returns:
-        list of `num_outputs` tensors `(batch, units[-1])`.
+        list of `num_tasks` tensors `(batch, units[-1])`.
 
     Reference: Caruana, 1997, "Multitask Learning".
     """
 
-    def __init__(self, units, num_outputs=2, dropout=0.0, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, num_tasks, units, dropout=0.0, **kwargs):
+        super().__init__(num_tasks, **kwargs)
         self.units = [int(u) for u in units]
-        self.num_outputs = int(num_outputs)
+        if not self.units:
+            raise ValueError("SharedBottomBackbone needs at least one layer width in units.")
         self.dropout = dropout
-        self.mlp = MLP(self.units, dropout=dropout, name="mlp")
+        self.mlp = MLP(self.units, dropout=dropout, dtype=self.dtype_policy, name="mlp")
 
     def build(self, input_shape):
-        self.mlp.build(input_shape)
+        self.mlp.build(tuple(input_shape))
         self.built = True
 
-    def call(self, inputs, training=False):
-        x = self.mlp(inputs, training=training)
-        return [x] * self.num_outputs
+    def call(self, inputs, training=False, return_gate_weights=False):
+        outputs = [self.mlp(inputs, training=training)] * self.num_tasks
+        return (outputs, []) if return_gate_weights else outputs
+
+    def shared_variables(self):
+        return self.mlp.dense_layers[-1].trainable_weights
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units,
-                "num_outputs": self.num_outputs, "dropout": self.dropout}
+        config = {**super().get_config(), "units": self.units, "dropout": self.dropout}
+        config.pop("modalities")
+        return config

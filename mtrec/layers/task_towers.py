@@ -35,11 +35,13 @@ class TaskTowers(keras.layers.Layer):
                       for t in tasks]
         self.tower_units = [int(u) for u in tower_units]
         self.dropout = dropout
-        self.towers = [MLP(self.tower_units, dropout=dropout, name=f"tower_{t['name']}")
+        self.towers = [MLP(self.tower_units, dropout=dropout, dtype=self.dtype_policy,
+                           name=f"tower_{t['name']}")
                        for t in self.tasks]
         self._kinds = [task_kind(t["kind"]) for t in self.tasks]
         self.heads = [keras.layers.Dense(kind.head_units(t["num_classes"]),
                                          activation=kind.head_activation,
+                                         dtype=self.dtype_policy,
                                          name=f"head_{t['name']}")
                       for t, kind in zip(self.tasks, self._kinds)]
 

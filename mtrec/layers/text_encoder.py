@@ -88,7 +88,7 @@ class TextEncoder(keras.layers.Layer):
         dim = self.embedding_dim
         self.token_embedding = keras.layers.Embedding(
             self.vocabulary_size, dim, embeddings_regularizer=self.embeddings_regularizer,
-            name="tokens")
+            dtype=self.dtype_policy, name="tokens")
         self.convolutions = []
         self.position_embedding = None
         # One list per sublayer kind, block i at index i (flat lists, which
@@ -98,22 +98,22 @@ class TextEncoder(keras.layers.Layer):
         if encoder == "cnn":
             self.convolutions = [
                 keras.layers.Conv1D(dim, 3, padding="same", activation="relu",
-                                    name=f"conv_{i}")
+                                    dtype=self.dtype_policy, name=f"conv_{i}")
                 for i in range(self.num_layers)]
         elif encoder == "transformer":
             self.position_embedding = keras.layers.Embedding(
-                self.max_length, dim, name="positions")
+                self.max_length, dim, dtype=self.dtype_policy, name="positions")
             for i in range(self.num_layers):
                 self.attentions.append(keras.layers.MultiHeadAttention(
-                    self.num_heads, dim // self.num_heads, name=f"attention_{i}"))
+                    self.num_heads, dim // self.num_heads, dtype=self.dtype_policy, name=f"attention_{i}"))
                 self.attention_norms.append(keras.layers.LayerNormalization(
-                    epsilon=1e-6, name=f"attention_norm_{i}"))
+                    epsilon=1e-6, dtype=self.dtype_policy, name=f"attention_norm_{i}"))
                 self.hidden_layers.append(keras.layers.Dense(
-                    2 * dim, activation="relu", name=f"feed_forward_{i}_hidden"))
+                    2 * dim, activation="relu", dtype=self.dtype_policy, name=f"feed_forward_{i}_hidden"))
                 self.output_layers.append(keras.layers.Dense(
-                    dim, name=f"feed_forward_{i}_output"))
+                    dim, dtype=self.dtype_policy, name=f"feed_forward_{i}_output"))
                 self.output_norms.append(keras.layers.LayerNormalization(
-                    epsilon=1e-6, name=f"output_norm_{i}"))
+                    epsilon=1e-6, dtype=self.dtype_policy, name=f"output_norm_{i}"))
 
     def build(self, input_shape=None):
         dim = self.embedding_dim

@@ -17,19 +17,11 @@ from keras import ops
 from mtrec.layers.information_transfer import InformationTransfer, calibration_penalty
 from mtrec.layers.mixture_of_experts import MixtureOfExperts
 from mtrec.layers.mlp import MLP
-from mtrec.layers.ple import PLE
-from mtrec.layers.shared_bottom import SharedBottom
-from mtrec.models.multi_task_model import MultiTaskModel, as_adapted_schema
-from mtrec.schema import TaskSpec
-
-FUNNEL_TASKS = ("ctr", "cvr", "ctcvr")
-
-
-def funnel_tasks(click="click", conversion="conversion"):
-    """TaskSpecs `ctr`, `cvr` (masked to clicks) and `ctcvr` for a funnel."""
-    return [TaskSpec("ctr", "binary", label=click),
-            TaskSpec("cvr", "binary", label=conversion, mask=click),
-            TaskSpec("ctcvr", "binary", label=conversion)]
+from mtrec.layers.ple import PLEBackbone
+from mtrec.layers.shared_bottom import SharedBottomBackbone
+from mtrec.models.multi_task_model import MultiTaskModel, as_adapted_schema, float32_outputs
+# The funnel tasks are defined once, in the schema; re-exported here.
+from mtrec.schema import FUNNEL_TASKS, funnel_tasks
 
 
 def _check_funnel_schema(schema):
@@ -47,9 +39,9 @@ def _check_funnel_schema(schema):
 
 # Named backbones for configs: two outputs (the two towers of the funnel).
 BACKBONES = {
-    "mmoe": lambda: MixtureOfExperts(8, [16], num_gates=2, name="mixture_of_experts"),
-    "shared_bottom": lambda: SharedBottom([64], num_outputs=2, name="shared_bottom"),
-    "ple": lambda: PLE(2, 2, 2, 2, [16], name="ple"),
+    "mmoe": lambda: MixtureOfExperts(2, 8, [16], name="mixture_of_experts"),
+    "shared_bottom": lambda: SharedBottomBackbone(2, [64], name="shared_bottom"),
+    "ple": lambda: PLEBackbone(2, 2, 2, 2, [16], name="ple"),
 }
 
 
@@ -90,8 +82,8 @@ class ESMM(_FunnelModel):
 
     Args:
         schema: adapted Schema with `funnel_tasks()`.
-        backbone: a layer mapping `(batch, dim)` to 2 tensors (ctr, cvr),
-            e.g. `mtrec.layers.MixtureOfExperts(8, [16], num_gates=2)`, or
+        backbone: a `mtrec.layers.Backbone` with `num_tasks=2` (ctr, cvr),
+            e.g. `mtrec.layers.MixtureOfExperts(2, 8, [16])`, or
             one of the names `"mmoe"` (the default: ESMM on MMoE, 8 experts
             of [16]), `"shared_bottom"` ([64]), `"ple"` (2 levels, 2+2
             experts of [16]).
@@ -120,7 +112,7 @@ class AITM(_FunnelModel):
 
     Args:
         schema: adapted Schema with `funnel_tasks()`.
-        backbone: layer mapping `(batch, dim)` to 2 tensors (click,
+        backbone: a `mtrec.layers.Backbone` with `num_tasks=2` (click,
             conversion), or a name as for ESMM. Default `"mmoe"`.
         tower_units: list of int. Widths of each task's tower.
         calibrator_weight: float. Weight of the calibrator loss (the paper's
@@ -156,7 +148,7 @@ class AITM(_FunnelModel):
         if training and self.calibrator_weight:
             self.add_loss(self.calibrator_weight * calibration_penalty(ctr, ctcvr))
         cvr = ops.clip(ctcvr / ops.maximum(ctr, 1e-7), 0.0, 1.0)
-        return {"ctr": ctr, "cvr": cvr, "ctcvr": ctcvr}
+        return float32_outputs({"ctr": ctr, "cvr": cvr, "ctcvr": ctcvr})
 
     def get_config(self):
         return {**super().get_config(), "calibrator_weight": self.calibrator_weight}

@@ -2,10 +2,8 @@
 
 import keras
 
-from mtrec.layers.feature_embedding import modality_groups
 from mtrec.layers.mixture_of_experts import MixtureOfExperts
-from mtrec.layers.modality_mixture_of_experts import ModalityMixtureOfExperts
-from mtrec.models.multi_task_model import MultiTaskModel, as_adapted_schema, check_fusion
+from mtrec.models.multi_task_model import FORMAT_VERSION, MultiTaskModel, as_adapted_schema
 
 
 class _MoEModel(MultiTaskModel):
@@ -15,16 +13,11 @@ class _MoEModel(MultiTaskModel):
                  dropout=0.0, fusion="concat", modality_dropout=0.0, **kwargs):
         schema = as_adapted_schema(schema)
         num_tasks = len(schema.tasks)
-        num_gates = num_tasks if self._one_gate_per_task else 1
-        if check_fusion(fusion) == "modality_experts":
-            backbone = ModalityMixtureOfExperts(
-                modality_groups(schema), num_experts, list(expert_units),
-                num_gates=num_gates, num_outputs=num_tasks, dropout=dropout,
-                name="mixture_of_experts")
-        else:
-            backbone = MixtureOfExperts(
-                num_experts, list(expert_units), num_gates=num_gates,
-                num_outputs=num_tasks, dropout=dropout, name="mixture_of_experts")
+        backbone = self.named_backbone(
+            MixtureOfExperts, schema, fusion, kwargs.get("format_version", FORMAT_VERSION),
+            num_tasks, num_experts, list(expert_units),
+            num_gates=num_tasks if self._one_gate_per_task else 1, dropout=dropout,
+            name="mixture_of_experts")
         super().__init__(schema, backbone, tower_units=tower_units, dropout=dropout,
                          fusion=fusion, modality_dropout=modality_dropout, **kwargs)
         self.num_experts = int(num_experts)

@@ -5,17 +5,12 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from mtrec.layers.cgc import CGC as CGCLayer
-from mtrec.layers.feature_embedding import FeatureEmbedding
-from mtrec.layers.mixture_of_experts import MixtureOfExperts
-from mtrec.layers.modality_cgc import ModalityCGC
-from mtrec.layers.modality_fusion import ModalityFusion
-from mtrec.layers.modality_mixture_of_experts import ModalityMixtureOfExperts
-from mtrec.layers.modality_ple import ModalityPLE
-from mtrec.layers.ple import PLE as PLELayer
-from mtrec.layers.shared_bottom import SharedBottom as SharedBottomLayer
+from mtrec.layers.backbone import Backbone
+from mtrec.layers.feature_embedding import FeatureEmbedding, modality_groups
 from mtrec.layers.feature_preprocessing import (
     FeaturePreprocessing, dummy_raw_batch, is_encoded)
+from mtrec.layers.legacy_aliases import layout_0_1_0
+from mtrec.layers.modality_fusion import ModalityFusion
 from mtrec.layers.task_towers import TaskTowers
 from mtrec.schema import Schema
 from mtrec.training import loss_weighting as loss_weighting_lib
@@ -25,8 +20,8 @@ from mtrec.training.metrics import default_metrics
 
 #: How the embedding's modality groups reach the backbone.
 FUSIONS = ("concat", "gated", "modality_experts")
-# Backbones that take the modality groups as a list (fusion="modality_experts").
-_MODALITY_BACKBONES = (ModalityMixtureOfExperts, ModalityPLE)
+#: Version of the saved model layout; configs of mtrec 0.1.0 have none (1).
+FORMAT_VERSION = 2
 
 
 def as_adapted_schema(schema):
@@ -52,8 +47,8 @@ class MultiTaskModel(keras.Model):
 
     Args:
         schema: adapted `mtrec.Schema`.
-        backbone: layer mapping `(batch, input_dim)` to a list of one
-            tensor per task.
+        backbone: a `mtrec.layers.Backbone` mapping the fused input to a
+            list of one tensor per tower task.
         tower_units: list of int. Widths of each task tower.
         dropout: float. Dropout in experts/bottoms and towers.
         tower_tasks: names of the tasks that get a tower (default all);
@@ -64,13 +59,17 @@ class MultiTaskModel(keras.Model):
             concatenated vector, the default), `"gated"` (each group
             scaled by a learned per-example softmax weight,
             `ModalityFusion`, then concatenated) or `"modality_experts"`
-            (the backbone gets the groups; its experts are grouped by
-            modality, e.g. `ModalityMixtureOfExperts`: the models MMoE,
-            OMoE, CGC and PLE build it themselves).
+            (the backbone gets the groups; it must have been built with
+            `modalities=modality_groups(schema)`, e.g.
+            `MixtureOfExperts(..., modalities=...)`: the models MMoE, OMoE,
+            CGC and PLE build it themselves).
         modality_dropout: float in `[0, 1]`. During training, per example
             and per non-tabular modality, the probability that all Text and
             Vector features of that modality are replaced by their learned
             missing embeddings (see `FeatureEmbedding`).
+        format_version: int. Layout of the saved weights; `from_config`
+            reads 1 for files of mtrec 0.1.0 (whose PLE levels were filed
+            under other class names). Leave it at its default.
 
     Call arguments:
         inputs: dict of raw feature tensors, or an encoded dict.
@@ -82,18 +81,25 @@ class MultiTaskModel(keras.Model):
 
     #: Tasks whose output is reported (metrics) but not trained directly.
     untrained_tasks = ()
+    #: The fusions this model supports (a model that embeds the features its
+    #: own way, e.g. SingleTask, narrows this).
+    supported_fusions = FUSIONS
+    #: Whether the model supports modality dropout.
+    supports_modality_dropout = True
 
     def __init__(self, schema, backbone, tower_units=(8,), dropout=0.0, tower_tasks=None,
-                 fusion="concat", modality_dropout=0.0, **kwargs):
+                 fusion="concat", modality_dropout=0.0, format_version=FORMAT_VERSION,
+                 **kwargs):
         super().__init__(**kwargs)
+        self.format_version = int(format_version)
         self.schema = as_adapted_schema(schema)
         self.tower_units = [int(u) for u in tower_units]
         self.dropout = dropout
         self.fusion = check_fusion(fusion)
         self.modality_dropout = modality_dropout
-        self._check_fusion_support(backbone)
         by_name = {t.name: t for t in self.schema.tasks}
         self.tower_task_names = list(tower_tasks or by_name)
+        self._check_fusion_support(backbone)
         self.preprocessing = FeaturePreprocessing(self.schema, name="preprocessing")
         self.embedding = FeatureEmbedding(self.schema, modality_dropout=modality_dropout,
                                           name="embedding")
@@ -107,24 +113,43 @@ class MultiTaskModel(keras.Model):
         self.build()
 
     def _check_fusion_support(self, backbone):
-        if self.fusion == "modality_experts" and not isinstance(backbone, _MODALITY_BACKBONES):
+        name = type(self).__name__
+        if not isinstance(backbone, Backbone):
+            raise ValueError(
+                f"{name} needs a backbone subclassing mtrec.layers.Backbone, got "
+                f"{type(backbone).__name__}; see 'Write your own backbone' in the README.")
+        if self.fusion not in self.supported_fusions or (
+                self.modality_dropout and not self.supports_modality_dropout):
+            raise ValueError(
+                f"{name} embeds the features its own way and supports fusion in "
+                f"{list(self.supported_fusions)}"
+                f"{'' if self.supports_modality_dropout else ' without modality_dropout'}"
+                f"; got fusion={self.fusion!r}, modality_dropout={self.modality_dropout}. "
+                f"Use those settings or another model.")
+        if self.fusion == "modality_experts" and backbone.modalities is None:
             raise ValueError(
                 f"fusion='modality_experts' needs a backbone whose experts are grouped "
-                f"by modality; {type(self).__name__} has {type(backbone).__name__}. Use "
-                f"MMoE, OMoE, CGC or PLE with fusion='modality_experts' (or pass a "
-                f"mtrec.layers.ModalityMixtureOfExperts / ModalityPLE backbone), or "
-                f"fusion='concat' / 'gated'.")
-        if self.fusion != "modality_experts" and isinstance(backbone, _MODALITY_BACKBONES):
+                f"by modality; {name}'s {type(backbone).__name__} takes one tensor. "
+                f"Build it with modalities=modality_groups(schema) (MMoE, OMoE, CGC "
+                f"and PLE do so themselves), or use fusion='concat' / 'gated'.")
+        if self.fusion == "modality_experts" and backbone.modalities != modality_groups(
+                self.schema):
             raise ValueError(
-                f"{type(backbone).__name__} takes the modality groups; build the model "
-                f"with fusion='modality_experts', not {self.fusion!r}.")
-        overrides = type(self).task_inputs is not MultiTaskModel.task_inputs
-        if overrides and (self.fusion != "concat" or self.modality_dropout):
+                f"{type(backbone).__name__} was built for modalities "
+                f"{backbone.modalities}, but the schema's groups are "
+                f"{modality_groups(self.schema)} (in that order); build it with "
+                f"modalities=mtrec.layers.feature_embedding.modality_groups(schema).")
+        if self.fusion != "modality_experts" and backbone.modalities is not None:
             raise ValueError(
-                f"{type(self).__name__} embeds the features its own way and supports "
-                f"neither fusion={self.fusion!r} nor modality_dropout="
-                f"{self.modality_dropout}; use fusion='concat' and "
-                f"modality_dropout=0, or another model.")
+                f"{type(backbone).__name__} takes the modality groups "
+                f"{backbone.modalities}; build the model with "
+                f"fusion='modality_experts', not {self.fusion!r}.")
+        if len(self.tower_task_names) != backbone.num_tasks:
+            raise ValueError(
+                f"{name} has {len(self.tower_task_names)} towers "
+                f"{self.tower_task_names} but its {type(backbone).__name__} returns "
+                f"num_tasks={backbone.num_tasks} tensors; build the backbone with "
+                f"num_tasks={len(self.tower_task_names)}.")
 
     def make_towers(self, tasks):
         """The per-task towers and heads (overridden by chained heads)."""
@@ -177,48 +202,33 @@ class MultiTaskModel(keras.Model):
             raise ValueError(f"fusion_weights needs fusion='gated'; this model has "
                              f"fusion={self.fusion!r}.")
         groups = self.embedding(self.encode(inputs), training=False, return_groups=True)
-        _, weights = self.modality_fusion(groups, return_weights=True)
+        _, weights = self.modality_fusion(groups, return_gate_weights=True)
         weights = np.asarray(weights)
         return {m: weights[:, i] for i, m in enumerate(self.embedding.modalities)}
 
     def call(self, inputs, training=False):
         outputs = self.towers(self.task_inputs(self.encode(inputs), training=training),
                               training=training)
-        return self.derive_outputs(outputs, training=training)
+        return float32_outputs(self.derive_outputs(outputs, training=training))
 
     def derive_outputs(self, outputs, training=False):
         """Tower outputs -> every task's output (identity by default)."""
         return outputs
 
     def gate_structure(self):
-        """Names of the gates and experts of each gated level.
+        """Names of the gates and experts of each gated level (the
+        backbone's `gate_structure` over the tower tasks).
 
         Returns:
             list of `(level_name, gate_names, expert_names)`; empty for
             backbones without gates (SingleTask, SharedBottom).
         """
-        backbone, tasks = self.backbone, self.tower_task_names
-        if isinstance(backbone, MixtureOfExperts):
-            gates = tasks if backbone.num_gates > 1 else ["all_tasks"]
-            return [("experts", gates, [f"expert_{i}" for i in range(backbone.num_experts)])]
-        if isinstance(backbone, ModalityMixtureOfExperts):
-            # experts named "<modality>_<j>": the weight per modality shows
-            gates = tasks if backbone.num_gates > 1 else ["all_tasks"]
-            return [("experts", gates, backbone.expert_names)]
-        levels = backbone.levels if isinstance(backbone, (PLELayer, ModalityPLE)) else \
-            [backbone] if isinstance(backbone, CGCLayer) else []
-        structure = []
-        for i, level in enumerate(levels):
-            if isinstance(level, ModalityCGC):
-                experts = level.expert_names(tasks)
-            else:
-                experts = [f"{task}_{j}" for task in tasks
-                           for j in range(level.num_specific_experts)]
-                experts += [f"shared_{j}" for j in range(level.num_shared_experts)]
-            gates = tasks + (["shared"] if level.output_shared else [])
-            structure.append((f"level_{i}" if len(levels) > 1 or isinstance(
-                backbone, (PLELayer, ModalityPLE)) else "experts", gates, experts))
-        return structure
+        return self.backbone.gate_structure(self.tower_task_names)
+
+    def gate_masks(self):
+        """Which experts each gate can see: one bool array `(gates, experts)`
+        per gated level, in `gate_structure()` order."""
+        return self.backbone.gate_masks()
 
     def _additional_loss(self):
         """Sum of the losses layers added (regularisers, AITM's calibrator);
@@ -229,26 +239,7 @@ class MultiTaskModel(keras.Model):
 
     def shared_variables(self):
         """Variables of the last layer the tasks share (GradNorm's W)."""
-        backbone = self.backbone
-        if isinstance(backbone, MixtureOfExperts):
-            experts = backbone.experts
-        elif isinstance(backbone, PLELayer):
-            experts = backbone.levels[-1].experts
-        elif isinstance(backbone, CGCLayer):
-            experts = backbone.experts
-        elif isinstance(backbone, SharedBottomLayer):
-            return backbone.mlp.dense_layers[-1].trainable_weights
-        elif isinstance(backbone, ModalityMixtureOfExperts):
-            return backbone.experts.last_layer_variables()
-        elif isinstance(backbone, ModalityPLE):
-            last = backbone.levels[-1]
-            if isinstance(last, ModalityCGC):
-                return last.last_layer_variables()
-            experts = last.experts
-        else:
-            raise ValueError(f"{type(self).__name__} has no shared layer; GradNorm "
-                             f"needs one (use SharedBottom, OMoE, MMoE, CGC or PLE).")
-        return [experts.kernels[-1], experts.biases[-1]]
+        return self.backbone.shared_variables()
 
     def gate_weights(self, inputs):
         """Gate weights of every gated level for a batch.
@@ -266,8 +257,6 @@ class MultiTaskModel(keras.Model):
                 f"OMoE, MMoE, CGC and PLE.")
         x = self.embed(self.encode(inputs), training=False)
         _, weights = self.backbone(x, training=False, return_gate_weights=True)
-        if not isinstance(weights, (list, tuple)):
-            weights = [weights]
         return {level: np.asarray(w)
                 for (level, _, _), w in zip(self.gate_structure(), weights)}
 
@@ -367,8 +356,9 @@ class MultiTaskModel(keras.Model):
             tracked = super().compute_loss(x, y, y_pred, sample_weight, training=True)
             task_losses = self.task_losses(y, y_pred, sample_weight)
             extra = self._additional_loss()
-        self._loss_tracker.update_state(tracked,
-                                        sample_weight=tf.shape(next(iter(y.values())))[0])
+        # Keras' loss tracker is the first of the public metrics, named "loss".
+        loss_tracker = next(m for m in self.metrics if m.name == "loss")
+        loss_tracker.update_state(tracked, sample_weight=tf.shape(next(iter(y.values())))[0])
         variables = self.trainable_weights
         grads = weighting.gradients(tape, task_losses, extra, variables,
                                     self.shared_variables())
@@ -399,11 +389,24 @@ class MultiTaskModel(keras.Model):
     def get_config(self):
         return {**super().get_config(), "schema": self.schema.to_dict(),
                 "tower_units": self.tower_units, "dropout": self.dropout,
-                "fusion": self.fusion, "modality_dropout": self.modality_dropout}
+                "fusion": self.fusion, "modality_dropout": self.modality_dropout,
+                "format_version": self.format_version}
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        # A config without format_version was written by mtrec 0.1.0.
+        return cls(**{"format_version": 1, **config})
+
+    @staticmethod
+    def named_backbone(backbone_class, schema, fusion, format_version, *args, **kwargs):
+        """The backbone of a named model (MMoE, PLE, ...): `backbone_class(*args,
+        modalities=..., **kwargs)`, grouped by the schema's modalities when
+        `fusion="modality_experts"`, in the weight layout of `format_version`."""
+        modalities = (modality_groups(schema)
+                      if check_fusion(fusion) == "modality_experts" else None)
+        if format_version < FORMAT_VERSION:
+            backbone_class = layout_0_1_0(backbone_class, modalities)
+        return backbone_class(*args, modalities=modalities, **kwargs)
 
 
 def check_fusion(fusion):
@@ -413,10 +416,8 @@ def check_fusion(fusion):
     return fusion
 
 
-def split_tasks(x, num_tasks):
-    """`(batch, tasks, units)` -> list of `num_tasks` tensors `(batch, units)`."""
-    return [x[:, i, :] for i in range(num_tasks)]
-
-
-def stack_tasks(xs):
-    return ops.stack(xs, axis=1)
+def float32_outputs(outputs):
+    """`{task: prediction}` in float32: under a mixed precision policy the
+    layers compute in (b)float16, but losses, metrics and serving read
+    float32 predictions."""
+    return {name: ops.cast(value, "float32") for name, value in outputs.items()}

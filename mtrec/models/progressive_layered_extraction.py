@@ -2,10 +2,8 @@
 
 import keras
 
-from mtrec.layers.feature_embedding import modality_groups
-from mtrec.layers.modality_ple import ModalityPLE
-from mtrec.layers.ple import PLE as PLELayer
-from mtrec.models.multi_task_model import MultiTaskModel, as_adapted_schema, check_fusion
+from mtrec.layers.ple import PLEBackbone
+from mtrec.models.multi_task_model import FORMAT_VERSION, MultiTaskModel, as_adapted_schema
 
 
 @keras.saving.register_keras_serializable(package="mtrec")
@@ -25,7 +23,7 @@ class PLE(MultiTaskModel):
             come as `num_shared_experts` per modality group, each reading
             its modality plus the tabular features, named
             `"<modality>_<j>"` in `gate_structure()`; task experts read
-            everything (see `ModalityPLE`).
+            everything (see `mtrec.layers.PLEBackbone`).
         modality_dropout: float. See `MultiTaskModel`.
 
     Reference: Tang et al., RecSys 2020.
@@ -35,14 +33,10 @@ class PLE(MultiTaskModel):
                  num_shared_experts=2, expert_units=(16,), tower_units=(8,),
                  dropout=0.0, fusion="concat", modality_dropout=0.0, **kwargs):
         schema = as_adapted_schema(schema)
-        if check_fusion(fusion) == "modality_experts":
-            backbone = ModalityPLE(len(schema.tasks), modality_groups(schema), num_levels,
-                                   num_specific_experts, num_shared_experts,
-                                   list(expert_units), dropout=dropout, name="ple")
-        else:
-            backbone = PLELayer(len(schema.tasks), num_levels, num_specific_experts,
-                                num_shared_experts, list(expert_units), dropout=dropout,
-                                name="ple")
+        backbone = self.named_backbone(
+            PLEBackbone, schema, fusion, kwargs.get("format_version", FORMAT_VERSION),
+            len(schema.tasks), num_levels, num_specific_experts, num_shared_experts,
+            list(expert_units), dropout=dropout, name="ple")
         super().__init__(schema, backbone, tower_units=tower_units, dropout=dropout,
                          fusion=fusion, modality_dropout=modality_dropout, **kwargs)
         self.num_levels = int(num_levels)

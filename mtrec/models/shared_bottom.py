@@ -2,7 +2,7 @@
 
 import keras
 
-from mtrec.layers.shared_bottom import SharedBottom as SharedBottomLayer
+from mtrec.layers.shared_bottom import SharedBottomBackbone
 from mtrec.models.multi_task_model import MultiTaskModel, as_adapted_schema
 
 
@@ -19,8 +19,8 @@ class SharedBottom(MultiTaskModel):
 
     def __init__(self, schema, bottom_units=(16,), tower_units=(8,), dropout=0.0, **kwargs):
         schema = as_adapted_schema(schema)
-        backbone = SharedBottomLayer(list(bottom_units), num_outputs=len(schema.tasks),
-                                     dropout=dropout, name="shared_bottom")
+        backbone = SharedBottomBackbone(len(schema.tasks), list(bottom_units),
+                                        dropout=dropout, name="shared_bottom")
         super().__init__(schema, backbone, tower_units=tower_units, dropout=dropout,
                          **kwargs)
         self.bottom_units = [int(u) for u in bottom_units]

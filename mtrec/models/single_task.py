@@ -3,9 +3,9 @@
 import keras
 from keras import ops
 
-from mtrec.layers.experts import Experts
 from mtrec.layers.feature_embedding import FeatureEmbedding
-from mtrec.models.multi_task_model import MultiTaskModel, as_adapted_schema, split_tasks
+from mtrec.layers.task_bottoms import TaskBottoms
+from mtrec.models.multi_task_model import MultiTaskModel, as_adapted_schema
 
 
 @keras.saving.register_keras_serializable(package="mtrec")
@@ -15,7 +15,8 @@ class SingleTask(MultiTaskModel):
     Each task has its own embedding tables, its own bottom MLP
     (`bottom_units`) and its own tower: training them together is the
     same as training one model per task, which is the baseline of the
-    MMoE and PLE papers. The bottoms of all tasks run in one batched op.
+    MMoE and PLE papers. The bottoms of all tasks run in one batched op
+    (`mtrec.layers.TaskBottoms`).
 
     Args:
         schema: adapted `mtrec.Schema`.
@@ -24,11 +25,14 @@ class SingleTask(MultiTaskModel):
         dropout: float.
     """
 
+    # One embedding per task: the groups of one embedding have nowhere to go.
+    supported_fusions = ("concat",)
+    supports_modality_dropout = False
+
     def __init__(self, schema, bottom_units=(16,), tower_units=(8,), dropout=0.0, **kwargs):
         schema = as_adapted_schema(schema)
-        num_tasks = len(schema.tasks)
-        backbone = Experts(num_tasks, list(bottom_units), dropout=dropout,
-                           name="bottoms")
+        backbone = TaskBottoms(len(schema.tasks), list(bottom_units), dropout=dropout,
+                               name="bottoms")
         super().__init__(schema, backbone, tower_units=tower_units, dropout=dropout,
                          **kwargs)
         self.bottom_units = [int(u) for u in bottom_units]
@@ -41,10 +45,10 @@ class SingleTask(MultiTaskModel):
                 for i in range(1, len(self.schema.tasks))]
         super().build(input_shape)
 
-    def task_inputs(self, encoded, training=False):
+    def embed(self, encoded, training=False):
         # (batch, tasks, input_dim): task t's bottom reads task t's embedding
-        x = ops.stack([emb(encoded) for emb in self.task_embeddings], axis=1)
-        return split_tasks(self.backbone(x, training=training), len(self.schema.tasks))
+        return ops.stack([emb(encoded, training=training) for emb in self.task_embeddings],
+                         axis=1)
 
     def get_config(self):
         return {**super().get_config(), "bottom_units": self.bottom_units}

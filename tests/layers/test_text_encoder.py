@@ -177,3 +177,9 @@ def test_raw_text_through_preprocessing_and_embedding(encoder, pooling):
     np.testing.assert_array_equal(np.asarray(encoded[text_key("t")])[1:4], 0)
     np.testing.assert_array_equal(out[1:4], np.tile(missing, (3, 1)))
     assert not np.allclose(out[0], missing) and not np.allclose(out[4], missing)
+
+
+def test_text_encoder_contract(run_layer_test):
+    run_layer_test(TextEncoder, dict(vocabulary_size=VOCABULARY, embedding_dim=DIM,
+                                     max_length=LENGTH, encoder="cnn", pooling="attention"),
+                   IDS, (IDS.shape[0], DIM), expected_num_trainable_weights=5)

@@ -101,14 +101,14 @@ def test_funnel_models_require_funnel_tasks(table, schema):
 @pytest.mark.parametrize("cls", [ESMM, AITM])
 def test_funnel_round_trips_and_export(funnel, cls, tmp_path):
     df, schema = funnel
-    backbone = mtrec.layers.SharedBottom([8], num_outputs=2)
+    backbone = mtrec.layers.SharedBottomBackbone(2, [8])
     model = cls(schema, backbone=backbone, tower_units=[4])
     model.compile()
     model.fit(mtrec.data.from_pandas(df, schema, batch_size=128), epochs=1, verbose=0)
     raw = schema.raw_features(df.head(10))
     model.save(tmp_path / "m.keras")
     again = keras.saving.load_model(tmp_path / "m.keras")
-    assert type(again) is cls and type(again.backbone).__name__ == "SharedBottom"
+    assert type(again) is cls and type(again.backbone).__name__ == "SharedBottomBackbone"
     expected = model.predict_on_batch(raw)
     for task, values in again.predict_on_batch(raw).items():
         np.testing.assert_allclose(values, expected[task], rtol=1e-6)

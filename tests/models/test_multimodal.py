@@ -142,7 +142,7 @@ def test_run_config_takes_fusion():
 def test_fusion_errors(mm_schema):
     with pytest.raises(ValueError, match=r"fusion must be one of \['concat', 'gated'"):
         MMoE(mm_schema, fusion="stack")
-    with pytest.raises(ValueError, match="MMoE, OMoE, CGC or PLE with fusion='modality_experts'"):
+    with pytest.raises(ValueError, match="modalities=modality_groups\(schema\) \(MMoE, OMoE, CGC"):
         SharedBottom(mm_schema, fusion="modality_experts")
     with pytest.raises(ValueError, match="SingleTask embeds the features its own way"):
         SingleTask(mm_schema, fusion="gated")

@@ -8,7 +8,7 @@ from mtrec.utils.names import safe_name
 
 
 @keras.saving.register_keras_serializable(package="mtrec.layers")
-class ModalityExperts(keras.layers.Layer):
+class GroupedExperts(keras.layers.Layer):
     """One bank of `num_experts` experts per modality group.
 
     The experts of group `g` read that group's features concatenated with
@@ -17,6 +17,8 @@ class ModalityExperts(keras.layers.Layer):
     text with the user and item context, never the image. Each bank runs
     as one batched op (`Experts`); the banks' outputs are stacked along
     the expert axis, group after group, in the order of `modalities`.
+    With one group this is `Experts(num_experts, expert_units)` over that
+    group.
 
     Args:
         modalities: list of str. Group names, in input order.
@@ -49,7 +51,7 @@ class ModalityExperts(keras.layers.Layer):
         self.shared_modality = shared_modality
         self.dropout = dropout
         self.banks = [Experts(self.num_experts, self.expert_units, dropout=dropout,
-                              name=f"experts_{safe_name(m)}")
+                              dtype=self.dtype_policy, name=f"experts_{safe_name(m)}")
                       for m in self.modalities]
 
     @property
@@ -68,7 +70,7 @@ class ModalityExperts(keras.layers.Layer):
     def build(self, input_shape):
         dims = [int(shape[-1]) for shape in input_shape]
         if len(dims) != len(self.modalities):
-            raise ValueError(f"ModalityExperts over {self.modalities} takes "
+            raise ValueError(f"GroupedExperts over {self.modalities} takes "
                              f"{len(self.modalities)} group tensors, got {len(dims)}.")
         shared = self._shared_index()
         for g, bank in enumerate(self.banks):
@@ -87,11 +89,12 @@ class ModalityExperts(keras.layers.Layer):
                 x = ops.concatenate([groups[shared], x], axis=1)
             # (batch, num_experts, units)
             outputs.append(bank(x, training=training))
+        # (batch, groups * num_experts, units)
         return outputs[0] if len(outputs) == 1 else ops.concatenate(outputs, axis=1)
 
     def last_layer_variables(self):
         """Kernels and biases of every bank's last layer (GradNorm's W)."""
-        return [v for bank in self.banks for v in (bank.kernels[-1], bank.biases[-1])]
+        return [v for bank in self.banks for v in bank.last_layer_variables()]
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0][0], self.total_experts, self.expert_units[-1])
@@ -101,3 +104,8 @@ class ModalityExperts(keras.layers.Layer):
                 "num_experts": self.num_experts, "expert_units": self.expert_units,
                 "shared_modality": self.shared_modality, "dropout": self.dropout}
 
+
+def concat_groups(groups):
+    """`(batch, sum(dim_g))` from a list of `(batch, dim_g)` group tensors."""
+    groups = list(groups)
+    return groups[0] if len(groups) == 1 else ops.concatenate(groups, axis=1)

@@ -1,9 +1,15 @@
+"""FeaturePreprocessing: raw features to ids, scaled floats and token ids."""
+
+import json
+
+import keras
 import numpy as np
 import pandas as pd
 import pytest
 
 import mtrec
-from mtrec.layers import FeatureEmbedding, FeaturePreprocessing, TaskTowers
+from mtrec.layers import FeatureEmbedding, FeaturePreprocessing, ModalityFusion, TaskTowers
+from mtrec.layers.feature_embedding import modality_groups
 from mtrec.layers.feature_preprocessing import (
     CATEGORICAL_KEY, NUMERIC_KEY, multihot_key, text_key, vector_key)
 
@@ -78,42 +84,6 @@ def test_preprocessing_needs_adapted_schema():
         FeaturePreprocessing(schema)
 
 
-def test_embedding_output_dim_and_pooling(tiny):
-    df, schema = tiny
-    encoded = FeaturePreprocessing(schema)(schema.raw_features(df))
-    layer = FeatureEmbedding(schema)
-    x = np.asarray(layer(encoded))
-    # categorical 2 + numeric 2 + multihot 3 + text 2 + vector (2 + 1)
-    assert layer.output_dim == 12 and x.shape == (4, 12)
-    # empty multi-hot and empty text pool to exactly zero
-    np.testing.assert_array_equal(x[2, 4:9], 0.0)
-    # multi-hot mean pooling by hand: row 1 is item "b" alone (id 2)
-    table = np.asarray(layer.multihot_embeddings[0].embeddings)
-    np.testing.assert_allclose(x[1, 4:7], table[2], rtol=1e-6)
-    np.testing.assert_allclose(x[0, 4:7], (table[3] + table[2]) / 2, rtol=1e-6)
-
-
-def test_categoricals_of_one_width_share_one_table(schema):
-    layer = FeatureEmbedding(schema)
-    layer.build()
-    widths = {spec.embedding_dim for spec in schema.features_of("categorical")}
-    assert len(layer.categorical_groups) == len(widths)
-
-
-def test_task_towers_heads():
-    towers = TaskTowers([{"name": "a", "kind": "binary"},
-                         {"name": "b", "kind": "regression"},
-                         {"name": "c", "kind": "multiclass", "num_classes": 4}],
-                        tower_units=[3])
-    x = np.random.default_rng(0).normal(size=(5, 6)).astype("float32")
-    out = towers([x, x, x])
-    assert out["a"].shape == (5,) and out["b"].shape == (5,) and out["c"].shape == (5, 4)
-    a = np.asarray(out["a"])
-    assert np.all((a > 0) & (a < 1))
-    np.testing.assert_allclose(np.asarray(out["c"]).sum(1), 1.0, rtol=1e-5)
-    assert TaskTowers.from_config(towers.get_config()).tasks == towers.tasks
-
-
 def test_fused_lookup_keeps_schema_order_with_mixed_categoricals():
     df = pd.DataFrame({"a": ["p", "q", "p"], "h": ["u1", "u2", "u3"],
                        "i": pd.array([7, 8, 7], dtype="int64"), "b": ["q", "p", "zz"],
@@ -135,3 +105,10 @@ def test_fused_lookup_keeps_schema_order_with_mixed_categoricals():
     ids = np.asarray(layer(unseen)[CATEGORICAL_KEY])
     np.testing.assert_array_equal(ids[:, 0], 0)
     np.testing.assert_array_equal(ids[:, 3], 0)
+
+
+def test_feature_preprocessing_contract(run_layer_test, tiny):
+    df, schema = tiny
+    layer = run_layer_test(FeaturePreprocessing, dict(schema=schema), schema.raw_features(df),
+                           [(4, 1), (4, 3), (4, 2), (4, 2), (4, 3)],
+                           expected_num_trainable_weights=0)

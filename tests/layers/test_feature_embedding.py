@@ -1,0 +1,172 @@
+"""FeatureEmbedding: tables, pooling, modality groups, vectors, modality dropout."""
+
+import json
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+import mtrec
+from mtrec.layers import FeatureEmbedding, FeaturePreprocessing, ModalityFusion, TaskTowers
+from mtrec.layers.feature_embedding import modality_groups
+from mtrec.layers.feature_preprocessing import (
+    CATEGORICAL_KEY, NUMERIC_KEY, multihot_key, text_key, vector_key)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    df = pd.DataFrame({
+        "c": ["x", "y", "x", None],
+        "n": np.array([1.0, 3.0, np.nan, 2.0], "float32"),
+        "m": ["a|b", "b", "", "a|b|c"],
+        "t": ["Good fit!", "bad", "", "good GOOD"],
+        "v": [np.array([1.0, 2.0]), np.array([3.0, 4.0]), None, np.array([0.0, 1.0])],
+        "y": [0, 1, 1, 0],
+    })
+    schema = mtrec.Schema(
+        [mtrec.Categorical("c", embedding_dim=2), mtrec.Numeric("n"),
+         mtrec.MultiHot("m", embedding_dim=3), mtrec.Text("t", embedding_dim=2),
+         mtrec.Vector("v", projection_dim=2)],
+        {"y": "binary"}).adapt(df)
+    return df, schema
+
+
+@pytest.fixture(scope="module")
+def mm_tiny():
+    df = pd.DataFrame({
+        "c": ["x", "y", "x", None],
+        "n": np.array([1.0, 3.0, np.nan, 2.0], "float32"),
+        "t": ["Good fit!", "bad", "", "good GOOD"],
+        "cap": ["a photo", "", "two cats", "a dog"],
+        "v": [np.array([3.0, 4.0]), np.array([30.0, 40.0]), None, np.array([0.0, 1.0])],
+        "y": [0, 1, 1, 0],
+    })
+    schema = mtrec.Schema(
+        [mtrec.Categorical("c", embedding_dim=2), mtrec.Numeric("n"),
+         mtrec.Text("t", embedding_dim=2),
+         # a caption, tagged as part of the image modality
+         mtrec.Text("cap", embedding_dim=3, modality="image"),
+         mtrec.Vector("v", projection_dim=2, normalize=True)],
+        {"y": "binary"}).adapt(df)
+    encoded = FeaturePreprocessing(schema)(schema.raw_features(df))
+    return df, schema, encoded
+
+
+def test_embedding_output_dim_and_pooling(tiny):
+    df, schema = tiny
+    encoded = FeaturePreprocessing(schema)(schema.raw_features(df))
+    layer = FeatureEmbedding(schema)
+    x = np.asarray(layer(encoded))
+    # categorical 2 + numeric 2 + multihot 3 + text 2 + vector (2 + 1)
+    assert layer.output_dim == 12 and x.shape == (4, 12)
+    # empty multi-hot and empty text pool to exactly zero
+    np.testing.assert_array_equal(x[2, 4:9], 0.0)
+    # multi-hot mean pooling by hand: row 1 is item "b" alone (id 2)
+    table = np.asarray(layer.multihot_embeddings[0].embeddings)
+    np.testing.assert_allclose(x[1, 4:7], table[2], rtol=1e-6)
+    np.testing.assert_allclose(x[0, 4:7], (table[3] + table[2]) / 2, rtol=1e-6)
+
+
+def test_categoricals_of_one_width_share_one_table(schema):
+    layer = FeatureEmbedding(schema)
+    layer.build()
+    widths = {spec.embedding_dim for spec in schema.features_of("categorical")}
+    assert len(layer.categorical_groups) == len(widths)
+
+
+def embedding_with_missing_values(schema, **kwargs):
+    layer = FeatureEmbedding(schema, **kwargs)
+    layer.build()
+    for i, encoder in enumerate(layer.text_encoders):
+        encoder.missing.assign(np.full(encoder.embedding_dim, 10.0 + i, "float32"))
+    for i, weight in enumerate(layer.vector_missing):
+        weight.assign(np.full(weight.shape, -7.0 - i, "float32"))
+    return layer
+
+
+def test_groups_follow_the_modality_tags(mm_tiny):
+    _, schema, encoded = mm_tiny
+    layer = embedding_with_missing_values(schema)
+    assert modality_groups(schema) == layer.modalities == ["tabular", "text", "image"]
+    # tabular: c 2 + n 2; text: t 2; image: cap 3 + v (2 + 1)
+    assert layer.group_dims == [4, 2, 6] and layer.output_dim == 12
+    groups = [np.asarray(g) for g in layer(encoded, return_groups=True)]
+    assert [g.shape for g in groups] == [(4, 4), (4, 2), (4, 6)]
+    # the groups hold exactly the columns of the concatenation
+    np.testing.assert_array_equal(np.concatenate(groups, axis=1), np.asarray(layer(encoded)))
+
+
+def test_mixed_modalities_in_one_categorical_table_are_split():
+    df = pd.DataFrame({"a": ["p", "q"], "b": ["u", "v"], "y": [0, 1]})
+    schema = mtrec.Schema([mtrec.Categorical("a", embedding_dim=2),
+                           mtrec.Categorical("b", embedding_dim=2, modality="text")],
+                          {"y": "binary"}).adapt(df)
+    layer = FeatureEmbedding(schema)
+    encoded = FeaturePreprocessing(schema)(schema.raw_features(df))
+    x = np.asarray(layer(encoded))
+    tabular, text = (np.asarray(g) for g in layer(encoded, return_groups=True))
+    np.testing.assert_array_equal(tabular, x[:, :2])
+    np.testing.assert_array_equal(text, x[:, 2:])
+
+
+def test_vectors_normalized_missing_embedding_and_flag(mm_tiny):
+    _, schema, encoded = mm_tiny
+    layer = embedding_with_missing_values(schema)
+    x = np.asarray(layer(encoded))
+    vector = x[:, -3:]
+    # [3, 4] and [30, 40] normalise to the same vector
+    np.testing.assert_allclose(vector[0], vector[1], rtol=1e-6)
+    # the missing row: the learned missing embedding, flag 1
+    np.testing.assert_array_equal(vector[2], [-7.0, -7.0, 1.0])
+    np.testing.assert_array_equal(vector[[0, 1, 3], 2], 0.0)
+    # empty text -> that feature's missing embedding
+    np.testing.assert_array_equal(x[2, 4:6], [10.0, 10.0])
+    np.testing.assert_array_equal(x[1, 6:9], [11.0, 11.0, 11.0])
+
+
+def test_modality_dropout_only_in_training(mm_tiny):
+    _, schema, encoded = mm_tiny
+    plain = embedding_with_missing_values(schema)
+    dropping = embedding_with_missing_values(schema, modality_dropout=0.5, seed=3)
+    dropping.set_weights(plain.get_weights())
+    expected = np.asarray(plain(encoded))
+    for _ in range(2):  # deterministic and unaffected
+        np.testing.assert_array_equal(np.asarray(dropping(encoded, training=False)), expected)
+    assert dropping.droppable_modalities == ["text", "image"]
+    # in training some rows differ, and only in their non-tabular columns
+    changed = np.zeros(expected.shape, bool)
+    for _ in range(6):
+        changed |= np.asarray(dropping(encoded, training=True)) != expected
+    assert changed.any() and not changed[:, :4].any()
+
+
+def test_modality_dropout_one_drops_every_example(mm_tiny):
+    _, schema, encoded = mm_tiny
+    layer = embedding_with_missing_values(schema, modality_dropout=1.0)
+    tabular, text, image = (np.asarray(g) for g in
+                            layer(encoded, training=True, return_groups=True))
+    np.testing.assert_array_equal(tabular, np.asarray(layer(encoded))[:, :4])
+    np.testing.assert_array_equal(text, np.full((4, 2), 10.0))
+    np.testing.assert_array_equal(image, np.tile([11.0, 11.0, 11.0, -7.0, -7.0, 1.0], (4, 1)))
+
+
+def test_embedding_config_round_trip(mm_tiny):
+    _, schema, _ = mm_tiny
+    layer = FeatureEmbedding(schema, modality_dropout=0.25, seed=5)
+    config = layer.get_config()
+    json.dumps(config)
+    again = FeatureEmbedding.from_config(config)
+    assert again.get_config() == config and again.modality_dropout == 0.25
+    with pytest.raises(ValueError, match=r"modality_dropout must be a float in \[0, 1\]"):
+        FeatureEmbedding(schema, modality_dropout=1.5)
+
+
+
+
+def test_feature_embedding_contract(run_layer_test, tiny):
+    df, schema = tiny
+    encoded = FeaturePreprocessing(schema)(schema.raw_features(df))
+    run_layer_test(FeatureEmbedding, dict(schema=schema),
+                   {k: np.asarray(v) for k, v in encoded.items()}, (4, 12),
+                   expected_num_trainable_weights=7)
