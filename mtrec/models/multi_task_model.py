@@ -278,7 +278,11 @@ class MultiTaskModel(keras.Model):
                 the plain (fixed-weight) sum, so they compare across epochs.
         """
         tasks = self.schema.tasks
-        if loss is None:
+        # With the default losses, the TaskLoss objects Keras calls are the
+        # ones the loss weighting reads back (`_step_task_losses`), so each
+        # task's loss is computed once per step.
+        default_loss = loss is None
+        if default_loss:
             loss = {t.name: TaskLoss(t.kind, name=f"{t.name}_loss") for t in tasks
                     if t.name not in self.untrained_tasks}
         if metrics is None:
@@ -289,7 +293,9 @@ class MultiTaskModel(keras.Model):
         tasks = [t for t in tasks if t.name not in self.untrained_tasks]
         self._set_loss_weighting(loss_weighting_lib.get(loss_weighting, tasks, loss_weights))
         fixed = self.loss_weighting.task_weights().numpy().tolist()
-        self._task_loss_fns = [TaskLoss(t.kind) for t in tasks]
+        self._task_loss_fns = ([loss[t.name] for t in tasks] if default_loss
+                               else [TaskLoss(t.kind) for t in tasks])
+        self._reuse_compiled_task_losses = default_loss
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics,
                         loss_weights=({t.name: w for t, w in zip(tasks, fixed)}
                                       if isinstance(self.loss_weighting,
@@ -330,6 +336,15 @@ class MultiTaskModel(keras.Model):
             losses.append(loss_fn(y[task.name], y_pred[task.name], sample_weight=weight))
         return ops.stack(losses)
 
+    def _step_task_losses(self, y, y_pred, sample_weight):
+        """The trained tasks' losses of this step, `(num_trained_tasks,)`,
+        called right after Keras' compiled loss: with the default losses
+        these are the values it just computed (and logged), not a second
+        computation; with user-given losses, `task_losses` computes them."""
+        if self._reuse_compiled_task_losses:
+            return ops.stack([fn.last_value for fn in self._task_loss_fns])
+        return self.task_losses(y, y_pred, sample_weight)
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
                      training=True):
         # Keras' compiled loss: the fixed-weight sum (+ regularisers); it also
@@ -339,7 +354,7 @@ class MultiTaskModel(keras.Model):
         if (not training or weighting is None
                 or isinstance(weighting, loss_weighting_lib.FixedWeighting)):
             return total
-        task_losses = self.task_losses(y, y_pred, sample_weight)
+        task_losses = self._step_task_losses(y, y_pred, sample_weight)
         weighting.observe(task_losses)
         extra = self._additional_loss()
         return weighting.combine(task_losses) + (0.0 if extra is None else extra)
@@ -354,7 +369,7 @@ class MultiTaskModel(keras.Model):
             # Tracks the per-task losses for the logs; the update below uses
             # the task losses themselves.
             tracked = super().compute_loss(x, y, y_pred, sample_weight, training=True)
-            task_losses = self.task_losses(y, y_pred, sample_weight)
+            task_losses = self._step_task_losses(y, y_pred, sample_weight)
             extra = self._additional_loss()
         # Keras' loss tracker is the first of the public metrics, named "loss".
         loss_tracker = next(m for m in self.metrics if m.name == "loss")

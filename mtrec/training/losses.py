@@ -35,6 +35,13 @@ class TaskLoss(keras.losses.Loss):
         task_kind(kind)   # raises for an unknown kind, naming the known ones
         self.kind = kind
 
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        # The value of the latest call (a tensor of the step being traced):
+        # MultiTaskModel's loss weighting reads it back instead of computing
+        # the task's loss a second time in the same step.
+        self.last_value = super().__call__(y_true, y_pred, sample_weight=sample_weight)
+        return self.last_value
+
     def call(self, y_true, y_pred):
         per_example, valid = per_example_loss(self.kind, y_true, y_pred)
         # reduction="sum" adds these up: the mean over labelled examples.

@@ -161,3 +161,35 @@ def test_strategy_state_survives_keras_round_trip(table, schema, tmp_path, strat
     assert type(again.loss_weighting) is type(model.loss_weighting)
     np.testing.assert_allclose(np.asarray(again.loss_weighting.task_weights()),
                                np.asarray(model.loss_weighting.task_weights()))
+
+
+@pytest.mark.parametrize("strategy", ["fixed", "uncertainty", "pcgrad"])
+def test_each_task_loss_is_computed_once_per_step(table, schema, monkeypatch, strategy):
+    # Keras' compiled loss computes (and logs) each task's loss; the loss
+    # weighting must reuse those values, not compute every loss again.
+    from mtrec.training import losses
+
+    calls = []
+    original = losses.per_example_loss
+
+    def counting(kind, y_true, y_pred):
+        calls.append(kind)
+        return original(kind, y_true, y_pred)
+
+    monkeypatch.setattr(losses, "per_example_loss", counting)
+    model = mtrec.models.MMoE(schema, num_experts=2)
+    model.compile(loss_weighting=strategy, run_eagerly=True)
+    batch = next(iter(mtrec.data.from_pandas(table, schema, batch_size=64)))
+    model.train_on_batch(*batch)
+    assert len(calls) == len(schema.tasks)
+
+
+def test_user_given_losses_still_drive_the_weighting(table, schema):
+    # With losses of the user's own, the weighting computes the task losses
+    # itself (mtrec's TaskLoss per kind), so training still works.
+    model = mtrec.models.MMoE(schema, num_experts=2)
+    loss = {t.name: mtrec.training.TaskLoss(t.kind) for t in schema.tasks}
+    model.compile(loss=loss, loss_weighting="uncertainty")
+    batch = next(iter(mtrec.data.from_pandas(table, schema, batch_size=64)))
+    logs = model.train_on_batch(*batch, return_dict=True)
+    assert np.isfinite(logs["loss"])
