@@ -307,7 +307,11 @@ class MultiTaskModel(keras.Model):
         # The weighting's state (e.g. learned log-variances) belongs to the
         # model so it trains and saves with it, but it only exists once
         # compile() is called, after the model is built: attach it past
-        # Keras' build lock, replacing any previous one.
+        # Keras' build lock, replacing any previous one. Keras 3 has no public
+        # way to add or replace a sub-layer after build (keras-team/keras#18601;
+        # the fix proposed there was not merged), so this is the one place
+        # that touches the tracker; the `.keras` layout (`loss_weighting/...`)
+        # of files saved by 0.1.0 depends on the attribute staying a sub-layer.
         previous = getattr(self, "loss_weighting", None)
         self._tracker.unlock()
         try:
