@@ -65,12 +65,14 @@ class FeatureEmbedding(keras.layers.Layer):
     Call arguments:
         inputs: encoded dict from `FeaturePreprocessing`.
         training: bool. Modality dropout applies only when True.
-        return_groups: bool. Return one tensor per modality group instead
-            of their concatenation.
+        grouped: bool. Return one tensor per modality group instead of
+            their concatenation. (mtrec's call flags named `return_<x>` add
+            `<x>` to the output, as `(output, x)`; this one changes the
+            output's form, hence its name.)
 
     Returns:
         tensor `(batch, output_dim)`; `output_dim` is an attribute. With
-        `return_groups`, a list of tensors `(batch, group_dims[i])`, one
+        `grouped`, a list of tensors `(batch, group_dims[i])`, one
         per tag in `modalities` (`"tabular"` first), each the features of
         that tag in the same order as in the concatenation.
     """
@@ -180,7 +182,7 @@ class FeatureEmbedding(keras.layers.Layer):
         return {m: draws[:, j] < self.modality_dropout
                 for j, m in enumerate(self.droppable_modalities)}
 
-    def call(self, inputs, training=False, return_groups=False):
+    def call(self, inputs, training=False, grouped=False):
         dropped = self.dropped_modalities(inputs, training=training)
         parts = []
         for positions, offsets, table in self.categorical_groups:
@@ -212,7 +214,7 @@ class FeatureEmbedding(keras.layers.Layer):
                                   layer(values))
             parts.append(ops.concatenate(
                 [projected, ops.cast(missing, "float32")[:, None]], axis=1))
-        if not return_groups:
+        if not grouped:
             return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=1)
         return self._groups(parts)
 

@@ -179,7 +179,7 @@ class MultiTaskModel(keras.Model):
         `fusion="modality_experts"`."""
         if self.fusion == "concat":
             return self.embedding(encoded, training=training)
-        groups = self.embedding(encoded, training=training, return_groups=True)
+        groups = self.embedding(encoded, training=training, grouped=True)
         if self.fusion == "gated":
             return self.modality_fusion(groups)
         return groups
@@ -201,7 +201,7 @@ class MultiTaskModel(keras.Model):
         if self.fusion != "gated":
             raise ValueError(f"fusion_weights needs fusion='gated'; this model has "
                              f"fusion={self.fusion!r}.")
-        groups = self.embedding(self.encode(inputs), training=False, return_groups=True)
+        groups = self.embedding(self.encode(inputs), training=False, grouped=True)
         _, weights = self.modality_fusion(groups, return_gate_weights=True)
         weights = np.asarray(weights)
         return {m: weights[:, i] for i, m in enumerate(self.embedding.modalities)}

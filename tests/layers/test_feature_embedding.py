@@ -91,7 +91,7 @@ def test_groups_follow_the_modality_tags(mm_tiny):
     assert modality_groups(schema) == layer.modalities == ["tabular", "text", "image"]
     # tabular: c 2 + n 2; text: t 2; image: cap 3 + v (2 + 1)
     assert layer.group_dims == [4, 2, 6] and layer.output_dim == 12
-    groups = [np.asarray(g) for g in layer(encoded, return_groups=True)]
+    groups = [np.asarray(g) for g in layer(encoded, grouped=True)]
     assert [g.shape for g in groups] == [(4, 4), (4, 2), (4, 6)]
     # the groups hold exactly the columns of the concatenation
     np.testing.assert_array_equal(np.concatenate(groups, axis=1), np.asarray(layer(encoded)))
@@ -105,7 +105,7 @@ def test_mixed_modalities_in_one_categorical_table_are_split():
     layer = FeatureEmbedding(schema)
     encoded = FeaturePreprocessing(schema)(schema.raw_features(df))
     x = np.asarray(layer(encoded))
-    tabular, text = (np.asarray(g) for g in layer(encoded, return_groups=True))
+    tabular, text = (np.asarray(g) for g in layer(encoded, grouped=True))
     np.testing.assert_array_equal(tabular, x[:, :2])
     np.testing.assert_array_equal(text, x[:, 2:])
 
@@ -145,7 +145,7 @@ def test_modality_dropout_one_drops_every_example(mm_tiny):
     _, schema, encoded = mm_tiny
     layer = embedding_with_missing_values(schema, modality_dropout=1.0)
     tabular, text, image = (np.asarray(g) for g in
-                            layer(encoded, training=True, return_groups=True))
+                            layer(encoded, training=True, grouped=True))
     np.testing.assert_array_equal(tabular, np.asarray(layer(encoded))[:, :4])
     np.testing.assert_array_equal(text, np.full((4, 2), 10.0))
     np.testing.assert_array_equal(image, np.tile([11.0, 11.0, 11.0, -7.0, -7.0, 1.0], (4, 1)))

@@ -165,7 +165,7 @@ def test_missing_modalities_use_the_learned_missing_embeddings(trained, mm_schem
     model = trained["mmoe_experts"]
     encoded = mtrec.data.encode_features(mm_schema, mm_schema.raw_features(rows))
     tabular, text, image = (np.asarray(g) for g in
-                            model.embedding(encoded, return_groups=True))
+                            model.embedding(encoded, grouped=True))
     missing_text = np.asarray(model.embedding.text_encoders[0].missing)
     missing_vector = np.asarray(model.embedding.vector_missing[0])
     # learned: they started at zero and training moved them
