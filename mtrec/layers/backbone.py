@@ -78,3 +78,12 @@ class Backbone(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "num_tasks": self.num_tasks,
                 "modalities": self.modalities}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if "num_outputs" in config:
+            # mtrec 0.1.0's MixtureOfExperts and SharedBottom called the
+            # number of task outputs `num_outputs`.
+            config["num_tasks"] = config.pop("num_outputs")
+        return cls(**config)

@@ -62,14 +62,8 @@ class ModalityExperts(GroupedExperts):
 @_register
 class SharedBottom(SharedBottomBackbone):
     """0.1.0's `mtrec.layers.SharedBottom(units, num_outputs)`; now
-    `SharedBottomBackbone(num_tasks, units)`."""
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if "num_outputs" in config:
-            config["num_tasks"] = config.pop("num_outputs")
-        return cls(**config)
+    `SharedBottomBackbone(num_tasks, units)` (`num_outputs` is read as
+    `num_tasks` by `Backbone.from_config`)."""
 
 
 def layout_0_1_0(backbone_class, modalities):

@@ -109,11 +109,3 @@ class MixtureOfExperts(Backbone):
                 "expert_units": self.expert_units, "num_gates": self.num_gates,
                 "dropout": self.dropout}
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if "num_outputs" in config:
-            # mtrec 0.1.0 wrote (num_experts, expert_units, num_gates, num_outputs)
-            config["num_tasks"] = config.pop("num_outputs")
-        return cls(**config)
-

@@ -13,7 +13,10 @@ import functools
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
+
+import mtrec
 
 
 def _symbolic_inputs(data):
@@ -106,3 +109,22 @@ def groups():
 @pytest.fixture
 def modalities():
     return ["tabular", "text", "image"]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """Four rows with one feature of every kind, and the adapted schema."""
+    df = pd.DataFrame({
+        "c": ["x", "y", "x", None],
+        "n": np.array([1.0, 3.0, np.nan, 2.0], "float32"),
+        "m": ["a|b", "b", "", "a|b|c"],
+        "t": ["Good fit!", "bad", "", "good GOOD"],
+        "v": [np.array([1.0, 2.0]), np.array([3.0, 4.0]), None, np.array([0.0, 1.0])],
+        "y": [0, 1, 1, 0],
+    })
+    schema = mtrec.Schema(
+        [mtrec.Categorical("c", embedding_dim=2), mtrec.Numeric("n"),
+         mtrec.MultiHot("m", embedding_dim=3), mtrec.Text("t", embedding_dim=2),
+         mtrec.Vector("v", projection_dim=2)],
+        {"y": "binary"}).adapt(df)
+    return df, schema

@@ -15,24 +15,6 @@ from mtrec.layers.feature_preprocessing import (
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    df = pd.DataFrame({
-        "c": ["x", "y", "x", None],
-        "n": np.array([1.0, 3.0, np.nan, 2.0], "float32"),
-        "m": ["a|b", "b", "", "a|b|c"],
-        "t": ["Good fit!", "bad", "", "good GOOD"],
-        "v": [np.array([1.0, 2.0]), np.array([3.0, 4.0]), None, np.array([0.0, 1.0])],
-        "y": [0, 1, 1, 0],
-    })
-    schema = mtrec.Schema(
-        [mtrec.Categorical("c", embedding_dim=2), mtrec.Numeric("n"),
-         mtrec.MultiHot("m", embedding_dim=3), mtrec.Text("t", embedding_dim=2),
-         mtrec.Vector("v", projection_dim=2)],
-        {"y": "binary"}).adapt(df)
-    return df, schema
-
-
-@pytest.fixture(scope="module")
 def mm_tiny():
     df = pd.DataFrame({
         "c": ["x", "y", "x", None],
@@ -160,7 +142,6 @@ def test_embedding_config_round_trip(mm_tiny):
     assert again.get_config() == config and again.modality_dropout == 0.25
     with pytest.raises(ValueError, match=r"modality_dropout must be a float in \[0, 1\]"):
         FeatureEmbedding(schema, modality_dropout=1.5)
-
 
 
 

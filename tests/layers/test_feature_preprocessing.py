@@ -14,24 +14,6 @@ from mtrec.layers.feature_preprocessing import (
     CATEGORICAL_KEY, NUMERIC_KEY, multihot_key, text_key, vector_key)
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    df = pd.DataFrame({
-        "c": ["x", "y", "x", None],
-        "n": np.array([1.0, 3.0, np.nan, 2.0], "float32"),
-        "m": ["a|b", "b", "", "a|b|c"],
-        "t": ["Good fit!", "bad", "", "good GOOD"],
-        "v": [np.array([1.0, 2.0]), np.array([3.0, 4.0]), None, np.array([0.0, 1.0])],
-        "y": [0, 1, 1, 0],
-    })
-    schema = mtrec.Schema(
-        [mtrec.Categorical("c", embedding_dim=2), mtrec.Numeric("n"),
-         mtrec.MultiHot("m", embedding_dim=3), mtrec.Text("t", embedding_dim=2),
-         mtrec.Vector("v", projection_dim=2)],
-        {"y": "binary"}).adapt(df)
-    return df, schema
-
-
 def test_preprocessing_encodes_each_kind_by_hand(tiny):
     df, schema = tiny
     out = {k: np.asarray(v) for k, v in FeaturePreprocessing(schema)(schema.raw_features(df)).items()}
