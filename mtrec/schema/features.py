@@ -37,7 +37,8 @@ from mtrec.schema.conversion import (
     FLOAT32_MAX, first_non_numeric, is_list_column, is_missing, is_stringish,
     string_values, to_float32)
 from mtrec.schema.tokenizer import text_tokens
-from mtrec.utils.suggestions import closest, plain
+from mtrec.utils.messages import plain
+from mtrec.utils.suggestions import closest
 
 __all__ = ["FEATURE_KINDS", "MISSING_INT", "MODALITIES", "TEXT_ENCODERS", "TEXT_POOLINGS",
            "Categorical", "FeatureSpec", "MultiHot", "Numeric", "Text", "Vector",

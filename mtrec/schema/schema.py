@@ -13,7 +13,8 @@ from mtrec.schema.conversion import FLOAT32_MAX
 from mtrec.schema.features import FEATURE_KINDS, not_adapted_error
 from mtrec.schema.inference import infer_spec
 from mtrec.schema.tasks import TaskSpec, as_task_specs
-from mtrec.utils.suggestions import closest, plain
+from mtrec.utils.messages import plain
+from mtrec.utils.suggestions import closest
 
 __all__ = ["ENCODED_PREFIX", "Schema"]
 

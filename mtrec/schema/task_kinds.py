@@ -16,7 +16,8 @@ from typing import Callable
 
 from keras import ops
 
-from mtrec.utils.suggestions import closest, plain
+from mtrec.utils.messages import plain
+from mtrec.utils.suggestions import closest
 
 __all__ = ["TASK_KINDS", "TASK_KIND_TABLE", "TaskKind", "task_kind"]
 

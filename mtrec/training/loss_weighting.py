@@ -20,6 +20,7 @@ import tensorflow as tf
 from keras import ops
 
 from mtrec.schema.task_kinds import task_kind
+from mtrec.utils.suggestions import did_you_mean
 
 
 class LossWeighting(keras.layers.Layer):
@@ -369,12 +370,9 @@ def get(strategy, tasks, loss_weights=None):
             args = dict(strategy)
             strategy = args.pop("name", None)
         if strategy not in STRATEGIES:
-            import difflib
-            close = difflib.get_close_matches(str(strategy), STRATEGIES, n=1)
             raise ValueError(
                 f"Unknown loss_weighting {strategy!r}; expected one of "
-                f"{list(STRATEGIES)}" + (f" (did you mean '{close[0]}'?)" if close else "")
-                + ".")
+                f"{list(STRATEGIES)}{did_you_mean(strategy, STRATEGIES)}.")
         if strategy == "fixed":
             args.setdefault("weights", loss_weights)
         layer = STRATEGIES[strategy](task_names=names, task_kinds=kinds,

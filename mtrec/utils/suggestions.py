@@ -6,9 +6,7 @@ encoders, loss weightings and column names, so they all suggest alike.
 
 import difflib
 
-import numpy as np
-
-__all__ = ["closest", "did_you_mean", "edit_distance", "plain"]
+__all__ = ["closest", "did_you_mean", "edit_distance"]
 
 
 def closest(word, options):
@@ -46,8 +44,3 @@ def edit_distance(a, b):
             if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
                 d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
     return d[-1][-1]
-
-
-def plain(value):
-    """numpy scalars as Python ones, so messages read `2`, not `np.int64(2)`."""
-    return value.item() if isinstance(value, np.generic) else value
