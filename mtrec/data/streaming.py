@@ -43,7 +43,9 @@ from mtrec.layers.feature_preprocessing import FeaturePreprocessing, dummy_raw_b
 __all__ = ["csv_dtypes", "from_csv", "from_frames", "from_parquet", "output_signature",
            "schema_sample"]
 
-_PARQUET_SUFFIXES = (".parquet", ".pq")
+#: File names these readers take as CSV / as Parquet (file scoring shares them).
+CSV_SUFFIXES = (".csv", ".csv.gz")
+PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 # --------------------------------------------------------------------------
@@ -118,13 +120,20 @@ def from_parquet(paths, schema, batch_size=1024, chunk_rows=100_000, labels=True
 
     def frames():
         for path in files:
-            parquet = pq.ParquetFile(path)
-            for batch in parquet.iter_batches(batch_size=chunk_rows, columns=required):
-                yield batch.to_pandas()
+            yield from parquet_frames(path, chunk_rows, columns=required)
 
     return from_frames(frames, schema, batch_size=batch_size, labels=labels,
                        shuffle_buffer=shuffle_buffer, seed=seed,
                        drop_remainder=drop_remainder)
+
+
+def parquet_frames(path, chunk_rows, columns=None):
+    """A Parquet file as DataFrames of at most `chunk_rows` rows (pyarrow's
+    `ParquetFile.iter_batches`), of `columns` or of every column."""
+    import pyarrow.parquet as pq
+
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns):
+        yield batch.to_pandas()
 
 
 def from_frames(frames, schema, batch_size=1024, labels=True, shuffle_buffer=0,
@@ -247,7 +256,7 @@ def schema_sample(paths, rows=100_000, schema=None, labels=True, **read_csv_kwar
     for path in files:
         if remaining <= 0:
             break
-        if str(path).lower().endswith(_PARQUET_SUFFIXES):
+        if str(path).lower().endswith(PARQUET_SUFFIXES):
             part = _parquet_head(path, remaining,
                                  None if schema is None else _needed_columns(schema, labels))
         else:

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from mtrec.data.streaming import csv_dtypes
+from mtrec.data.streaming import CSV_SUFFIXES, PARQUET_SUFFIXES, csv_dtypes, parquet_frames
 from mtrec.schema import Schema, task_kind
 from mtrec.utils.suggestions import closest
 
@@ -31,8 +31,6 @@ __all__ = ["iter_table", "load_model", "load_scorer", "predict_file",
 _NA_STRINGS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan",
                "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a",
                "nan", "null"]
-_CSV_SUFFIXES = (".csv", ".csv.gz")
-_PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 def load_model(path):
@@ -104,12 +102,12 @@ def _saved_model_scorer(path):
 
 def _table_format(path, what):
     name = Path(path).name.lower()
-    if name.endswith(_CSV_SUFFIXES):
+    if name.endswith(CSV_SUFFIXES):
         return "csv"
-    if name.endswith(_PARQUET_SUFFIXES):
+    if name.endswith(PARQUET_SUFFIXES):
         return "parquet"
-    raise ValueError(f"{what} {path} is neither CSV ({', '.join(_CSV_SUFFIXES)}) nor "
-                     f"Parquet ({', '.join(_PARQUET_SUFFIXES)}); name it accordingly.")
+    raise ValueError(f"{what} {path} is neither CSV ({', '.join(CSV_SUFFIXES)}) nor "
+                     f"Parquet ({', '.join(PARQUET_SUFFIXES)}); name it accordingly.")
 
 
 def iter_table(path, schema, chunk_rows):
@@ -138,19 +136,16 @@ def iter_table(path, schema, chunk_rows):
 
 
 def _iter_parquet(path, chunk_rows):
-    # streaming.from_parquet reads the schema's columns only; scoring passes
-    # every column through, so it reads the batches itself (a public
-    # "iterate a Parquet file as frames" in mtrec.data.streaming would serve).
-    import pyarrow.parquet as pq
-
-    parquet, start = pq.ParquetFile(path), 0
-    for batch in parquet.iter_batches(batch_size=chunk_rows):
-        frame = batch.to_pandas()
+    # Every column: scoring passes the input's other columns through.
+    start = 0
+    for frame in parquet_frames(path, chunk_rows):
         frame.index = pd.RangeIndex(start, start + len(frame))
         start += len(frame)
         yield frame
     if start == 0:
-        yield parquet.schema_arrow.empty_table().to_pandas()
+        import pyarrow.parquet as pq
+
+        yield pq.ParquetFile(path).schema_arrow.empty_table().to_pandas()
 
 
 def _iter_csv(path, schema, chunk_rows):
