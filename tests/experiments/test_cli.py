@@ -21,6 +21,7 @@ import mtrec
 from mtrec.cli import main
 from mtrec.data.registry import load_dataset
 from mtrec.experiments.config import load_config
+from helpers import read_output, write_table
 
 ROOT = Path(__file__).resolve().parents[2]
 MMOE_CONFIG = ROOT / "benchmarks" / "configs" / "census_income" / "mmoe.yaml"
@@ -191,16 +192,6 @@ def test_export_of_a_missing_model_exits_2(tmp_path, capsys):
 # --------------------------------------------------------------------------
 # predict
 # --------------------------------------------------------------------------
-def write_table(frame, path):
-    if path.suffix == ".csv":
-        frame.to_csv(path, index=False)
-    else:
-        frame.to_parquet(path, index=False)
-    return path
-
-
-def read_output(path):
-    return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
 
 
 def test_predict_writes_the_scored_file(run, tmp_path, capsys):

@@ -9,6 +9,7 @@ import mtrec
 from mtrec.data.registry import load_dataset
 from mtrec.export import file_scoring
 from mtrec.export.file_scoring import iter_table, predict_file, prediction_columns
+from helpers import read_output, write_table
 
 
 @pytest.fixture(scope="module")
@@ -28,18 +29,6 @@ def trained(tmp_path_factory):
     mtrec.export.saved_model(model, folder / "export")
     return {"keras": folder / "model.keras", "savedmodel": folder / "export",
             "folder": folder, "test": data.test, "model": model}
-
-
-def write_table(frame, path):
-    if path.suffix == ".csv":
-        frame.to_csv(path, index=False)
-    else:
-        frame.to_parquet(path, index=False)
-    return path
-
-
-def read_output(path):
-    return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])

@@ -10,19 +10,10 @@ import tensorflow as tf
 
 from mtrec import Categorical, MultiHot, Numeric, Schema, Text, Vector
 from mtrec.schema import FEATURE_KINDS, FeatureSpec
+from helpers import base_schema, error_of
 
 
 TASKS = {"click": "binary", "spend": "regression"}
-
-
-def base_schema(*features, tasks=None):
-    return Schema(list(features), tasks or {"click": "binary"})
-
-
-def error_of(fn):
-    with pytest.raises(ValueError) as info:
-        fn()
-    return str(info.value)
 
 
 def test_adapt_categorical_vocabulary_order_and_missing(adapted):

@@ -9,19 +9,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mtrec import Categorical, MultiHot, Numeric, Schema, TaskSpec, Text, Vector
+from helpers import base_schema, error_of
 
 
 TASKS = {"click": "binary", "spend": "regression"}
-
-
-def base_schema(*features, tasks=None):
-    return Schema(list(features), tasks or {"click": "binary"})
-
-
-def error_of(fn):
-    with pytest.raises(ValueError) as info:
-        fn()
-    return str(info.value)
 
 
 def test_adapt_returns_self_and_marks_adapted(df):

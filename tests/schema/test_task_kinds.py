@@ -15,12 +15,7 @@ from mtrec.schema import TASK_KIND_TABLE, TASK_KINDS, TaskKind, task_kind
 from mtrec.training import (
     MaskedRMSE, MeanValidationScore, TaskLoss, UncertaintyWeighting, default_metrics,
     early_stopping)
-
-
-def error_of(fn):
-    with pytest.raises(ValueError) as info:
-        fn()
-    return str(info.value)
+from helpers import error_of
 
 
 def test_adapt_multiclass_num_classes():

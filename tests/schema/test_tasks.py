@@ -5,12 +5,7 @@ import pytest
 from mtrec import Numeric, Schema, TaskSpec
 from mtrec.data import ali_ccp, aliexpress, movielens
 from mtrec.schema import FUNNEL_TASKS, funnel_tasks
-
-
-def error_of(fn):
-    with pytest.raises(ValueError) as info:
-        fn()
-    return str(info.value)
+from helpers import error_of
 
 
 def test_unknown_task_kind_suggests_the_closest():

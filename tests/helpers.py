@@ -1,0 +1,33 @@
+"""Plain helpers shared by test modules (importable as `helpers`: setup.cfg
+puts tests/ on pytest's pythonpath; fixtures stay in the conftest files)."""
+
+import pandas as pd
+import pytest
+
+from mtrec import Schema
+
+
+def error_of(fn):
+    """The message of the ValueError that `fn()` raises (fails if none)."""
+    with pytest.raises(ValueError) as info:
+        fn()
+    return str(info.value)
+
+
+def base_schema(*features, tasks=None):
+    """An unadapted Schema of `features` with one binary task `click`."""
+    return Schema(list(features), tasks or {"click": "binary"})
+
+
+def write_table(frame, path):
+    """`frame` written to `path` as CSV or Parquet, by its suffix."""
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+    return path
+
+
+def read_output(path):
+    """A CSV or Parquet file, by its suffix, as a DataFrame."""
+    return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
