@@ -172,7 +172,10 @@ class FeaturePreprocessing(keras.layers.Layer):
         if self.numeric:
             # (batch, num_numeric)
             x = tf.stack([_column(inputs[f.name], "float32") for f in self.numeric], axis=1)
-            x = tf.where(self._numeric_log1p, tf.sign(x) * tf.math.log1p(tf.abs(x)), x)
+            if self._numeric_log1p.any():  # no ops for schemas without log1p
+                logged = tf.sign(x) * tf.math.log1p(tf.abs(x))
+                x = logged if self._numeric_log1p.all() else tf.where(
+                    self._numeric_log1p, logged, x)
             is_missing = tf.math.logical_not(tf.math.is_finite(x))
             x = tf.where(is_missing, self._numeric_mean, x)
             scaled = (x - self._numeric_mean) / self._numeric_std

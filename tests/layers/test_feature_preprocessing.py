@@ -124,6 +124,23 @@ def test_fused_lookup_names_tokens_whose_keys_clash(monkeypatch):
         FeaturePreprocessing(schema)
 
 
+@pytest.mark.parametrize("log1p", [(True, False), (True, True), (False, False)])
+def test_numeric_log1p_per_column(log1p):
+    """`sign(x) * log1p(|x|)` applies to the log1p columns only, before
+    standardising with the statistics adapt learned on the mapped values."""
+    df = pd.DataFrame({"a": [-9.0, 0.0, 99.0, np.nan], "b": [1.0, 3.0, 5.0, 7.0], "y": 0})
+    schema = mtrec.Schema([mtrec.Numeric("a", log1p=log1p[0]), mtrec.Numeric("b", log1p=log1p[1])],
+                          {"y": "binary"}).adapt(df)
+    out = np.asarray(FeaturePreprocessing(schema)(schema.raw_features(df))[NUMERIC_KEY])
+    for j, (name, logged) in enumerate(zip("ab", log1p)):
+        x = df[name].to_numpy("float64")
+        x = np.sign(x) * np.log1p(np.abs(x)) if logged else x
+        mean, std = np.nanmean(x), np.nanstd(x)
+        expected = (np.where(np.isnan(x), mean, x) - mean) / std
+        np.testing.assert_allclose(out[:, j], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(out[:, 2], [0, 0, 0, 1])
+
+
 def test_feature_preprocessing_contract(run_layer_test, tiny):
     df, schema = tiny
     layer = run_layer_test(FeaturePreprocessing, dict(schema=schema), schema.raw_features(df),
