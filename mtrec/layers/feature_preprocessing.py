@@ -31,8 +31,10 @@ def is_encoded(inputs):
         str(k).startswith(ENCODED_PREFIX) for k in inputs)
 
 
-# Joins a categorical's position and value into a key of the fused lookup.
-_KEY_SEPARATOR = "\x1f"
+# Fingerprints of the fused lookup: `tf.strings.to_hash_bucket_fast(x, B)`
+# is FarmHash Fingerprint64(x) mod B, stable across processes, platforms and
+# TF versions; B = 2**63 - 1 keeps them non-negative int64.
+_FINGERPRINT_BUCKETS = 2**63 - 1
 
 # Stand-in token for a vocabulary that adapt found empty (lookup layers
 # refuse an empty vocabulary); it never matches real data.
@@ -83,27 +85,19 @@ class FeaturePreprocessing(keras.layers.Layer):
         self.text = s.features_of("text")
         self.vector = s.features_of("vector")
 
-        # String categoricals with a vocabulary share ONE lookup over keys
-        # "<position>\x1f<token>": a handful of ops per batch instead of one
-        # lookup per feature, which dominated batch-1 serving latency. The
-        # others (integer ids, hashing) keep a layer each.
+        # String categoricals with a vocabulary share ONE int64 lookup keyed
+        # by each value's 63-bit fingerprint salted by its column: a handful
+        # of ops per batch (one lookup per feature dominated batch-1 serving
+        # latency), and no per-value string building (joining
+        # "<position>/<token>" keys was the largest cost of a 1024-row
+        # batch). The others (integer ids, hashing) keep a layer each.
         self._fused_positions = [i for i, spec in enumerate(self.categorical)
                                  if spec.dtype == "string"
                                  and "num_hash_bins" not in s.stats[spec.name]]
-        self.fused_lookup, fused_offsets = None, []
+        self.fused_table, self._fused_salts = None, None
         if self._fused_positions:
-            keys, offset = [], 0
-            for i in self._fused_positions:
-                vocabulary = s.stats[self.categorical[i].name]["vocabulary"]
-                keys.extend(f"{i}{_KEY_SEPARATOR}{token}" for token in vocabulary)
-                fused_offsets.append(offset)
-                offset += len(vocabulary)
-            self.fused_lookup = keras.layers.StringLookup(
-                vocabulary=keys, num_oov_indices=1, mask_token=None,
-                output_mode="int", name="lookup_categorical")
-        self._fused_offsets = np.array(fused_offsets, "int64")
-        self._fused_prefixes = np.array(
-            [f"{i}{_KEY_SEPARATOR}" for i in self._fused_positions], dtype=object)
+            self.fused_table, self._fused_salts = _fingerprint_table(
+                [self.categorical[i].name for i in self._fused_positions], s.stats)
         self.categorical_lookups = [
             None if i in self._fused_positions else self._categorical_lookup(spec)
             for i, spec in enumerate(self.categorical)]
@@ -157,15 +151,15 @@ class FeaturePreprocessing(keras.layers.Layer):
         out = {}
         if self.categorical:
             columns = []
-            if self.fused_lookup is not None:
-                # (batch, fused): "<position>\x1f<value>" keys, one lookup
+            if self.fused_table is not None:
+                # (batch, fused) strings -> salted fingerprints -> per-feature
+                # ids (0 = OOV, the table's default), in one lookup
                 values = tf.stack([_column(inputs[self.categorical[i].name], "string")
                                    for i in self._fused_positions], axis=1)
-                keys = tf.strings.join([tf.broadcast_to(self._fused_prefixes,
-                                                        tf.shape(values)), values])
-                fused = tf.cast(self.fused_lookup(keys), "int64")
-                # global id (0 = OOV) -> per-feature id (0 = OOV)
-                columns.append(tf.where(fused > 0, fused - self._fused_offsets, 0))
+                keys = tf.bitwise.bitwise_xor(
+                    tf.strings.to_hash_bucket_fast(values, _FINGERPRINT_BUCKETS),
+                    self._fused_salts)
+                columns.append(self.fused_table.lookup(keys))
             for spec, lookup in zip(self.categorical, self.categorical_lookups):
                 if lookup is not None:
                     ids = lookup(_column(inputs[spec.name], spec.raw_dtype))
@@ -178,7 +172,10 @@ class FeaturePreprocessing(keras.layers.Layer):
         if self.numeric:
             # (batch, num_numeric)
             x = tf.stack([_column(inputs[f.name], "float32") for f in self.numeric], axis=1)
-            x = tf.where(self._numeric_log1p, tf.sign(x) * tf.math.log1p(tf.abs(x)), x)
+            if self._numeric_log1p.any():  # no ops for schemas without log1p
+                logged = tf.sign(x) * tf.math.log1p(tf.abs(x))
+                x = logged if self._numeric_log1p.all() else tf.where(
+                    self._numeric_log1p, logged, x)
             is_missing = tf.math.logical_not(tf.math.is_finite(x))
             x = tf.where(is_missing, self._numeric_mean, x)
             scaled = (x - self._numeric_mean) / self._numeric_std
@@ -205,6 +202,54 @@ class FeaturePreprocessing(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "schema": self.schema.to_dict()}
+
+
+def _fingerprints(strings):
+    """int64 fingerprints (`_FINGERPRINT_BUCKETS`) of a list of strings,
+    computed eagerly (the layer may be built inside a graph)."""
+    with tf.init_scope():
+        return tf.strings.to_hash_bucket_fast(
+            tf.constant(list(strings), tf.string), _FINGERPRINT_BUCKETS).numpy()
+
+
+def _fingerprint_table(names, stats):
+    """The fused lookup of string categoricals `names` (in column order).
+
+    Column `j`'s token `vocabulary[k]` is keyed `fingerprint(token) XOR
+    salt[j]` and maps to `k + 1`; any other key maps to 0 (OOV). Distinct
+    keys are checked here, so every vocabulary token gets exactly its id; an
+    unseen value is read as a token only if its 63-bit key equals one of the
+    V vocabulary keys (probability about V / 2**63 per value).
+
+    Returns:
+        `(tf.lookup.StaticHashTable int64 -> int64, salts int64 (len(names),))`.
+    """
+    salts = _fingerprints(f"mtrec-fused-column-{j}" for j in range(len(names)))
+    # (feature, token, key, id) of every vocabulary token
+    entries = [(name, token, int(key), k + 1)
+               for j, name in enumerate(names) if stats[name]["vocabulary"]
+               for k, (token, key) in enumerate(zip(
+                   stats[name]["vocabulary"],
+                   np.bitwise_xor(_fingerprints(stats[name]["vocabulary"]), salts[j])))]
+    keys = np.array([key for _, _, key, _ in entries], "int64")
+    ids = np.array([i for _, _, _, i in entries], "int64")
+    if len(np.unique(keys)) < len(keys):
+        # Two tokens sharing a 63-bit key is astronomically unlikely; name
+        # them rather than give one token the other's id.
+        seen, clashes = {}, []
+        for name, token, key, _ in entries:
+            if key in seen:
+                clashes.append((seen[key], (name, token)))
+            seen.setdefault(key, (name, token))
+        raise ValueError(
+            f"The (feature, token) pairs {clashes} share a 63-bit lookup key; "
+            f"declare one of these features with num_hash_bins, or rename one of "
+            f"the tokens.")
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(keys, ids, key_dtype=tf.int64,
+                                            value_dtype=tf.int64),
+        default_value=0)
+    return table, salts
 
 
 def _column(x, dtype):

@@ -89,6 +89,58 @@ def test_fused_lookup_keeps_schema_order_with_mixed_categoricals():
     np.testing.assert_array_equal(ids[:, 3], 0)
 
 
+def test_fused_lookup_gives_every_token_its_vocabulary_index():
+    """Every token of every fused column maps to 1 + its index in that
+    column's vocabulary, whatever the other columns hold; values outside the
+    vocabulary (other columns' tokens, "", long strings) map to 0."""
+    rng = np.random.default_rng(0)
+    vocabularies = {f"c{j}": [f"t{j}_{k}" for k in range(20 + j)] + ["shared", ""]
+                    for j in range(4)}
+    df = pd.DataFrame({name: rng.choice(vocab, size=200) for name, vocab in vocabularies.items()})
+    df["y"] = 0
+    schema = mtrec.Schema([mtrec.Categorical(n) for n in vocabularies], {"y": "binary"}).adapt(df)
+    layer = FeaturePreprocessing(schema)
+    raw = schema.raw_features(df)
+    ids = np.asarray(layer(raw)[CATEGORICAL_KEY])
+    for j, name in enumerate(vocabularies):
+        vocabulary = schema.stats[name]["vocabulary"]
+        expected = [vocabulary.index(v) + 1 for v in raw[name]]
+        np.testing.assert_array_equal(ids[:, j], expected)
+    others = {name: np.array(["t9_0", "t1_0" * 40, "Shared", "shared "] * 2, object)
+              for name in vocabularies}
+    others["c1"][1] = "t0_3"  # c0's token, not c1's
+    ids = np.asarray(layer(others)[CATEGORICAL_KEY])
+    np.testing.assert_array_equal(ids, 0)
+
+
+def test_fused_lookup_names_tokens_whose_keys_clash(monkeypatch):
+    from mtrec.layers import feature_preprocessing
+    df = pd.DataFrame({"a": ["p", "q"], "y": [0, 1]})
+    schema = mtrec.Schema([mtrec.Categorical("a")], {"y": "binary"}).adapt(df)
+    # Every string fingerprints alike: "p" and "q" would share a key.
+    monkeypatch.setattr(feature_preprocessing, "_fingerprints",
+                        lambda strings: np.full(len(list(strings)), 7, "int64"))
+    with pytest.raises(ValueError, match=r"\('a', 'p'\), \('a', 'q'\).*num_hash_bins"):
+        FeaturePreprocessing(schema)
+
+
+@pytest.mark.parametrize("log1p", [(True, False), (True, True), (False, False)])
+def test_numeric_log1p_per_column(log1p):
+    """`sign(x) * log1p(|x|)` applies to the log1p columns only, before
+    standardising with the statistics adapt learned on the mapped values."""
+    df = pd.DataFrame({"a": [-9.0, 0.0, 99.0, np.nan], "b": [1.0, 3.0, 5.0, 7.0], "y": 0})
+    schema = mtrec.Schema([mtrec.Numeric("a", log1p=log1p[0]), mtrec.Numeric("b", log1p=log1p[1])],
+                          {"y": "binary"}).adapt(df)
+    out = np.asarray(FeaturePreprocessing(schema)(schema.raw_features(df))[NUMERIC_KEY])
+    for j, (name, logged) in enumerate(zip("ab", log1p)):
+        x = df[name].to_numpy("float64")
+        x = np.sign(x) * np.log1p(np.abs(x)) if logged else x
+        mean, std = np.nanmean(x), np.nanstd(x)
+        expected = (np.where(np.isnan(x), mean, x) - mean) / std
+        np.testing.assert_allclose(out[:, j], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(out[:, 2], [0, 0, 0, 1])
+
+
 def test_feature_preprocessing_contract(run_layer_test, tiny):
     df, schema = tiny
     layer = run_layer_test(FeaturePreprocessing, dict(schema=schema), schema.raw_features(df),
