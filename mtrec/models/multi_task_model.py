@@ -12,6 +12,7 @@ from mtrec.layers.feature_preprocessing import (
 from mtrec.layers.legacy_aliases import layout_0_1_0
 from mtrec.layers.modality_fusion import ModalityFusion
 from mtrec.layers.task_towers import TaskTowers
+from mtrec.models.raw_inputs import encoded_in_pipeline
 from mtrec.schema import Schema
 from mtrec.training import loss_weighting as loss_weighting_lib
 from mtrec.training import xla
@@ -439,19 +440,25 @@ class MultiTaskModel(keras.Model):
         return self._make_step_function("predict", super().make_predict_function, force)
 
     def evaluate(self, x=None, y=None, **kwargs):
-        # Validation inside fit keeps fit's plan.
+        # Validation inside fit keeps fit's plan (and its encoded data).
         if not kwargs.get("_use_cached_eval_dataset"):
+            x = encoded_in_pipeline(self, x)
             self._plan_xla({"test": xla.plan_inference(self._requested_jit(), self, x, "test")})
         return super().evaluate(x, y, **kwargs)
 
     def predict(self, x, **kwargs):
+        x = encoded_in_pipeline(self, x)
         self._plan_xla({"predict": xla.plan_inference(self._requested_jit(), self, x,
                                                       "predict")})
         return super().predict(x, **kwargs)
 
     def fit(self, x=None, y=None, **kwargs):
+        # Raw-column datasets: lookups in tf.data, ahead of the step.
+        x = encoded_in_pipeline(self, x)
         validation = kwargs.get("validation_data")
-        if isinstance(validation, (tuple, list)):
+        if isinstance(validation, tf.data.Dataset):
+            validation = kwargs["validation_data"] = encoded_in_pipeline(self, validation)
+        elif isinstance(validation, (tuple, list)):
             validation = validation[0]
         self._plan_xla(xla.plan_train(
             self._requested_jit(), self, x, validation, epochs=kwargs.get("epochs", 1),
