@@ -5,17 +5,25 @@ In one process, on the same data and batch size, trains for a few epochs:
 - `baseline`: a hand-written functional Keras MMoE (8 experts x [16],
   towers [8]) over pre-encoded integer ids and scaled floats, one Embedding
   and one Dense per feature/expert — how peer libraries (DeepCTR-style)
-  build it, with inputs encoded outside the model;
-- `mtrec`: `mtrec.models.MMoE` with the same sizes on
-  `mtrec.data.from_pandas` batches (preprocessing run once, ahead of
-  training; experts batched in one einsum);
+  build it, with inputs encoded outside the model (Keras' own
+  `jit_compile="auto"` leaves it uncompiled on a CPU-only host);
+- `mtrec`: the mtrec model with the same sizes on `mtrec.data.from_pandas`
+  batches (preprocessing run once, ahead of training; experts batched in one
+  einsum) with the library's defaults: `jit_compile="auto"` compiles the
+  training step with XLA, since these fits run >= 1000 steps;
+- `mtrec_uncompiled`: the same with `jit_compile=False` (the step before XLA);
 - `mtrec_raw_inputs`: the same model fed raw columns, so the in-graph
-  string lookups run every step (what `from_pandas` avoids).
+  string lookups run every step (what `from_pandas` avoids; never compiled).
 
 Reports examples/s (median over epochs after one warm-up epoch) and the
-ratio to the baseline.
+ratio to the baseline. `--models` adds SharedBottom and PLE (no baseline of
+their own: read them against `mtrec_uncompiled`). `--sweep experts` and
+`--sweep batch` print scaling curves instead: examples/s of the baseline
+(a Python loop of Dense experts) and of mtrec (one einsum; XLA and not)
+for 4..64 experts, and for batch sizes 256..8192.
 
-    python benchmarks/training_throughput.py [--epochs 3] [--output ...]
+    python benchmarks/training_throughput.py [--epochs 5] [--models MMoE,SharedBottom,PLE]
+        [--sweep experts|batch] [--output ...]
 """
 
 import argparse
@@ -76,15 +84,58 @@ def baseline_mmoe(schema, num_experts=8, expert_units=16, tower_units=8):
     return model
 
 
+MODEL_SIZES = {
+    "MMoE": dict(num_experts=8, expert_units=[16]),
+    "SharedBottom": dict(bottom_units=[128]),
+    "PLE": dict(num_levels=2, num_specific_experts=1, num_shared_experts=2,
+                expert_units=[16]),
+}
+EXPERT_SWEEP = (4, 8, 16, 32, 64)
+BATCH_SWEEP = (256, 1024, 4096, 8192)
+
+
+def timed_fit(make, data, epochs, rows):
+    """Examples/s of `make()` trained on `data` for `epochs` + 1 epochs
+    (median epoch after the first, which pays tracing and compilation)."""
+    import keras
+    import numpy as np
+
+    import mtrec
+
+    keras.utils.set_random_seed(0)
+    model = make()
+    timer = EpochTimer()
+    model.fit(data, epochs=epochs + 1, verbose=0, callbacks=[timer()])
+    per_epoch = float(np.median(timer.times[1:]))
+    compiled = (model.__dict__.get("_xla_plan", {}).get("train", False)
+                if isinstance(model, mtrec.models.MultiTaskModel) else False)
+    return {"examples_per_s": rows / per_epoch, "epoch_seconds": timer.times,
+            "parameters": model.count_params(), "xla": bool(compiled)}
+
+
+def mtrec_model(schema, name, jit_compile="auto", **sizes):
+    import mtrec
+
+    def make():
+        model = getattr(mtrec.models, name)(schema, tower_units=[8],
+                                            **{**MODEL_SIZES[name], **sizes})
+        model.compile(optimizer="adam", jit_compile=jit_compile)
+        return model
+    return make
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=5,
+                        help="timed epochs (after one warm-up epoch)")
     parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--models", default="MMoE",
+                        help="comma-separated: MMoE, SharedBottom, PLE")
+    parser.add_argument("--sweep", choices=["experts", "batch"], default=None)
     parser.add_argument("--output", default="benchmarks/results/training_throughput.json")
     args = parser.parse_args(argv)
 
     import keras
-    import numpy as np
     import tensorflow as tf
     import mtrec
     from mtrec.layers.feature_preprocessing import CATEGORICAL_KEY, NUMERIC_KEY
@@ -92,46 +143,74 @@ def main(argv=None):
     train, _, _ = mtrec.data.census_income.load(group=1)
     schema = mtrec.Schema.infer(train, tasks={"income": "binary", "marital": "binary"},
                                 verbose=False).adapt(train)
-    encoded = mtrec.data.from_pandas(train, schema, batch_size=args.batch_size,
-                                     shuffle=True, seed=0)
-    baseline_data = encoded.map(lambda x, y: ({"ids": x[CATEGORICAL_KEY],
-                                               "floats": x[NUMERIC_KEY]}, y))
-    raw = tf.data.Dataset.from_tensor_slices(
-        (schema.raw_features(train), schema.raw_labels(train))).shuffle(
-        len(train), seed=0).batch(args.batch_size).prefetch(tf.data.AUTOTUNE)
 
-    runs = {
-        "baseline": (lambda: baseline_mmoe(schema), baseline_data),
-        "mtrec": (lambda: mtrec.models.MMoE(schema, num_experts=8, expert_units=[16],
-                                            tower_units=[8]), encoded),
-        "mtrec_raw_inputs": (lambda: mtrec.models.MMoE(
-            schema, num_experts=8, expert_units=[16], tower_units=[8]), raw),
-    }
+    def encoded_data(batch_size):
+        return mtrec.data.from_pandas(train, schema, batch_size=batch_size, shuffle=True,
+                                      seed=0)
+
+    def baseline_data(batch_size):
+        return encoded_data(batch_size).map(
+            lambda x, y: ({"ids": x[CATEGORICAL_KEY], "floats": x[NUMERIC_KEY]}, y))
+
     results = {}
-    for name, (make, data) in runs.items():
-        keras.utils.set_random_seed(0)
-        model = make()
-        if isinstance(model, mtrec.models.MultiTaskModel):
-            model.compile(optimizer="adam")
-        timer = EpochTimer()
-        model.fit(data, epochs=args.epochs + 1, verbose=0, callbacks=[timer()])
-        per_epoch = np.median(timer.times[1:])
-        results[name] = {"examples_per_s": len(train) / per_epoch,
-                         "epoch_seconds": timer.times, "parameters": model.count_params()}
-        print(f"{name:>18}: {results[name]['examples_per_s']:>9,.0f} examples/s "
-              f"({model.count_params():,} parameters)", flush=True)
-    base = results["baseline"]["examples_per_s"]
+
+    def run(name, make, data):
+        results[name] = timed_fit(make, data, args.epochs, len(train))
+        row = results[name]
+        print(f"{name:>28}: {row['examples_per_s']:>9,.0f} examples/s "
+              f"({row['parameters']:,} parameters{', XLA' if row['xla'] else ''})",
+              flush=True)
+
+    if args.sweep == "experts":
+        for experts in EXPERT_SWEEP:
+            run(f"baseline/experts={experts}",
+                lambda: baseline_mmoe(schema, num_experts=experts), baseline_data(1024))
+            run(f"mtrec/experts={experts}",
+                mtrec_model(schema, "MMoE", True, num_experts=experts), encoded_data(1024))
+            run(f"mtrec_uncompiled/experts={experts}",
+                mtrec_model(schema, "MMoE", False, num_experts=experts), encoded_data(1024))
+    elif args.sweep == "batch":
+        for batch in BATCH_SWEEP:
+            run(f"baseline/batch={batch}", lambda: baseline_mmoe(schema), baseline_data(batch))
+            run(f"mtrec/batch={batch}", mtrec_model(schema, "MMoE", True), encoded_data(batch))
+            run(f"mtrec_uncompiled/batch={batch}", mtrec_model(schema, "MMoE", False),
+                encoded_data(batch))
+    else:
+        run("baseline", lambda: baseline_mmoe(schema), baseline_data(args.batch_size))
+        for name in args.models.split(","):
+            prefix = "mtrec" if name == "MMoE" else f"mtrec_{name}"
+            run(prefix, mtrec_model(schema, name), encoded_data(args.batch_size))
+            run(f"{prefix}_uncompiled", mtrec_model(schema, name, False),
+                encoded_data(args.batch_size))
+            if name == "MMoE":
+                raw = tf.data.Dataset.from_tensor_slices(
+                    (schema.raw_features(train), schema.raw_labels(train))).shuffle(
+                    len(train), seed=0).batch(args.batch_size).prefetch(tf.data.AUTOTUNE)
+                run("mtrec_raw_inputs", mtrec_model(schema, name), raw)
+
+    print("\n| run | examples/s | ratio to baseline | XLA |\n|---|---|---|---|")
     for name, row in results.items():
-        row["ratio_to_baseline"] = row["examples_per_s"] / base
-    print("\n| run | examples/s | ratio to baseline |\n|---|---|---|")
-    for name, row in results.items():
-        print(f"| {name} | {row['examples_per_s']:,.0f} | {row['ratio_to_baseline']:.2f} |")
-    record = {"machine": platform.platform(), "cpu_count": os.cpu_count(),
-              "batch_size": args.batch_size, "epochs_timed": args.epochs,
+        base_name = "baseline" + (name[name.index("/"):] if "/" in name else "")
+        row["ratio_to_baseline"] = row["examples_per_s"] / results[base_name]["examples_per_s"]
+        print(f"| {name} | {row['examples_per_s']:,.0f} | {row['ratio_to_baseline']:.2f} "
+              f"| {'yes' if row['xla'] else 'no'} |")
+    record = {"machine": platform.platform(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+              "batch_size": args.batch_size, "epochs_timed": args.epochs, "sweep": args.sweep,
               "tensorflow": tf.__version__, "keras": keras.__version__, "results": results}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(record, indent=1))
-    print(f"\nwrote {args.output}")
+    print(f"\nCPU: {record['cpu']} ({os.cpu_count()} cores); wrote {args.output}")
+
+
+def cpu_model():
+    """The CPU's model name (Linux), else the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
 
 
 if __name__ == "__main__":
