@@ -317,8 +317,7 @@ def initializer_config(value):
 
 
 def initializer_object(value):
-    """A new initializer from a name, config dict or object (an object is
-    used as it is)."""
-    if isinstance(value, keras.initializers.Initializer):
-        return value
-    return keras.initializers.get(copy.deepcopy(value))
+    """A new initializer from a name, config dict or object. An object is
+    rebuilt from its config: an unseeded Keras initializer returns the same
+    values on every call, so tables sharing one would start out equal."""
+    return keras.initializers.get(initializer_config(value))

@@ -286,3 +286,16 @@ def test_checking_an_initializer_draws_nothing_from_pythons_rng():
     check_initializer("uniform", "x")
     check_initializer({"class_name": "GlorotUniform", "config": {}}, "x")
     assert random.getstate() == state
+
+
+def test_an_initializer_object_is_not_shared_between_tables(letters):
+    # one unseeded object would give equal tables of equal shape
+    layer = FeatureEmbedding(letters_schema(letters),
+                             embeddings_initializer=keras.initializers.RandomNormal())
+    layer.build()
+    width_two = np.asarray(layer.categorical_groups[0][2].embeddings)
+    multihot = np.asarray(layer.multihot_embeddings[0].embeddings)
+    assert width_two.shape[1] == multihot.shape[1]
+    rows = min(len(width_two), len(multihot))
+    assert not np.allclose(width_two[:rows], multihot[:rows])
+    assert layer.get_config()["embeddings_initializer"]["class_name"] == "RandomNormal"
