@@ -8,6 +8,7 @@ from mtrec.layers.backbone import Backbone
 from mtrec.layers.expert_gates import ExpertGates, task_expert_mask
 from mtrec.layers.experts import Experts
 from mtrec.layers.grouped_experts import GroupedExperts, concat_groups
+from mtrec.layers.mlp import check_batch_norm
 
 
 @keras.saving.register_keras_serializable(package="mtrec.layers")
@@ -31,6 +32,8 @@ class CGCBackbone(Backbone):
         modalities: list of str, or None. Group names, in input order.
             Defaults to `None`.
         dropout: float. Dropout inside experts. Defaults to `0.0`.
+        batch_norm: bool. Batch normalisation inside the experts (per
+            expert and unit; see `Experts`). Defaults to `False`.
         output_shared: bool. Also return the shared-gate mixture (PLE's
             inner levels). Defaults to `False`.
 
@@ -53,7 +56,8 @@ class CGCBackbone(Backbone):
     """
 
     def __init__(self, num_tasks, num_specific_experts, num_shared_experts, expert_units,
-                 modalities=None, dropout=0.0, output_shared=False, **kwargs):
+                 modalities=None, dropout=0.0, output_shared=False, batch_norm=False,
+                 **kwargs):
         super().__init__(num_tasks, modalities=modalities, **kwargs)
         if num_specific_experts < 0 or num_shared_experts < 0:
             raise ValueError(
@@ -70,11 +74,13 @@ class CGCBackbone(Backbone):
         self.expert_units = [int(u) for u in expert_units]
         self.dropout = dropout
         self.output_shared = bool(output_shared)
+        self.batch_norm = check_batch_norm(batch_norm)
         t, s, h = self.num_tasks, self.num_specific_experts, self.num_shared_experts
         if self.modalities is None:
             # One bank: task 0's, ..., task t-1's, then the shared experts.
             self.experts = Experts(t * s + h, self.expert_units, dropout=dropout,
-                                   dtype=self.dtype_policy, name="experts")
+                                   batch_norm=self.batch_norm, dtype=self.dtype_policy,
+                                   name="experts")
             # Which input (task index, or t for the shared input) each expert
             # reads when the level takes one input per task (PLE's inner levels).
             self._expert_group = np.array([i for i in range(t) for _ in range(s)] + [t] * h,
@@ -82,10 +88,12 @@ class CGCBackbone(Backbone):
             num_shared = h
         else:
             self.specific_experts = (Experts(t * s, self.expert_units, dropout=dropout,
+                                             batch_norm=self.batch_norm,
                                              dtype=self.dtype_policy,
                                              name="specific_experts") if s else None)
             self.shared_experts = GroupedExperts(self.modalities, h, self.expert_units,
-                                                 dropout=dropout, dtype=self.dtype_policy,
+                                                 dropout=dropout, batch_norm=self.batch_norm,
+                                                 dtype=self.dtype_policy,
                                                  name="shared_experts")
             num_shared = self.shared_experts.total_experts
         mask = task_expert_mask(t, s, num_shared, self.output_shared)
@@ -176,4 +184,4 @@ class CGCBackbone(Backbone):
                 "num_specific_experts": self.num_specific_experts,
                 "num_shared_experts": self.num_shared_experts,
                 "expert_units": self.expert_units, "dropout": self.dropout,
-                "output_shared": self.output_shared}
+                "output_shared": self.output_shared, "batch_norm": self.batch_norm}

@@ -4,6 +4,8 @@ import numpy as np
 import keras
 from keras import ops
 
+from mtrec.layers.mlp import check_batch_norm
+
 
 @keras.saving.register_keras_serializable(package="mtrec.layers")
 class Experts(keras.layers.Layer):
@@ -22,17 +24,23 @@ class Experts(keras.layers.Layer):
         kernel_initializer: initializer for the `(experts, in, out)`
             kernels. Defaults to `"glorot_uniform"` (fans computed per
             expert).
+        batch_norm: bool. Batch-normalise each layer's pre-activation, with
+            statistics (and `gamma`, `beta`) of their own for every expert
+            and unit; per layer: einsum + bias -> BatchNormalization ->
+            activation -> Dropout (see `MLP`). Defaults to `False`.
 
     Call arguments:
         inputs: tensor `(batch, input_dim)` seen by every expert, or
             `(batch, num_experts, input_dim)`: one input per expert.
+        training: bool. Batch statistics and dropout apply only when True.
 
     Returns:
         tensor `(batch, num_experts, expert_units[-1])`.
     """
 
     def __init__(self, num_experts, expert_units, activation="relu",
-                 dropout=0.0, kernel_initializer="glorot_uniform", **kwargs):
+                 dropout=0.0, kernel_initializer="glorot_uniform", batch_norm=False,
+                 **kwargs):
         super().__init__(**kwargs)
         if num_experts < 1:
             raise ValueError(f"num_experts must be >= 1, got {num_experts}.")
@@ -43,7 +51,14 @@ class Experts(keras.layers.Layer):
         self.activation = activation
         self.dropout = dropout
         self.kernel_initializer = kernel_initializer
+        self.batch_norm = check_batch_norm(batch_norm)
         self.activation_fn = keras.activations.get(activation)
+        # Keras' BatchNormalization takes one axis: each layer normalises the
+        # flattened (experts * units) axis, i.e. per expert and unit.
+        self.batch_norm_layers = [
+            keras.layers.BatchNormalization(dtype=self.dtype_policy,
+                                            name=f"batch_norm_{i}")
+            for i in range(len(self.expert_units))] if self.batch_norm else []
         self.dropout_layer = (keras.layers.Dropout(dropout, dtype=self.dtype_policy)
                               if dropout else None)
 
@@ -61,6 +76,8 @@ class Experts(keras.layers.Layer):
                                    initializer="zeros")
             self.kernels.append(kernel)
             self.biases.append(bias)
+            if self.batch_norm:
+                self.batch_norm_layers[i].build((None, self.num_experts * units))
             input_dim = units
         self.built = True
 
@@ -73,7 +90,14 @@ class Experts(keras.layers.Layer):
             else:
                 # (batch, experts, in) x (experts, in, out) -> (batch, experts, out)
                 x = ops.einsum("bei,eio->beo", x, kernel)
-            x = self.activation_fn(x + bias)
+            x = x + bias
+            if self.batch_norm:
+                units = self.expert_units[i]
+                # (batch, experts, units) -> (batch, experts * units) and back
+                flat = ops.reshape(x, (-1, self.num_experts * units))
+                flat = self.batch_norm_layers[i](flat, training=training)
+                x = ops.reshape(flat, (-1, self.num_experts, units))
+            x = self.activation_fn(x)
             if self.dropout_layer is not None:
                 x = self.dropout_layer(x, training=training)
         return x
@@ -90,7 +114,8 @@ class Experts(keras.layers.Layer):
                 "expert_units": self.expert_units,
                 "activation": self.activation, "dropout": self.dropout,
                 "kernel_initializer": keras.initializers.serialize(
-                    keras.initializers.get(self.kernel_initializer))}
+                    keras.initializers.get(self.kernel_initializer)),
+                "batch_norm": self.batch_norm}
 
 
 def _per_expert(initializer, fan_in, fan_out):

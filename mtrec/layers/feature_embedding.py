@@ -1,5 +1,7 @@
 """Encoded features -> one dense vector per example (or one per modality)."""
 
+import copy
+
 import numpy as np
 import keras
 import keras_rs
@@ -9,6 +11,7 @@ from mtrec.layers.feature_preprocessing import (
     CATEGORICAL_KEY, NUMERIC_KEY, multihot_key, text_key, vector_key)
 from mtrec.layers.text_encoder import TextEncoder
 from mtrec.schema import MODALITIES, Schema
+from mtrec.schema.features import DEFAULT_EMBEDDINGS_INITIALIZER, check_initializer
 
 TABULAR = "tabular"
 
@@ -36,13 +39,20 @@ class FeatureEmbedding(keras.layers.Layer):
 
     - Categorical features of the same `embedding_dim` share one table,
       indexed with per-feature offsets: one gather per width, not one per
-      feature.
+      feature. Each feature's rows are initialised with its spec's
+      `embeddings_initializer`, or this layer's when the spec has none.
+      When every feature of a table resolves to the same initializer, the
+      table is initialised in one call (as a plain `Embedding`); otherwise
+      block by block, each feature's initializer seeing its own rows'
+      shape `(rows_f, dim)` (`RowBlockInitializer`).
     - Numeric values and missing indicators pass through.
     - Multi-hot items are embedded and mean-pooled
-      (`keras_rs.layers.EmbedReduce`); an empty row pools to zeros.
+      (`keras_rs.layers.EmbedReduce`, initialised with this layer's
+      `embeddings_initializer`); an empty row pools to zeros.
     - Text tokens go through a `TextEncoder` per feature (the spec's
       `encoder` and `pooling`); a text without tokens gets the feature's
-      learned missing embedding.
+      learned missing embedding. (Text token tables keep `TextEncoder`'s
+      own initializer.)
     - Vectors are L2-normalised when the spec says `normalize`, projected
       to `projection_dim` (linear), replaced by the feature's learned
       missing embedding when missing, and their missing indicator appended.
@@ -59,6 +69,9 @@ class FeatureEmbedding(keras.layers.Layer):
         schema: adapted `Schema` (or its dict form).
         embeddings_regularizer: optional regularizer for the categorical
             tables.
+        embeddings_initializer: Keras initializer name, config dict or
+            object: the default of the categorical and multi-hot tables.
+            Defaults to `"uniform"` (Keras' `Embedding` default).
         modality_dropout: float in `[0, 1]`. Defaults to `0.0`.
         seed: optional int seed of the modality dropout.
 
@@ -78,10 +91,13 @@ class FeatureEmbedding(keras.layers.Layer):
     """
 
     def __init__(self, schema, embeddings_regularizer=None, modality_dropout=0.0,
-                 seed=None, **kwargs):
+                 seed=None, embeddings_initializer=DEFAULT_EMBEDDINGS_INITIALIZER,
+                 **kwargs):
         super().__init__(**kwargs)
         self.schema = schema if isinstance(schema, Schema) else Schema.from_dict(schema)
         self.embeddings_regularizer = embeddings_regularizer
+        self.embeddings_initializer = check_initializer(
+            embeddings_initializer, "FeatureEmbedding has embeddings_initializer")
         if (isinstance(modality_dropout, bool)
                 or not isinstance(modality_dropout, (int, float, np.floating))
                 or not 0.0 <= float(modality_dropout) <= 1.0):
@@ -99,12 +115,16 @@ class FeatureEmbedding(keras.layers.Layer):
             sizes = [categorical_cardinality(s, categorical[i]) for i in positions]
             offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype("int64")
             table = keras.layers.Embedding(
-                int(sum(sizes)), dim, embeddings_regularizer=embeddings_regularizer,
+                int(sum(sizes)), dim,
+                embeddings_initializer=self._table_initializer(
+                    [categorical[i] for i in positions], sizes),
+                embeddings_regularizer=embeddings_regularizer,
                 dtype=self.dtype_policy, name=f"categorical_{dim}")
             self.categorical_groups.append((np.array(positions, "int32"), offsets, table))
         self.multihot_embeddings = [
             keras_rs.layers.EmbedReduce(
                 len(s.stats[spec.name]["vocabulary"]) + 2, spec.embedding_dim,
+                embeddings_initializer=initializer_object(self.embeddings_initializer),
                 dtype=self.dtype_policy, combiner="mean", name=f"multihot_{i}")
             for i, spec in enumerate(s.features_of("multihot"))]
         self.text_encoders = [
@@ -134,6 +154,17 @@ class FeatureEmbedding(keras.layers.Layer):
         self.seed_generator = (keras.random.SeedGenerator(seed)
                                if self.modality_dropout and self.droppable_modalities
                                else None)
+
+    def _table_initializer(self, specs, sizes):
+        """The initializer of one categorical table: `specs` (sharing it, in
+        row order) own `sizes` rows each."""
+        identifiers = [self.embeddings_initializer if spec.embeddings_initializer is None
+                       else spec.embeddings_initializer for spec in specs]
+        configs = [initializer_config(i) for i in identifiers]
+        if all(c == configs[0] for c in configs):
+            # One call over the whole table, as before per-feature initializers.
+            return initializer_object(identifiers[0])
+        return RowBlockInitializer(configs, sizes)
 
     def _column_blocks(self):
         s = self.schema
@@ -239,4 +270,54 @@ class FeatureEmbedding(keras.layers.Layer):
         return {**super().get_config(), "schema": self.schema.to_dict(),
                 "embeddings_regularizer": keras.regularizers.serialize(
                     self.embeddings_regularizer) if self.embeddings_regularizer else None,
-                "modality_dropout": self.modality_dropout, "seed": self.seed}
+                "modality_dropout": self.modality_dropout, "seed": self.seed,
+                "embeddings_initializer": initializer_config(self.embeddings_initializer)}
+
+
+@keras.saving.register_keras_serializable(package="mtrec.layers")
+class RowBlockInitializer(keras.initializers.Initializer):
+    """Initialises a table `(sum(rows), dim)` block of rows by block of rows,
+    block `k` with its own initializer on shape `(rows[k], dim)`: the
+    features sharing a `FeatureEmbedding` table each get their own
+    initializer (so fan-based ones see the feature's rows, not the table's).
+
+    Args:
+        initializers: list of initializer names or config dicts, one per
+            block.
+        rows: list of int. Rows of each block, in table order.
+    """
+
+    def __init__(self, initializers, rows):
+        if len(initializers) != len(rows):
+            raise ValueError(f"RowBlockInitializer needs one initializer per block, got "
+                             f"{len(initializers)} initializers for {len(rows)} blocks.")
+        self.initializers = [initializer_config(i) for i in initializers]
+        self.rows = [int(r) for r in rows]
+        # One object per block, made once: unseeded random initializers draw
+        # their own seed, so blocks differ and repeated calls agree.
+        self._objects = [initializer_object(i) for i in self.initializers]
+
+    def __call__(self, shape, dtype=None):
+        if len(shape) != 2 or int(shape[0]) != sum(self.rows):
+            raise ValueError(f"RowBlockInitializer covers {sum(self.rows)} rows "
+                             f"({self.rows}), got a table of shape {tuple(shape)}.")
+        return ops.concatenate([init((rows, int(shape[1])), dtype=dtype)
+                                for init, rows in zip(self._objects, self.rows)], axis=0)
+
+    def get_config(self):
+        return {"initializers": copy.deepcopy(self.initializers), "rows": self.rows}
+
+
+def initializer_config(value):
+    """The JSON form of an initializer identifier: names and config dicts as
+    given, initializer objects serialised."""
+    if isinstance(value, (str, dict)):
+        return copy.deepcopy(value)
+    return keras.initializers.serialize(keras.initializers.get(value))
+
+
+def initializer_object(value):
+    """A new initializer from a name, config dict or object. An object is
+    rebuilt from its config: an unseeded Keras initializer returns the same
+    values on every call, so tables sharing one would start out equal."""
+    return keras.initializers.get(initializer_config(value))

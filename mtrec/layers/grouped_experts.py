@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from mtrec.layers.experts import Experts
+from mtrec.layers.mlp import check_batch_norm
 from mtrec.utils.names import safe_name
 
 
@@ -28,6 +29,8 @@ class GroupedExperts(keras.layers.Layer):
             is not among `modalities`, each group reads only itself.
             Defaults to `"tabular"`.
         dropout: float. Dropout inside experts. Defaults to `0.0`.
+        batch_norm: bool. Batch normalisation inside the experts (per
+            expert and unit; see `Experts`). Defaults to `False`.
 
     Call arguments:
         groups: list of `len(modalities)` tensors `(batch, dim_g)`.
@@ -38,7 +41,7 @@ class GroupedExperts(keras.layers.Layer):
     """
 
     def __init__(self, modalities, num_experts, expert_units, shared_modality="tabular",
-                 dropout=0.0, **kwargs):
+                 dropout=0.0, batch_norm=False, **kwargs):
         super().__init__(**kwargs)
         self.modalities = [str(m) for m in modalities]
         if not self.modalities or len(set(self.modalities)) != len(self.modalities):
@@ -50,7 +53,9 @@ class GroupedExperts(keras.layers.Layer):
         self.expert_units = [int(u) for u in expert_units]
         self.shared_modality = shared_modality
         self.dropout = dropout
+        self.batch_norm = check_batch_norm(batch_norm)
         self.banks = [Experts(self.num_experts, self.expert_units, dropout=dropout,
+                              batch_norm=self.batch_norm,
                               dtype=self.dtype_policy, name=f"experts_{safe_name(m)}")
                       for m in self.modalities]
 
@@ -102,7 +107,8 @@ class GroupedExperts(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "modalities": self.modalities,
                 "num_experts": self.num_experts, "expert_units": self.expert_units,
-                "shared_modality": self.shared_modality, "dropout": self.dropout}
+                "shared_modality": self.shared_modality, "dropout": self.dropout,
+                "batch_norm": self.batch_norm}
 
 
 def concat_groups(groups):

@@ -7,6 +7,7 @@ from mtrec.layers.backbone import Backbone
 from mtrec.layers.expert_gates import ExpertGates
 from mtrec.layers.experts import Experts
 from mtrec.layers.grouped_experts import GroupedExperts, concat_groups
+from mtrec.layers.mlp import check_batch_norm
 
 
 @keras.saving.register_keras_serializable(package="mtrec.layers")
@@ -31,6 +32,8 @@ class MixtureOfExperts(Backbone):
         modalities: list of str, or None. Group names, in input order
             (`FeatureEmbedding.modalities`). Defaults to `None`.
         dropout: float. Dropout inside experts. Defaults to `0.0`.
+        batch_norm: bool. Batch normalisation inside the experts (per
+            expert and unit; see `Experts`). Defaults to `False`.
 
     Call arguments:
         inputs: tensor `(batch, input_dim)`, or with `modalities` a list of
@@ -47,7 +50,7 @@ class MixtureOfExperts(Backbone):
     """
 
     def __init__(self, num_tasks, num_experts, expert_units, num_gates=None,
-                 modalities=None, dropout=0.0, **kwargs):
+                 modalities=None, dropout=0.0, batch_norm=False, **kwargs):
         super().__init__(num_tasks, modalities=modalities, **kwargs)
         self.num_experts = int(num_experts)
         self.expert_units = [int(u) for u in expert_units]
@@ -57,13 +60,16 @@ class MixtureOfExperts(Backbone):
                 f"num_gates must be 1 (OMoE) or num_tasks ({self.num_tasks}, MMoE), "
                 f"got {num_gates}.")
         self.dropout = dropout
+        self.batch_norm = check_batch_norm(batch_norm)
         if self.modalities is None:
             self.experts = Experts(self.num_experts, self.expert_units, dropout=dropout,
-                                   dtype=self.dtype_policy, name="experts")
+                                   batch_norm=self.batch_norm, dtype=self.dtype_policy,
+                                   name="experts")
             total = self.num_experts
         else:
             self.experts = GroupedExperts(self.modalities, self.num_experts,
                                           self.expert_units, dropout=dropout,
+                                          batch_norm=self.batch_norm,
                                           dtype=self.dtype_policy, name="experts")
             total = self.experts.total_experts
         self.gates = ExpertGates(self.num_gates, total, dtype=self.dtype_policy,
@@ -107,5 +113,5 @@ class MixtureOfExperts(Backbone):
     def get_config(self):
         return {**super().get_config(), "num_experts": self.num_experts,
                 "expert_units": self.expert_units, "num_gates": self.num_gates,
-                "dropout": self.dropout}
+                "dropout": self.dropout, "batch_norm": self.batch_norm}
 

@@ -4,6 +4,7 @@ import keras
 
 from mtrec.layers.backbone import Backbone
 from mtrec.layers.cgc import CGCBackbone
+from mtrec.layers.mlp import check_batch_norm
 
 
 @keras.saving.register_keras_serializable(package="mtrec.layers")
@@ -27,6 +28,8 @@ class PLEBackbone(Backbone):
         modalities: list of str, or None. Group names, in input order.
             Defaults to `None`.
         dropout: float. Dropout inside experts. Defaults to `0.0`.
+        batch_norm: bool. Batch normalisation inside every level's experts
+            (see `CGCBackbone`). Defaults to `False`.
 
     Call arguments:
         inputs: tensor `(batch, input_dim)`, or with `modalities` a list of
@@ -43,7 +46,7 @@ class PLEBackbone(Backbone):
     """
 
     def __init__(self, num_tasks, num_levels, num_specific_experts, num_shared_experts,
-                 expert_units, modalities=None, dropout=0.0, **kwargs):
+                 expert_units, modalities=None, dropout=0.0, batch_norm=False, **kwargs):
         super().__init__(num_tasks, modalities=modalities, **kwargs)
         if num_levels < 1:
             raise ValueError(f"num_levels must be >= 1, got {num_levels}.")
@@ -52,11 +55,13 @@ class PLEBackbone(Backbone):
         self.num_shared_experts = int(num_shared_experts)
         self.expert_units = [int(u) for u in expert_units]
         self.dropout = dropout
+        self.batch_norm = check_batch_norm(batch_norm)
         self.levels = [
             self.level_class(level)(
                 self.num_tasks, self.num_specific_experts, self.num_shared_experts,
                 self.expert_units, modalities=self.modalities if level == 0 else None,
                 dropout=dropout, output_shared=level < self.num_levels - 1,
+                batch_norm=self.batch_norm,
                 dtype=self.dtype_policy, name=f"level_{level}")
             for level in range(self.num_levels)]
 
@@ -94,4 +99,5 @@ class PLEBackbone(Backbone):
         return {**super().get_config(), "num_levels": self.num_levels,
                 "num_specific_experts": self.num_specific_experts,
                 "num_shared_experts": self.num_shared_experts,
-                "expert_units": self.expert_units, "dropout": self.dropout}
+                "expert_units": self.expert_units, "dropout": self.dropout,
+                "batch_norm": self.batch_norm}

@@ -3,7 +3,7 @@
 import keras
 
 from mtrec.layers.backbone import Backbone
-from mtrec.layers.mlp import MLP
+from mtrec.layers.mlp import MLP, check_batch_norm
 
 
 @keras.saving.register_keras_serializable(package="mtrec.layers")
@@ -15,6 +15,8 @@ class SharedBottomBackbone(Backbone):
             each time).
         units: list of int. Widths of the shared layers.
         dropout: float. Defaults to `0.0`.
+        batch_norm: bool. Batch normalisation in the shared MLP (see
+            `MLP`). Defaults to `False`.
 
     Call arguments:
         inputs: tensor `(batch, input_dim)`.
@@ -25,13 +27,15 @@ class SharedBottomBackbone(Backbone):
     Reference: Caruana, 1997, "Multitask Learning".
     """
 
-    def __init__(self, num_tasks, units, dropout=0.0, **kwargs):
+    def __init__(self, num_tasks, units, dropout=0.0, batch_norm=False, **kwargs):
         super().__init__(num_tasks, **kwargs)
         self.units = [int(u) for u in units]
         if not self.units:
             raise ValueError("SharedBottomBackbone needs at least one layer width in units.")
         self.dropout = dropout
-        self.mlp = MLP(self.units, dropout=dropout, dtype=self.dtype_policy, name="mlp")
+        self.batch_norm = check_batch_norm(batch_norm)
+        self.mlp = MLP(self.units, dropout=dropout, batch_norm=self.batch_norm,
+                       dtype=self.dtype_policy, name="mlp")
 
     def build(self, input_shape):
         self.mlp.build(tuple(input_shape))
@@ -45,6 +49,7 @@ class SharedBottomBackbone(Backbone):
         return self.mlp.dense_layers[-1].trainable_weights
 
     def get_config(self):
-        config = {**super().get_config(), "units": self.units, "dropout": self.dropout}
+        config = {**super().get_config(), "units": self.units, "dropout": self.dropout,
+                  "batch_norm": self.batch_norm}
         config.pop("modalities")
         return config

@@ -15,6 +15,8 @@ class TaskBottoms(Backbone, Experts):
         num_tasks: int. Number of tasks (and bottoms).
         units: list of int. Widths of each bottom's layers.
         dropout: float. Defaults to `0.0`.
+        batch_norm: bool. Batch normalisation in every bottom (per task
+            and unit; see `Experts`). Defaults to `False`.
 
     Call arguments:
         inputs: tensor `(batch, input_dim)` read by every bottom, or
@@ -25,11 +27,11 @@ class TaskBottoms(Backbone, Experts):
         list of `num_tasks` tensors `(batch, units[-1])`.
     """
 
-    def __init__(self, num_tasks, units, dropout=0.0, **kwargs):
+    def __init__(self, num_tasks, units, dropout=0.0, batch_norm=False, **kwargs):
         # Backbone.__init__ -> Experts.__init__: the bottoms are the experts, so
         # their weights are this layer's own (as the 0.1.0 Experts backbone saved them).
         super().__init__(num_tasks, num_experts=int(num_tasks), expert_units=units,
-                         dropout=dropout, **kwargs)
+                         dropout=dropout, batch_norm=batch_norm, **kwargs)
         self.units = self.expert_units
 
     def call(self, inputs, training=False, return_gate_weights=False):
@@ -44,4 +46,4 @@ class TaskBottoms(Backbone, Experts):
     def get_config(self):
         config = keras.layers.Layer.get_config(self)
         return {**config, "num_tasks": self.num_tasks, "units": self.units,
-                "dropout": self.dropout}
+                "dropout": self.dropout, "batch_norm": self.batch_norm}

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from mtrec.layers.mlp import MLP
+from mtrec.layers.mlp import MLP, check_batch_norm
 from mtrec.schema.task_kinds import task_kind
 
 
@@ -20,6 +20,8 @@ class TaskTowers(keras.layers.Layer):
             order.
         tower_units: list of int. Widths of each tower. Defaults to `[8]`.
         dropout: float. Defaults to `0.0`.
+        batch_norm: bool. Batch normalisation in every tower (see `MLP`;
+            never in the heads). Defaults to `False`.
 
     Call arguments:
         inputs: list of `len(tasks)` tensors `(batch, units)`, one per task.
@@ -28,15 +30,16 @@ class TaskTowers(keras.layers.Layer):
         dict `{task_name: prediction}`.
     """
 
-    def __init__(self, tasks, tower_units=(8,), dropout=0.0, **kwargs):
+    def __init__(self, tasks, tower_units=(8,), dropout=0.0, batch_norm=False, **kwargs):
         super().__init__(**kwargs)
         self.tasks = [dict(name=t["name"], kind=t["kind"],
                            num_classes=int(t.get("num_classes") or 1))
                       for t in tasks]
         self.tower_units = [int(u) for u in tower_units]
         self.dropout = dropout
-        self.towers = [MLP(self.tower_units, dropout=dropout, dtype=self.dtype_policy,
-                           name=f"tower_{t['name']}")
+        self.batch_norm = check_batch_norm(batch_norm)
+        self.towers = [MLP(self.tower_units, dropout=dropout, batch_norm=self.batch_norm,
+                           dtype=self.dtype_policy, name=f"tower_{t['name']}")
                        for t in self.tasks]
         self._kinds = [task_kind(t["kind"]) for t in self.tasks]
         self.heads = [keras.layers.Dense(kind.head_units(t["num_classes"]),
@@ -66,4 +69,5 @@ class TaskTowers(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "tasks": self.tasks,
-                "tower_units": self.tower_units, "dropout": self.dropout}
+                "tower_units": self.tower_units, "dropout": self.dropout,
+                "batch_norm": self.batch_norm}

@@ -16,12 +16,13 @@ from keras import ops
 
 from mtrec.layers.information_transfer import InformationTransfer, calibration_penalty
 from mtrec.layers.mixture_of_experts import MixtureOfExperts
-from mtrec.layers.mlp import MLP
+from mtrec.layers.mlp import MLP, check_batch_norm
 from mtrec.layers.ple import PLEBackbone
 from mtrec.layers.shared_bottom import SharedBottomBackbone
 from mtrec.models.multi_task_model import MultiTaskModel, as_adapted_schema, float32_outputs
 # The funnel tasks are defined once, in the schema; re-exported here.
 from mtrec.schema import FUNNEL_TASKS, funnel_tasks
+from mtrec.schema.features import DEFAULT_EMBEDDINGS_INITIALIZER
 
 
 def _check_funnel_schema(schema):
@@ -37,33 +38,41 @@ def _check_funnel_schema(schema):
                          "clicked impressions. Use mtrec.models.funnel_tasks(...).")
 
 
-# Named backbones for configs: two outputs (the two towers of the funnel).
+# Named backbones for configs: two outputs (the two towers of the funnel),
+# built with the model's batch_norm.
 BACKBONES = {
-    "mmoe": lambda: MixtureOfExperts(2, 8, [16], name="mixture_of_experts"),
-    "shared_bottom": lambda: SharedBottomBackbone(2, [64], name="shared_bottom"),
-    "ple": lambda: PLEBackbone(2, 2, 2, 2, [16], name="ple"),
+    "mmoe": lambda batch_norm: MixtureOfExperts(2, 8, [16], batch_norm=batch_norm,
+                                                name="mixture_of_experts"),
+    "shared_bottom": lambda batch_norm: SharedBottomBackbone(
+        2, [64], batch_norm=batch_norm, name="shared_bottom"),
+    "ple": lambda batch_norm: PLEBackbone(2, 2, 2, 2, [16], batch_norm=batch_norm,
+                                          name="ple"),
 }
 
 
-def _make_backbone(backbone):
+def _make_backbone(backbone, batch_norm=False):
     if backbone is None:
         backbone = "mmoe"
     if isinstance(backbone, str):
         if backbone not in BACKBONES:
             raise ValueError(f"Unknown backbone '{backbone}'; expected a layer or one of "
                              f"{list(BACKBONES)}.")
-        return BACKBONES[backbone]()
+        return BACKBONES[backbone](check_batch_norm(batch_norm))
     if isinstance(backbone, dict):
         return keras.saving.deserialize_keras_object(backbone)
     return backbone
 
 
 class _FunnelModel(MultiTaskModel):
-    def __init__(self, schema, backbone=None, tower_units=(8,), dropout=0.0, **kwargs):
+    def __init__(self, schema, backbone=None, tower_units=(8,), dropout=0.0,
+                 batch_norm=False, embeddings_initializer=DEFAULT_EMBEDDINGS_INITIALIZER,
+                 **kwargs):
         schema = as_adapted_schema(schema)
         _check_funnel_schema(schema)
-        super().__init__(schema, _make_backbone(backbone), tower_units=tower_units,
-                         dropout=dropout, tower_tasks=self._tower_tasks, **kwargs)
+        super().__init__(schema, _make_backbone(backbone, batch_norm),
+                         tower_units=tower_units, dropout=dropout,
+                         tower_tasks=self._tower_tasks, batch_norm=batch_norm,
+                         embeddings_initializer=embeddings_initializer, **kwargs)
 
     def get_config(self):
         return {**super().get_config(),
@@ -89,6 +98,12 @@ class ESMM(_FunnelModel):
             experts of [16]).
         tower_units: list of int.
         dropout: float.
+        batch_norm: bool. Batch normalisation in the towers and in a named
+            backbone (a backbone layer passed in is used as it was built).
+            Defaults to `False`.
+        embeddings_initializer: Keras initializer name or config for the
+            embedding tables (a `Categorical` spec's own takes precedence).
+            Defaults to `"uniform"`.
     """
 
     _tower_tasks = ["ctr", "cvr"]
@@ -118,21 +133,27 @@ class AITM(_FunnelModel):
         calibrator_weight: float. Weight of the calibrator loss (the paper's
             alpha). Defaults to `0.6`.
         dropout: float.
+        batch_norm: bool. As for ESMM. Defaults to `False`.
+        embeddings_initializer: As for ESMM. Defaults to `"uniform"`.
     """
 
     _tower_tasks = ["ctr", "ctcvr"]
     untrained_tasks = ("cvr",)
 
     def __init__(self, schema, backbone=None, tower_units=(32,), calibrator_weight=0.6,
-                 dropout=0.0, **kwargs):
+                 dropout=0.0, batch_norm=False,
+                 embeddings_initializer=DEFAULT_EMBEDDINGS_INITIALIZER, **kwargs):
         self.calibrator_weight = float(calibrator_weight)
         super().__init__(schema, backbone=backbone, tower_units=tower_units,
-                         dropout=dropout, **kwargs)
+                         dropout=dropout, batch_norm=batch_norm,
+                         embeddings_initializer=embeddings_initializer, **kwargs)
 
     def make_towers(self, tasks):
         units = self.tower_units
-        self.click_tower = MLP(units, dropout=self.dropout, name="tower_ctr")
-        self.conversion_tower = MLP(units, dropout=self.dropout, name="tower_ctcvr")
+        self.click_tower = MLP(units, dropout=self.dropout, batch_norm=self.batch_norm,
+                               name="tower_ctr")
+        self.conversion_tower = MLP(units, dropout=self.dropout, batch_norm=self.batch_norm,
+                                    name="tower_ctcvr")
         self.information_transfer = InformationTransfer(units[-1], name="ait")
         self.click_head = keras.layers.Dense(1, activation="sigmoid", name="head_ctr")
         self.conversion_head = keras.layers.Dense(1, activation="sigmoid", name="head_ctcvr")

@@ -4,22 +4,26 @@ import keras
 
 from mtrec.layers.mixture_of_experts import MixtureOfExperts
 from mtrec.models.multi_task_model import FORMAT_VERSION, MultiTaskModel, as_adapted_schema
+from mtrec.schema.features import DEFAULT_EMBEDDINGS_INITIALIZER
 
 
 class _MoEModel(MultiTaskModel):
     _one_gate_per_task = True
 
     def __init__(self, schema, num_experts=8, expert_units=(16,), tower_units=(8,),
-                 dropout=0.0, fusion="concat", modality_dropout=0.0, **kwargs):
+                 dropout=0.0, fusion="concat", modality_dropout=0.0, batch_norm=False,
+                 embeddings_initializer=DEFAULT_EMBEDDINGS_INITIALIZER, **kwargs):
         schema = as_adapted_schema(schema)
         num_tasks = len(schema.tasks)
         backbone = self.named_backbone(
             MixtureOfExperts, schema, fusion, kwargs.get("format_version", FORMAT_VERSION),
             num_tasks, num_experts, list(expert_units),
             num_gates=num_tasks if self._one_gate_per_task else 1, dropout=dropout,
-            name="mixture_of_experts")
+            batch_norm=batch_norm, name="mixture_of_experts")
         super().__init__(schema, backbone, tower_units=tower_units, dropout=dropout,
-                         fusion=fusion, modality_dropout=modality_dropout, **kwargs)
+                         fusion=fusion, modality_dropout=modality_dropout,
+                         batch_norm=batch_norm,
+                         embeddings_initializer=embeddings_initializer, **kwargs)
         self.num_experts = int(num_experts)
         self.expert_units = [int(u) for u in expert_units]
 
@@ -43,6 +47,12 @@ class MMoE(_MoEModel):
             each reading its modality plus the tabular features, named
             `"<modality>_<j>"` in `gate_structure()` (see `MultiTaskModel`).
         modality_dropout: float. See `MultiTaskModel`.
+        batch_norm: bool. Batch normalisation in the experts (per expert and
+            unit) and the towers (Dense -> BatchNorm -> activation ->
+            dropout). Defaults to `False`.
+        embeddings_initializer: Keras initializer name or config for the
+            embedding tables (a `Categorical` spec's own takes precedence).
+            Defaults to `"uniform"`.
 
     Reference: Ma et al., KDD 2018.
     """

@@ -6,14 +6,17 @@ import tensorflow as tf
 from keras import ops
 
 from mtrec.layers.backbone import Backbone
-from mtrec.layers.feature_embedding import FeatureEmbedding, modality_groups
+from mtrec.layers.feature_embedding import (
+    FeatureEmbedding, initializer_config, modality_groups)
 from mtrec.layers.feature_preprocessing import (
     FeaturePreprocessing, dummy_raw_batch, is_encoded)
 from mtrec.layers.legacy_aliases import layout_0_1_0
+from mtrec.layers.mlp import check_batch_norm
 from mtrec.layers.modality_fusion import ModalityFusion
 from mtrec.layers.task_towers import TaskTowers
 from mtrec.models.raw_inputs import encoded_in_pipeline
 from mtrec.schema import Schema
+from mtrec.schema.features import DEFAULT_EMBEDDINGS_INITIALIZER, check_initializer
 from mtrec.training import loss_weighting as loss_weighting_lib
 from mtrec.training import xla
 from mtrec.training.callbacks import LossWeightingLogger
@@ -69,6 +72,14 @@ class MultiTaskModel(keras.Model):
             and per non-tabular modality, the probability that all Text and
             Vector features of that modality are replaced by their learned
             missing embeddings (see `FeatureEmbedding`).
+        batch_norm: bool. Batch normalisation in the towers (Dense ->
+            BatchNorm -> activation -> dropout, see `mtrec.layers.MLP`); the
+            named models also pass it to their backbone. Defaults to `False`.
+        embeddings_initializer: Keras initializer name, config dict or
+            object for every categorical and multi-hot embedding table; a
+            `Categorical` spec's own `embeddings_initializer` takes
+            precedence for its rows. Defaults to `"uniform"` (Keras'
+            `Embedding` default).
         format_version: int. Layout of the saved weights; `from_config`
             reads 1 for files of mtrec 0.1.0 (whose PLE levels were filed
             under other class names). Leave it at its default.
@@ -90,21 +101,27 @@ class MultiTaskModel(keras.Model):
     supports_modality_dropout = True
 
     def __init__(self, schema, backbone, tower_units=(8,), dropout=0.0, tower_tasks=None,
-                 fusion="concat", modality_dropout=0.0, format_version=FORMAT_VERSION,
-                 **kwargs):
+                 fusion="concat", modality_dropout=0.0, batch_norm=False,
+                 embeddings_initializer=DEFAULT_EMBEDDINGS_INITIALIZER,
+                 format_version=FORMAT_VERSION, **kwargs):
         super().__init__(**kwargs)
         self.format_version = int(format_version)
         self.schema = as_adapted_schema(schema)
         self.tower_units = [int(u) for u in tower_units]
         self.dropout = dropout
+        self.batch_norm = check_batch_norm(batch_norm)
         self.fusion = check_fusion(fusion)
         self.modality_dropout = modality_dropout
         by_name = {t.name: t for t in self.schema.tasks}
         self.tower_task_names = list(tower_tasks or by_name)
         self._check_fusion_support(backbone)
+        check_initializer(embeddings_initializer,
+                          f"{type(self).__name__} has embeddings_initializer")
         self.preprocessing = FeaturePreprocessing(self.schema, name="preprocessing")
         self.embedding = FeatureEmbedding(self.schema, modality_dropout=modality_dropout,
+                                          embeddings_initializer=embeddings_initializer,
                                           name="embedding")
+        self.embeddings_initializer = self.embedding.embeddings_initializer
         self.modality_dropout = self.embedding.modality_dropout
         self.modality_fusion = (ModalityFusion(self.embedding.modalities, name="fusion")
                                 if self.fusion == "gated" else None)
@@ -156,7 +173,7 @@ class MultiTaskModel(keras.Model):
     def make_towers(self, tasks):
         """The per-task towers and heads (overridden by chained heads)."""
         return TaskTowers(tasks, tower_units=self.tower_units, dropout=self.dropout,
-                          name="towers")
+                          batch_norm=self.batch_norm, name="towers")
 
     @property
     def task_names(self):
@@ -478,6 +495,8 @@ class MultiTaskModel(keras.Model):
         return {**super().get_config(), "schema": self.schema.to_dict(),
                 "tower_units": self.tower_units, "dropout": self.dropout,
                 "fusion": self.fusion, "modality_dropout": self.modality_dropout,
+                "batch_norm": self.batch_norm,
+                "embeddings_initializer": initializer_config(self.embeddings_initializer),
                 "format_version": self.format_version}
 
     @classmethod

@@ -4,6 +4,7 @@ import keras
 
 from mtrec.layers.ple import PLEBackbone
 from mtrec.models.multi_task_model import FORMAT_VERSION, MultiTaskModel, as_adapted_schema
+from mtrec.schema.features import DEFAULT_EMBEDDINGS_INITIALIZER
 
 
 @keras.saving.register_keras_serializable(package="mtrec")
@@ -25,20 +26,29 @@ class PLE(MultiTaskModel):
             `"<modality>_<j>"` in `gate_structure()`; task experts read
             everything (see `mtrec.layers.PLEBackbone`).
         modality_dropout: float. See `MultiTaskModel`.
+        batch_norm: bool. Batch normalisation in every level's experts (per
+            expert and unit) and the towers (Dense -> BatchNorm ->
+            activation -> dropout). Defaults to `False`.
+        embeddings_initializer: Keras initializer name or config for the
+            embedding tables (a `Categorical` spec's own takes precedence).
+            Defaults to `"uniform"`.
 
     Reference: Tang et al., RecSys 2020.
     """
 
     def __init__(self, schema, num_levels=2, num_specific_experts=2,
                  num_shared_experts=2, expert_units=(16,), tower_units=(8,),
-                 dropout=0.0, fusion="concat", modality_dropout=0.0, **kwargs):
+                 dropout=0.0, fusion="concat", modality_dropout=0.0, batch_norm=False,
+                 embeddings_initializer=DEFAULT_EMBEDDINGS_INITIALIZER, **kwargs):
         schema = as_adapted_schema(schema)
         backbone = self.named_backbone(
             PLEBackbone, schema, fusion, kwargs.get("format_version", FORMAT_VERSION),
             len(schema.tasks), num_levels, num_specific_experts, num_shared_experts,
-            list(expert_units), dropout=dropout, name="ple")
+            list(expert_units), dropout=dropout, batch_norm=batch_norm, name="ple")
         super().__init__(schema, backbone, tower_units=tower_units, dropout=dropout,
-                         fusion=fusion, modality_dropout=modality_dropout, **kwargs)
+                         fusion=fusion, modality_dropout=modality_dropout,
+                         batch_norm=batch_norm,
+                         embeddings_initializer=embeddings_initializer, **kwargs)
         self.num_levels = int(num_levels)
         self.num_specific_experts = int(num_specific_experts)
         self.num_shared_experts = int(num_shared_experts)
@@ -60,14 +70,16 @@ class CGC(PLE):
 
     def __init__(self, schema, num_specific_experts=2, num_shared_experts=2,
                  expert_units=(16,), tower_units=(8,), dropout=0.0, fusion="concat",
-                 modality_dropout=0.0, **kwargs):
+                 modality_dropout=0.0, batch_norm=False,
+                 embeddings_initializer=DEFAULT_EMBEDDINGS_INITIALIZER, **kwargs):
         kwargs.pop("num_levels", None)
         super().__init__(schema, num_levels=1,
                          num_specific_experts=num_specific_experts,
                          num_shared_experts=num_shared_experts,
                          expert_units=expert_units, tower_units=tower_units,
                          dropout=dropout, fusion=fusion,
-                         modality_dropout=modality_dropout, **kwargs)
+                         modality_dropout=modality_dropout, batch_norm=batch_norm,
+                         embeddings_initializer=embeddings_initializer, **kwargs)
 
     def get_config(self):
         config = super().get_config()

@@ -6,6 +6,7 @@ from keras import ops
 from mtrec.layers.feature_embedding import FeatureEmbedding
 from mtrec.layers.task_bottoms import TaskBottoms
 from mtrec.models.multi_task_model import MultiTaskModel, as_adapted_schema
+from mtrec.schema.features import DEFAULT_EMBEDDINGS_INITIALIZER
 
 
 @keras.saving.register_keras_serializable(package="mtrec")
@@ -23,25 +24,35 @@ class SingleTask(MultiTaskModel):
         bottom_units: list of int. Widths of each task's bottom MLP.
         tower_units: list of int. Widths of each task's tower.
         dropout: float.
+        batch_norm: bool. Batch normalisation in the bottoms and towers
+            (Dense -> BatchNorm -> activation -> dropout). Defaults to `False`.
+        embeddings_initializer: Keras initializer name or config for the
+            embedding tables (a `Categorical` spec's own takes precedence).
+            Defaults to `"uniform"`.
     """
 
     # One embedding per task: the groups of one embedding have nowhere to go.
     supported_fusions = ("concat",)
     supports_modality_dropout = False
 
-    def __init__(self, schema, bottom_units=(16,), tower_units=(8,), dropout=0.0, **kwargs):
+    def __init__(self, schema, bottom_units=(16,), tower_units=(8,), dropout=0.0,
+                 batch_norm=False, embeddings_initializer=DEFAULT_EMBEDDINGS_INITIALIZER,
+                 **kwargs):
         schema = as_adapted_schema(schema)
         backbone = TaskBottoms(len(schema.tasks), list(bottom_units), dropout=dropout,
-                               name="bottoms")
+                               batch_norm=batch_norm, name="bottoms")
         super().__init__(schema, backbone, tower_units=tower_units, dropout=dropout,
-                         **kwargs)
+                         batch_norm=batch_norm,
+                         embeddings_initializer=embeddings_initializer, **kwargs)
         self.bottom_units = [int(u) for u in bottom_units]
 
     def build(self, input_shape=None):
         if not self.built:
             # One embedding per task, so tasks share no parameters at all.
             self.task_embeddings = [self.embedding] + [
-                FeatureEmbedding(self.schema, name=f"embedding_{i}")
+                FeatureEmbedding(self.schema,
+                                 embeddings_initializer=self.embeddings_initializer,
+                                 name=f"embedding_{i}")
                 for i in range(1, len(self.schema.tasks))]
         super().build(input_shape)
 

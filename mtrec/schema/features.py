@@ -14,6 +14,7 @@ outside the Keras graph is a method or class attribute of its spec:
 - `validate()`, `check(series)`, `adapt(series)`, `to_array(series, stats)`:
   the spec's own arguments, a column's dtype, learning the statistics, and
   column -> numpy array;
+- `to_dict()`: the spec as `Schema.to_dict` writes it;
 - `leakage_view`, `missing_embedding`: how `check_leakage` compares the
   column with a label, and whether the embedding stage has a learned
   "missing" embedding for it (modality dropout).
@@ -24,11 +25,14 @@ plus its graph code in `FeaturePreprocessing` / `FeatureEmbedding`.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
+import random
 from collections import Counter
 from typing import ClassVar
 
+import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -40,9 +44,9 @@ from mtrec.schema.tokenizer import text_tokens
 from mtrec.utils.messages import plain
 from mtrec.utils.suggestions import closest
 
-__all__ = ["FEATURE_KINDS", "MISSING_INT", "MODALITIES", "TEXT_ENCODERS", "TEXT_POOLINGS",
-           "Categorical", "FeatureSpec", "MultiHot", "Numeric", "Text", "Vector",
-           "not_adapted_error"]
+__all__ = ["DEFAULT_EMBEDDINGS_INITIALIZER", "FEATURE_KINDS", "MISSING_INT", "MODALITIES",
+           "TEXT_ENCODERS", "TEXT_POOLINGS", "Categorical", "FeatureSpec", "MultiHot",
+           "Numeric", "Text", "Vector", "check_initializer", "not_adapted_error"]
 
 MODALITIES = ("tabular", "text", "image", "audio", "other")
 # Integer categoricals use this for missing values (pandas NA, None).
@@ -54,6 +58,53 @@ TEXT_POOLINGS = ("mean", "max", "attention")
 _POSITIVE = ("embedding_dim", "max_tokens", "min_frequency", "num_hash_bins",
              "max_items", "max_length", "dim", "projection_dim", "encoder_layers")
 _LEARNED = ("max_tokens", "max_items", "max_length", "dim")
+# Fields added after schemas were first saved: `to_dict` writes them only
+# when set, so the dicts (and the .keras files and exports holding them) of
+# schemas that do not use them stay byte-identical.
+_WRITTEN_WHEN_SET = ("embeddings_initializer",)
+
+#: The initializer of embedding tables unless told otherwise: Keras'
+#: `Embedding` default (uniform in [-0.05, 0.05]), which mtrec has always used.
+DEFAULT_EMBEDDINGS_INITIALIZER = "uniform"
+_INITIALIZER_EXAMPLES = (
+    "a Keras initializer name such as 'uniform', 'glorot_uniform', 'truncated_normal' "
+    "or 'zeros', or its config such as {'class_name': 'RandomNormal', 'config': "
+    "{'stddev': 0.01}}")
+
+
+def check_initializer(value, where):
+    """`value` if Keras reads it as an initializer, else a ValueError.
+
+    Args:
+        value: an initializer name (`"glorot_uniform"`), its config dict
+            (`{"class_name": ..., "config": {...}}`) or a
+            `keras.initializers.Initializer`.
+        where: str. What holds the value, for the message (e.g.
+            `"Categorical 'color' has embeddings_initializer"`).
+
+    Returns:
+        `value`, unchanged.
+    """
+    if not isinstance(value, (str, dict, keras.initializers.Initializer)):
+        raise ValueError(f"{where} {value!r} ({type(value).__name__}); expected "
+                         f"{_INITIALIZER_EXAMPLES}.")
+    # An unseeded random initializer draws its seed from Python's RNG when
+    # made: checking must not draw, or seeded runs would get other weights.
+    rng_state = random.getstate()
+    try:
+        # deserialising may consume the dict it reads
+        initializer = keras.initializers.get(copy.deepcopy(value))
+    except (ValueError, TypeError) as error:
+        reason = str(error).splitlines()[0][:200]
+        raise ValueError(f"{where} {value!r}, which Keras does not read as an initializer "
+                         f"({reason}); expected {_INITIALIZER_EXAMPLES}.") from None
+    finally:
+        random.setstate(rng_state)
+    if not isinstance(initializer, keras.initializers.Initializer):
+        raise ValueError(f"{where} {value!r}, which Keras reads as a "
+                         f"{type(initializer).__name__}, not an initializer; expected "
+                         f"{_INITIALIZER_EXAMPLES}.")
+    return value
 
 
 def not_adapted_error(name):
@@ -140,6 +191,13 @@ class FeatureSpec:
     def check(self, series):
         """Check that a pandas column fits this kind; raise ValueError if not."""
 
+    def to_dict(self):
+        """`{"kind": ..., field: value, ...}`: what `Schema.to_dict` writes
+        (`_WRITTEN_WHEN_SET` fields only when not None)."""
+        fields = {k: v for k, v in dataclasses.asdict(self).items()
+                  if not (k in _WRITTEN_WHEN_SET and v is None)}
+        return {"kind": self.kind, **fields}
+
     # -- learned state and conversion ----------------------------------------
     def adapt(self, series):
         """The statistics learned from a training column (a JSON-able dict)."""
@@ -161,6 +219,10 @@ class Categorical(FeatureSpec):
     for huge cardinalities such as user ids). Missing values (NaN/None)
     are the token `""` for strings and `-1` for integers: a category of
     their own when seen in training, the OOV bucket otherwise.
+
+    `embeddings_initializer` (a Keras initializer name or config dict)
+    initialises this feature's embedding rows; None (the default) leaves
+    them to the model's `embeddings_initializer`.
     """
 
     name: str
@@ -170,6 +232,7 @@ class Categorical(FeatureSpec):
     num_hash_bins: int | None = None
     dtype: str = "string"
     modality: str = "tabular"
+    embeddings_initializer: str | dict | None = None
     kind: ClassVar[str] = "categorical"
 
     @property
@@ -189,6 +252,15 @@ class Categorical(FeatureSpec):
             raise ValueError(
                 f"Categorical '{self.name}' has dtype '{self.dtype}'; "
                 f"expected 'string' or 'int64'.")
+        if self.embeddings_initializer is not None:
+            if isinstance(self.embeddings_initializer, keras.initializers.Initializer):
+                # the schema serialises to JSON, so it holds the config
+                raise ValueError(
+                    f"Categorical '{self.name}' has embeddings_initializer "
+                    f"{self.embeddings_initializer!r}, an object; pass its name or "
+                    f"config instead, e.g. keras.initializers.serialize(initializer).")
+            check_initializer(self.embeddings_initializer,
+                              f"Categorical '{self.name}' has embeddings_initializer")
 
     def check(self, series):
         name, dtype = self.name, series.dtype

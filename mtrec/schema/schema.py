@@ -232,7 +232,7 @@ class Schema:
     # -- serialisation ---------------------------------------------------------
     def to_dict(self):
         return {
-            "features": [{"kind": s.kind, **dataclasses.asdict(s)} for s in self.features],
+            "features": [s.to_dict() for s in self.features],
             "tasks": [dataclasses.asdict(t) for t in self.tasks],
             "stats": self.stats,
         }

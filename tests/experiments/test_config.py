@@ -400,3 +400,27 @@ def test_load_dataset_errors():
         registry.load_dataset("synthetic_tiny", sed=1)
     with pytest.raises(ValueError, match="rows must be an integer >= 20"):
         registry.load_dataset("synthetic_tiny", rows=5)
+
+
+def test_batch_norm_and_embeddings_initializers_reach_the_model():
+    config = parse_config(tiny(
+        model={"name": "PLE", "args": {"num_levels": 1, "expert_units": [4],
+                                       "tower_units": [2], "batch_norm": True,
+                                       "embeddings_initializer": "glorot_uniform"}},
+        schema={"features": {"color": {"kind": "categorical",
+                                       "embeddings_initializer": "zeros"}}}))
+    assert config.model.args["batch_norm"] is True
+    specs = config.schema_.feature_specs()
+    assert specs["color"].embeddings_initializer == "zeros"
+    problems = problems_of(tiny(schema={"features": {
+        "color": {"kind": "categorical", "embeddings_initializer": "zeroes"}}}))
+    assert problems[0].startswith("schema.features.color: Categorical 'color' has "
+                                  "embeddings_initializer 'zeroes', which Keras does not")
+    # what the runner does with the config
+    data = registry.load_dataset(config.dataset.name, **config.dataset.args)
+    schema = mtrec.Schema.infer(data.train, tasks=data.tasks, verbose=False,
+                                **specs).adapt(data.train)
+    model = mtrec.models.ALL_MODELS[config.model.name](schema, **config.model.args)
+    assert model.batch_norm and model.backbone.batch_norm
+    assert model.embeddings_initializer == "glorot_uniform"
+    assert schema.features_of("categorical")[0].embeddings_initializer == "zeros"

@@ -81,3 +81,24 @@ def test_one_modality_group_computes_the_plain_layer():
     grouped.gates.bias.assign(plain.gates.bias)
     for a, b in zip(plain(X), grouped([X])):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+
+
+def test_cgc_batch_norm_contract(run_layer_test):
+    layer = run_layer_test(CGCBackbone, dict(num_tasks=2, num_specific_experts=2,
+                                             num_shared_experts=1, expert_units=[4],
+                                             batch_norm=True),
+                           X, [(3, 4), (3, 4)], expected_num_trainable_weights=6,
+                           expected_num_non_trainable_weights=2)
+    assert layer.experts.batch_norm
+    training = np.asarray(layer(X, training=True)[0])
+    assert not np.allclose(training, np.asarray(layer(X, training=False)[0]))
+
+
+def test_grouped_cgc_batch_norm_in_task_and_shared_experts(run_layer_test, groups,
+                                                           modalities):
+    layer = run_layer_test(CGCBackbone, dict(num_tasks=2, num_specific_experts=1,
+                                             num_shared_experts=2, expert_units=[4],
+                                             modalities=modalities, batch_norm=True),
+                           groups, [(6, 4), (6, 4)], expected_num_trainable_weights=18,
+                           expected_num_non_trainable_weights=8)
+    assert layer.specific_experts.batch_norm and layer.shared_experts.batch_norm

@@ -37,3 +37,12 @@ def test_one_group_is_the_plain_bank(groups):
     for src, dst in zip(grouped.weights, plain.weights):
         dst.assign(src)
     np.testing.assert_array_equal(np.asarray(out), np.asarray(plain(groups[0])))
+
+
+def test_grouped_experts_batch_norm_contract(run_layer_test, groups, modalities):
+    layer = run_layer_test(GroupedExperts, dict(modalities=modalities, num_experts=2,
+                                                expert_units=[4, 3], batch_norm=True),
+                           groups, (6, 6, 3), expected_num_trainable_weights=24,
+                           expected_num_non_trainable_weights=12)
+    assert all(bank.batch_norm for bank in layer.banks)
+    assert len(layer.last_layer_variables()) == 6

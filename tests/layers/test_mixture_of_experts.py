@@ -76,3 +76,23 @@ def test_reads_the_0_1_0_config():
            "num_outputs": 2, "dropout": 0.0}
     layer = MixtureOfExperts.from_config(old)
     assert (layer.num_tasks, layer.num_experts, layer.num_gates) == (2, 3, 1)
+
+
+def test_mixture_of_experts_batch_norm_contract(run_layer_test):
+    # experts' layers gain gamma and beta (trainable), moving mean and variance
+    layer = run_layer_test(MixtureOfExperts, dict(num_tasks=2, num_experts=4,
+                                                  expert_units=[8, 3], batch_norm=True),
+                           X, [(6, 3), (6, 3)], expected_num_trainable_weights=10,
+                           expected_num_non_trainable_weights=4)
+    assert layer.experts.batch_norm and layer.get_config()["batch_norm"] is True
+
+
+def test_grouped_mixture_of_experts_batch_norm(run_layer_test, groups, modalities):
+    layer = run_layer_test(MixtureOfExperts, dict(num_tasks=3, num_experts=2,
+                                                  expert_units=[4], modalities=modalities,
+                                                  batch_norm=True),
+                           groups, [(6, 4)] * 3, expected_num_trainable_weights=14,
+                           expected_num_non_trainable_weights=6)
+    assert all(bank.batch_norm for bank in layer.experts.banks)
+    training = np.asarray(layer(groups, training=True)[0])
+    assert not np.allclose(training, np.asarray(layer(groups, training=False)[0]))

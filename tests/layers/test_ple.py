@@ -73,3 +73,13 @@ def test_one_modality_group_computes_the_plain_layer():
         dst.assign(src)
     for a, b in zip(plain(X), grouped([X])):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+
+
+def test_ple_batch_norm_in_every_level(run_layer_test):
+    layer = run_layer_test(PLEBackbone, dict(num_tasks=2, num_levels=2,
+                                             num_specific_experts=1, num_shared_experts=1,
+                                             expert_units=[3], batch_norm=True),
+                           X, [(4, 3), (4, 3)], expected_num_trainable_weights=12,
+                           expected_num_non_trainable_weights=4)
+    assert [level.batch_norm for level in layer.levels] == [True, True]
+    assert PLEBackbone(2, 2, 1, 1, [3]).get_config()["batch_norm"] is False

@@ -18,3 +18,14 @@ def test_shared_bottom_returns_one_tensor_per_task_and_no_gates():
     assert [v.shape for v in layer.shared_variables()] == [(3, 4), (4,)]
     with pytest.raises(ValueError, match="num_tasks >= 1"):
         SharedBottomBackbone(0, [4])
+
+
+def test_shared_bottom_batch_norm_contract(run_layer_test):
+    layer = run_layer_test(SharedBottomBackbone, dict(num_tasks=3, units=[4, 2],
+                                                      batch_norm=True),
+                           np.ones((2, 3), "float32"), [(2, 2)] * 3,
+                           expected_num_trainable_weights=8,
+                           expected_num_non_trainable_weights=4)
+    assert layer.mlp.batch_norm
+    # GradNorm's W stays the last Dense layer
+    assert [v.shape for v in layer.shared_variables()] == [(4, 2), (2,)]

@@ -20,3 +20,11 @@ def test_each_task_reads_its_own_input_and_shares_nothing():
     assert bottoms.gate_structure(["a", "b"]) == []
     with pytest.raises(ValueError, match="no shared layer"):
         bottoms.shared_variables()
+
+
+def test_task_bottoms_batch_norm_contract(run_layer_test):
+    layer = run_layer_test(TaskBottoms, dict(num_tasks=3, units=[4, 2], batch_norm=True),
+                           np.ones((5, 3, 6), "float32"), [(5, 2)] * 3,
+                           expected_num_trainable_weights=8,
+                           expected_num_non_trainable_weights=4)
+    assert layer.get_config()["batch_norm"] is True

@@ -36,3 +36,17 @@ def test_task_towers_contract(run_layer_test):
                                            {"name": "c", "kind": "multiclass",
                                             "num_classes": 4}], tower_units=[3]),
                    [x, x], [(5,), (5, 4)], expected_num_trainable_weights=8)
+
+
+def test_task_towers_batch_norm(run_layer_test):
+    tasks = [{"name": "a", "kind": "binary", "num_classes": 1},
+             {"name": "b", "kind": "multiclass", "num_classes": 3}]
+    x = np.random.default_rng(0).normal(size=(5, 6)).astype("float32")
+    # per tower: kernel, bias, gamma, beta; per head: kernel, bias
+    towers = run_layer_test(TaskTowers, dict(tasks=tasks, tower_units=[3], batch_norm=True),
+                            [x, x], [(5,), (5, 3)], expected_num_trainable_weights=12,
+                            expected_num_non_trainable_weights=4)
+    assert all(tower.batch_norm for tower in towers.towers)
+    training, inference = towers([x, x], training=True), towers([x, x], training=False)
+    assert not np.allclose(np.asarray(training["a"]), np.asarray(inference["a"]))
+    assert TaskTowers(tasks).get_config()["batch_norm"] is False

@@ -119,3 +119,36 @@ def test_funnel_round_trips_and_export(funnel, cls, tmp_path):
     assert set(served) == {"ctr", "cvr", "ctcvr"}
     for task in expected:
         np.testing.assert_allclose(served[task].numpy(), expected[task], atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [ESMM, AITM])
+def test_funnel_batch_norm_in_named_backbone_and_towers(funnel, cls, tmp_path):
+    df, schema = funnel
+    keras.utils.set_random_seed(0)
+    model = cls(schema, backbone="mmoe", tower_units=[4], batch_norm=True,
+                embeddings_initializer="glorot_uniform")
+    assert model.backbone.batch_norm
+    towers = ([model.towers] if cls is ESMM
+              else [model.click_tower, model.conversion_tower])
+    assert all(w.name in ("moving_mean", "moving_variance")
+               for t in towers for w in t.non_trainable_weights)
+    assert all(t.non_trainable_weights for t in towers)
+    model.compile()
+    model.fit(mtrec.data.from_pandas(df, schema, batch_size=128), epochs=1, verbose=0)
+    means = [np.asarray(w) for w in model.non_trainable_weights if w.name == "moving_mean"]
+    assert means and all(np.any(m != 0.0) for m in means)
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras")
+    assert again.batch_norm and again.backbone.batch_norm
+    assert again.get_config()["embeddings_initializer"] == "glorot_uniform"
+    raw = schema.raw_features(df.head(10))
+    expected = model.predict_on_batch(raw)
+    for task, values in again.predict_on_batch(raw).items():
+        np.testing.assert_array_equal(values, expected[task])
+
+
+def test_funnel_keeps_a_given_backbone_as_built(funnel):
+    _, schema = funnel
+    backbone = mtrec.layers.SharedBottomBackbone(2, [8])
+    model = ESMM(schema, backbone=backbone, batch_norm=True)
+    assert not model.backbone.batch_norm and model.towers.batch_norm

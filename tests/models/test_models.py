@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 import mtrec
+from mtrec.layers.feature_embedding import categorical_cardinality
 from mtrec.models import MODELS
 
+TASKS = {"click": "binary", "spend": "regression", "grade": "multiclass"}
 SMALL = {
     "SingleTask": dict(bottom_units=[8]),
     "SharedBottom": dict(bottom_units=[8]),
@@ -183,3 +185,165 @@ def test_gate_weights_match_structure(trained, table, schema, name):
 def test_gate_weights_refused_without_gates(trained, table, schema, name):
     with pytest.raises(ValueError, match="no gates"):
         trained[name].gate_weights(schema.raw_features(table.head(2)))
+
+
+# --------------------------------------------------------------------------
+# batch_norm=True in every model
+# --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained_with_batch_norm(table, schema):
+    """One briefly trained model per class with batch normalisation."""
+    keras.utils.set_random_seed(0)
+    data = mtrec.data.from_pandas(table, schema, batch_size=64, shuffle=True, seed=0)
+    models = {}
+    for name, cls in MODELS.items():
+        model = cls(schema, tower_units=[4], batch_norm=True, **SMALL[name])
+        model.compile(optimizer=keras.optimizers.Adam(0.01))
+        model.fit(data, epochs=1, verbose=0)
+        models[name] = model
+    return models
+
+
+def moving_statistics(layer):
+    """`{path: array}` of the batch-norm moving means and variances of a layer."""
+    return {w.path: np.asarray(w) for w in layer.non_trainable_weights
+            if w.name in ("moving_mean", "moving_variance")}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_batch_norm_is_in_backbone_and_towers_only_when_asked(schema, trained_with_batch_norm,
+                                                              name):
+    model = trained_with_batch_norm[name]
+    assert model.batch_norm and model.get_config()["batch_norm"] is True
+    assert moving_statistics(model.backbone) and moving_statistics(model.towers)
+    assert not any(w.trainable for w in model.backbone.weights
+                   if w.name in ("moving_mean", "moving_variance"))
+    plain = MODELS[name](schema, **SMALL[name])
+    assert not plain.batch_norm and plain.get_config()["batch_norm"] is False
+    assert not moving_statistics(plain)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_fit_updates_the_moving_statistics(trained_with_batch_norm, name):
+    statistics = moving_statistics(trained_with_batch_norm[name])
+    means = [v for p, v in statistics.items() if p.endswith("moving_mean")]
+    variances = [v for p, v in statistics.items() if p.endswith("moving_variance")]
+    assert means and len(means) == len(variances)
+    # initialised at 0 and 1; one epoch moves every one of them
+    assert all(np.any(m != 0.0) for m in means)
+    assert all(np.any(v != 1.0) for v in variances)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_batch_norm_uses_batch_statistics_in_training_only(schema, table, name):
+    keras.utils.set_random_seed(0)
+    model = MODELS[name](schema, batch_norm=True, **SMALL[name])
+    raw = schema.raw_features(table.head(16))
+    inference = model(raw, training=False)
+    again = model(raw, training=False)
+    training = model(raw, training=True)
+    np.testing.assert_array_equal(np.asarray(inference["spend"]), np.asarray(again["spend"]))
+    assert not np.allclose(np.asarray(training["spend"]), np.asarray(inference["spend"]))
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_batch_norm_config_and_keras_file_round_trips(trained_with_batch_norm, table,
+                                                      schema, tmp_path, name):
+    model = trained_with_batch_norm[name]
+    config = model.get_config()
+    json.dumps(config)
+    rebuilt = type(model).from_config(config)
+    assert rebuilt.get_config() == config and rebuilt.batch_norm
+    assert rebuilt.count_params() == model.count_params()
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    again = keras.saving.load_model(path)
+    assert type(again) is type(model) and again.batch_norm
+    # the moving statistics are saved, so inference agrees exactly
+    expected, loaded = moving_statistics(model), moving_statistics(again)
+    assert list(loaded) == list(expected)
+    for key in expected:
+        np.testing.assert_array_equal(loaded[key], expected[key])
+    raw = schema.raw_features(table.head(32))
+    a, b = model.predict_on_batch(raw), again.predict_on_batch(raw)
+    for task in a:
+        np.testing.assert_array_equal(b[task], a[task])
+
+
+def test_batch_norm_saved_model_parity_in_fresh_process(trained_with_batch_norm, table,
+                                                        schema, tmp_path):
+    model = trained_with_batch_norm["MMoE"]
+    raw = schema.raw_features(table.head(8))
+    np.savez(tmp_path / "raw.npz", **raw)
+    mtrec.export.saved_model(model, tmp_path / "mmoe")
+    expected = {k: np.asarray(v).tolist() for k, v in model.predict_on_batch(raw).items()}
+    script = textwrap.dedent(f"""
+        import json, numpy as np, tensorflow as tf
+        raw = dict(np.load({str(tmp_path / 'raw.npz')!r}, allow_pickle=True))
+        fn = tf.saved_model.load({str(tmp_path / 'mmoe')!r}).signatures['serving_default']
+        feats = {{k: tf.constant(v.astype(str) if v.dtype == object else v)
+                  for k, v in raw.items()}}
+        print(json.dumps({{k: v.numpy().tolist() for k, v in fn(**feats).items()}}))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(served) == set(expected)
+    for task, values in expected.items():
+        np.testing.assert_allclose(served[task], values, atol=1e-5, rtol=0)
+
+
+# --------------------------------------------------------------------------
+# embeddings_initializer of the model
+# --------------------------------------------------------------------------
+def embedding_tables(model):
+    """The categorical and multi-hot tables of every embedding of a model."""
+    return [w for w in model.weights
+            if w.name == "embeddings" and ("categorical" in w.path or "multihot" in w.path)]
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_model_embeddings_initializer_reaches_every_table(schema, name):
+    model = MODELS[name](schema, embeddings_initializer="ones", **SMALL[name])
+    tables = embedding_tables(model)
+    # SingleTask: one embedding per task, all initialised alike
+    assert len(tables) == (3 if name == "SingleTask" else 1) * 2
+    for table in tables:
+        np.testing.assert_array_equal(np.asarray(table), 1.0)
+    config = model.get_config()
+    assert config["embeddings_initializer"] == "ones"
+    assert type(model).from_config(config).embeddings_initializer == "ones"
+
+
+def test_model_embeddings_initializer_defaults_to_keras_uniform(schema):
+    model = MODELS["MMoE"](schema, **SMALL["MMoE"])
+    assert model.get_config()["embeddings_initializer"] == "uniform"
+    for table in embedding_tables(model):
+        values = np.asarray(table)
+        assert np.all(np.abs(values) <= 0.05) and np.unique(values).size > 1
+
+
+def test_a_features_initializer_beats_the_models(table):
+    schema = mtrec.Schema.infer(table, tasks=TASKS, verbose=False,
+                                tags=mtrec.MultiHot("tags"), title=mtrec.Text("title"),
+                                color=mtrec.Categorical("color", embeddings_initializer="zeros"))
+    schema.adapt(table)
+    model = MODELS["MMoE"](schema, embeddings_initializer="ones", **SMALL["MMoE"])
+    layer = model.embedding
+    categorical = [spec.name for spec in schema.features_of("categorical")]
+    (positions, offsets, table_layer), = layer.categorical_groups
+    values = np.asarray(table_layer.embeddings)
+    sizes = [categorical_cardinality(schema, schema.features_of("categorical")[p])
+             for p in positions]
+    for position, offset, size in zip(positions, offsets, sizes):
+        expected = 0.0 if categorical[position] == "color" else 1.0
+        np.testing.assert_array_equal(values[offset:offset + size], expected)
+
+
+def test_a_bad_model_initializer_is_named(schema):
+    with pytest.raises(ValueError, match="MMoE has embeddings_initializer 'glorot', which "
+                                         "Keras does not read as an initializer"):
+        MODELS["MMoE"](schema, embeddings_initializer="glorot")
+    with pytest.raises(ValueError, match="batch_norm must be True or False"):
+        MODELS["PLE"](schema, batch_norm="yes")
