@@ -23,7 +23,9 @@ Every row also shows the "signature floor": the same 38-input signature
 around a trivial body. It is what TensorFlow's Python side spends binding
 and checking the named inputs of `signatures["serving_default"](**x)`; no
 change to the exported graph can remove it (TF Serving, in C++, does not pay
-it).
+it). The row "current, tf.Example signature" serves the same export through
+its one-input `serving_tf_example` signature (serialized `tf.Example`s,
+parsed in the graph), which binds one tensor instead of 38.
 
     python benchmarks/serving.py [--requests 2000] [--models MMoE] [--baseline-ref main]
         [--output benchmarks/results/serving.json]
@@ -41,6 +43,10 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+#: Row label of the current export served through its tf.Example signature.
+EXAMPLE_LABEL = "current, tf.Example signature"
 
 
 def directory_size(path):
@@ -130,6 +136,7 @@ def main(argv=None):
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     import keras
     import mtrec
+    from mtrec.export.saved_model import EXAMPLE_SIGNATURE, to_tf_examples
 
     keras.utils.set_random_seed(0)
     train, valid, _ = mtrec.data.census_income.load(group=1)
@@ -169,29 +176,41 @@ def main(argv=None):
         loaded["signature floor"] = floor_module
         calls = {label: (lambda x, f=module.signatures["serving_default"]: f(**x))
                  for label, module in loaded.items()}
+        # The same export through its one-input tf.Example signature: one
+        # serialized string tensor to bind instead of 38 named tensors.
+        example_fn = loaded["current"].signatures[EXAMPLE_SIGNATURE]
+        calls[EXAMPLE_LABEL] = lambda x, f=example_fn: f(examples=x)
         expected = model.predict_on_batch(big)
+        examples = {"b1": tf.constant(to_tf_examples(schema, valid.head(1))),
+                    "b1024": tf.constant(to_tf_examples(schema, valid.head(1024)))}
+        batches = {label: ({"b1": examples["b1"], "b1024": examples["b1024"]}
+                           if label == EXAMPLE_LABEL else {"b1": one_t, "b1024": big_t})
+                   for label in calls}
         for label, call in calls.items():
             if label == "signature floor":
                 continue
-            served = call(big_t)
+            served = call(batches[label]["b1024"])
             worst = max(float(np.max(np.abs(served[t].numpy() - expected[t]))) for t in expected)
             if worst > 1e-5:
                 raise RuntimeError(f"{name} ({label}): served predictions differ from Keras "
                                    f"by {worst:.2e} (> 1e-5).")
         call_keras = lambda x: model.predict_on_batch(x)
-        for fn, x in [(c, one_t) for c in calls.values()] + [(call_keras, one)]:
-            timed_calls(fn, x, 50)  # warm-up / tracing
+        for label, call in calls.items():
+            timed_calls(call, batches[label]["b1"], 50)  # warm-up / tracing
+        timed_calls(call_keras, one, 50)
         # Rounds alternate between the exports so that load from other
         # processes falls on all of them alike.
         times = {label: {"b1": [], "b1024": []} for label in calls}
         per_round = max(1, args.requests // args.rounds)
         for _ in range(args.rounds):
             for label, call in calls.items():
-                times[label]["b1"] += timed_calls(call, one_t, per_round)
-                times[label]["b1024"] += timed_calls(call, big_t, max(1, 30 // args.rounds))
+                times[label]["b1"] += timed_calls(call, batches[label]["b1"], per_round)
+                times[label]["b1024"] += timed_calls(call, batches[label]["b1024"],
+                                                     max(1, 30 // args.rounds))
         keras_1 = np.array(timed_calls(call_keras, one, args.requests)) * 1e3
         keras_big = np.median(timed_calls(call_keras, big, 30))
-        for label, path in [*exports.items(), ("signature floor", floor_path)]:
+        for label, path in [*exports.items(), (EXAMPLE_LABEL, exports["current"]),
+                            ("signature floor", floor_path)]:
             served_1 = np.array(times[label]["b1"]) * 1e3
             row = {
                 "model": name, "export": label, "parameters": model.count_params(),
