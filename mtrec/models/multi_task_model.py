@@ -5,6 +5,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from mtrec.data.pandas_dataset import dataframe_arguments
 from mtrec.layers.backbone import Backbone
 from mtrec.layers.feature_embedding import FeatureEmbedding, modality_groups
 from mtrec.layers.feature_preprocessing import (
@@ -395,6 +396,8 @@ class MultiTaskModel(keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def fit(self, x=None, y=None, **kwargs):
+        # A DataFrame (labels = its task columns) becomes from_pandas batches.
+        x, y, kwargs = dataframe_arguments(self.schema, x, y, kwargs, "fit")
         # Datasets from mtrec.data are shuffled (or not) by the caller;
         # Keras' shuffle flag does not apply to them.
         if isinstance(x, tf.data.Dataset):
@@ -404,6 +407,16 @@ class MultiTaskModel(keras.Model):
         if getattr(self, "loss_weighting", None) is not None:
             callbacks.insert(0, LossWeightingLogger())
         return super().fit(x, y, callbacks=callbacks, **kwargs)
+
+    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
+        x, y, kwargs = dataframe_arguments(self.schema, x, y,
+                                           {"batch_size": batch_size, **kwargs}, "evaluate")
+        return super().evaluate(x, y, **kwargs)
+
+    def predict(self, x, batch_size=None, **kwargs):
+        x, _, kwargs = dataframe_arguments(self.schema, x, None,
+                                           {"batch_size": batch_size, **kwargs}, "predict")
+        return super().predict(x, **kwargs)
 
     def get_config(self):
         return {**super().get_config(), "schema": self.schema.to_dict(),
