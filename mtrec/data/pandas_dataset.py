@@ -39,7 +39,7 @@ def encode_features(schema, raw, preprocessing=None):
         name: values[start:stop] for name, values in raw.items()}, preprocessing)
 
 
-def encode_frame(schema, df, preprocessing=None):
+def encode_frame(schema, df, preprocessing=None, checked=False):
     """`encode_features(schema, schema.raw_features(df))` without the raw copy.
 
     The DataFrame is checked once (`schema.validate`), then each chunk of
@@ -51,11 +51,14 @@ def encode_frame(schema, df, preprocessing=None):
         schema: adapted Schema.
         df: pandas DataFrame with every schema feature.
         preprocessing: optional `FeaturePreprocessing` to reuse.
+        checked: bool. The caller has run `schema.validate(df)` already
+            (the check costs about as much as a chunk's encoding).
 
     Returns:
         dict of numpy arrays `(rows, ...)`, equal to `encode_features`'s.
     """
-    schema.validate(df)
+    if not checked:
+        schema.validate(df)
     if not schema.features:
         raise ValueError("No raw features to encode: the schema has no features.")
 
@@ -121,7 +124,7 @@ def from_pandas(df, schema, batch_size=1024, shuffle=False, seed=None,
     schema.validate(df, labels=labels)
     if len(df) == 0:
         raise ValueError("The DataFrame has no rows; there is nothing to batch.")
-    features = encode_frame(schema, df)
+    features = encode_frame(schema, df, checked=True)
     columns = (features, schema.raw_labels(df)) if labels else features
     del features    # the dataset holds the only reference from here on
     return gathered_batches(columns, len(df), batch_size, shuffle=shuffle, seed=seed,

@@ -210,7 +210,8 @@ def from_frames(frames, schema, batch_size=1024, labels=True, shuffle_buffer=0,
 
     # One generator element per block (not per batch): the batches are cut
     # from it by tf.data slices, so Python touches each chunk once.
-    blocks = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    # prefetch(1): the next chunk is encoded while this one's batches train.
+    blocks = tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(1)
     if labels:
         batched = blocks.flat_map(lambda features, targets: sliced_batches(
             (features, targets), batch_size, drop_remainder=drop_remainder))
@@ -442,7 +443,7 @@ def _read_ahead(frames, depth=1):
 
 
 def _encode(schema, frame, layer, labels):
-    features = encode_frame(schema, frame, preprocessing=layer)
+    features = encode_frame(schema, frame, preprocessing=layer, checked=True)
     if not labels:
         return features
     return features, schema.raw_labels(frame)
