@@ -1,15 +1,23 @@
 """pandas DataFrame -> tf.data.Dataset of (encoded features, labels)."""
 
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 
 from mtrec.layers.feature_preprocessing import FeaturePreprocessing
 
-# Rows encoded per eager call; bounds the memory of the one-off encoding.
+# Rows encoded per eager call. Each call of the layer has a fixed cost
+# (16,384-row chunks made a 50,000-row chunk's encoding 1.9x slower than
+# 65,536), while a chunk's transient raw arrays and TF string tensor stay
+# small next to the frame (~70 MB on Census).
 _ENCODE_CHUNK = 65536
 # Batch size of the datasets the library builds itself from a DataFrame
-# (mtrec.evaluate, gate diagnostics): large, since nothing trains on them.
+# (mtrec.evaluate, gate diagnostics, `model.predict(df)`,
+# `model.evaluate(df)`): large, since nothing trains on them.
 DATAFRAME_BATCH_SIZE = 4096
+# Batch size of `model.fit(df)` when the caller gives none: Keras' own
+# default of 32 makes an epoch of Census ~30x slower than 1024.
+FIT_BATCH_SIZE = 1024
 
 
 def encode_features(schema, raw, preprocessing=None):
@@ -21,19 +29,65 @@ def encode_features(schema, raw, preprocessing=None):
         preprocessing: optional `FeaturePreprocessing` to reuse.
 
     Returns:
-        dict of numpy arrays keyed like `FeaturePreprocessing`'s output.
+        dict of numpy arrays keyed like `FeaturePreprocessing`'s output,
+        `(rows, ...)` each.
     """
     if not raw:
         raise ValueError("No raw features to encode: the schema has no features.")
     rows = len(next(iter(raw.values())))
+    return _encode_chunks(schema, rows, lambda start, stop: {
+        name: values[start:stop] for name, values in raw.items()}, preprocessing)
+
+
+def encode_frame(schema, df, preprocessing=None, checked=False):
+    """`encode_features(schema, schema.raw_features(df))` without the raw copy.
+
+    The DataFrame is checked once (`schema.validate`), then each chunk of
+    rows is turned into raw arrays, encoded and written into the output, so
+    only one chunk's raw arrays exist at a time (the whole table's raw
+    string arrays took more memory than the frame itself on Census).
+
+    Args:
+        schema: adapted Schema.
+        df: pandas DataFrame with every schema feature.
+        preprocessing: optional `FeaturePreprocessing` to reuse.
+        checked: bool. The caller has run `schema.validate(df)` already
+            (the check costs about as much as a chunk's encoding).
+
+    Returns:
+        dict of numpy arrays `(rows, ...)`, equal to `encode_features`'s.
+    """
+    if not checked:
+        schema.validate(df)
+    if not schema.features:
+        raise ValueError("No raw features to encode: the schema has no features.")
+
+    def raw_chunk(start, stop):
+        part = df.iloc[start:stop]
+        return {spec.name: spec.to_array(part[spec.name], schema.stats.get(spec.name))
+                for spec in schema.features}
+
+    return _encode_chunks(schema, len(df), raw_chunk, preprocessing)
+
+
+def _encode_chunks(schema, rows, raw_chunk, preprocessing):
+    """Encode `raw_chunk(start, stop)` for every chunk of `rows` rows into
+    arrays allocated once (no list of chunks, no concatenation)."""
     if rows == 0:
         raise ValueError("The raw features have no rows; there is nothing to encode.")
     layer = preprocessing or FeaturePreprocessing(schema)
-    chunks = []
+    out = None
     for start in range(0, rows, _ENCODE_CHUNK):
-        part = {k: v[start:start + _ENCODE_CHUNK] for k, v in raw.items()}
-        chunks.append({k: v.numpy() for k, v in layer(part).items()})
-    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+        stop = min(start + _ENCODE_CHUNK, rows)
+        encoded = layer(raw_chunk(start, stop))
+        if out is None:
+            # (rows, ...) per key, in the dtype the layer returns
+            out = {key: np.empty((rows, *value.shape[1:]), value.dtype.as_numpy_dtype)
+                   for key, value in encoded.items()}
+        for key, value in encoded.items():
+            out[key][start:stop] = value.numpy()
+        del encoded
+    return out
 
 
 def from_pandas(df, schema, batch_size=1024, shuffle=False, seed=None,
@@ -70,8 +124,9 @@ def from_pandas(df, schema, batch_size=1024, shuffle=False, seed=None,
     schema.validate(df, labels=labels)
     if len(df) == 0:
         raise ValueError("The DataFrame has no rows; there is nothing to batch.")
-    features = encode_features(schema, schema.raw_features(df))
+    features = encode_frame(schema, df, checked=True)
     columns = (features, schema.raw_labels(df)) if labels else features
+    del features    # the dataset holds the only reference from here on
     return gathered_batches(columns, len(df), batch_size, shuffle=shuffle, seed=seed,
                             drop_remainder=drop_remainder)
 
@@ -111,3 +166,93 @@ def gathered_batches(columns, rows, batch_size, shuffle=False, seed=None,
         return tf.nest.map_structure(lambda t: tf.gather(t, batch_indices), tensors)
 
     return indices.map(gather).prefetch(tf.data.AUTOTUNE)
+
+
+def sliced_batches(block, batch_size, drop_remainder=False):
+    """The consecutive batches of one block of rows, as a tf.data function.
+
+    For `Dataset.flat_map` over a dataset whose elements are blocks
+    (chunks of a file, already in the order to train on): each batch is
+    one slice of every column, so no row passes through tf.data alone.
+
+    Args:
+        block: nested structure of tensors with the same number of rows.
+        batch_size: int.
+        drop_remainder: bool. Drop the block's last partial batch (and give
+            the batches a static batch dimension).
+
+    Returns:
+        `tf.data.Dataset` of the block's batches `(batch, ...)`.
+    """
+    rows = tf.shape(tf.nest.flatten(block)[0], out_type=tf.int64)[0]
+    if drop_remainder:
+        rows = rows // batch_size * batch_size
+    starts = tf.data.Dataset.range(0, rows, batch_size)
+
+    def take(start):
+        # rows [start, start + batch_size) of every column
+        def cut(t):
+            part = t[start:start + batch_size]
+            if drop_remainder:
+                part = tf.ensure_shape(part, (batch_size, *t.shape[1:]))
+            return part
+        return tf.nest.map_structure(cut, block)
+
+    return starts.map(take)
+
+
+def dataframe_arguments(schema, x, y, kwargs, purpose):
+    """Keras `fit` / `evaluate` / `predict` arguments with DataFrames made datasets.
+
+    A DataFrame `x` (its labels are the tasks' columns, so `y` must be
+    None) becomes `from_pandas(x, schema, ...)`: for `"fit"`, batches of
+    the caller's `batch_size` (else `FIT_BATCH_SIZE`), shuffled every epoch
+    unless `shuffle=False`, with a seed drawn from NumPy's global generator
+    (which `keras.utils.set_random_seed` seeds, so seeded runs repeat); for
+    `"evaluate"` / `"predict"`, `DATAFRAME_BATCH_SIZE` unless given, in
+    order (`predict` reads features only). A DataFrame `validation_data`
+    becomes the evaluation dataset of the same frame (batch size
+    `validation_batch_size`, else `DATAFRAME_BATCH_SIZE`). Anything else
+    passes through untouched.
+
+    Args:
+        schema: the model's adapted Schema.
+        x, y: Keras' `x` and `y`.
+        kwargs: the other keyword arguments Keras was given (not changed).
+        purpose: `"fit"`, `"evaluate"` or `"predict"`.
+
+    Returns:
+        `(x, y, kwargs)` for Keras.
+    """
+    if purpose not in ("fit", "evaluate", "predict"):
+        raise ValueError(f"purpose must be 'fit', 'evaluate' or 'predict', got {purpose!r}.")
+    kwargs = dict(kwargs)
+    if purpose == "fit":
+        validation = kwargs.get("validation_data")
+        if isinstance(validation, pd.DataFrame):
+            kwargs["validation_data"] = from_pandas(
+                validation, schema,
+                batch_size=kwargs.pop("validation_batch_size", None) or DATAFRAME_BATCH_SIZE)
+    if not isinstance(x, pd.DataFrame):
+        return x, y, kwargs
+    if y is not None:
+        raise ValueError(
+            f"{purpose}(df, y) got both a DataFrame and y ({type(y).__name__}); the "
+            f"labels of a DataFrame are its task columns "
+            f"{[task.label for task in schema.tasks]}: "
+            f"call {purpose}(df) without y.")
+    batch_size = kwargs.pop("batch_size", None)
+    if purpose == "fit":
+        if kwargs.get("validation_split"):
+            raise ValueError(
+                f"validation_split={kwargs['validation_split']!r} does not apply to a "
+                f"DataFrame; split it yourself and pass validation_data=valid_df.")
+        shuffle = kwargs.pop("shuffle", True)
+        seed = int(np.random.randint(0, 2**31 - 1)) if shuffle else None
+        dataset = from_pandas(x, schema, batch_size=batch_size or FIT_BATCH_SIZE,
+                              shuffle=bool(shuffle), seed=seed)
+        kwargs["shuffle"] = False     # the dataset shuffles itself
+    else:
+        dataset = from_pandas(x, schema, batch_size=batch_size or DATAFRAME_BATCH_SIZE,
+                              labels=purpose == "evaluate")
+    return dataset, None, kwargs

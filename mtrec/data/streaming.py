@@ -6,8 +6,10 @@ work on files far larger than RAM (Ali-CCP, AliExpress). Each chunk is read
 with pandas (`read_csv(chunksize=...)`, or pyarrow's
 `ParquetFile.iter_batches`), checked with `schema.validate`, encoded by one
 `FeaturePreprocessing` layer built once per dataset (the layer the model and
-its export use, so training and serving cannot drift) and cut into batches
-by a Python generator behind `tf.data.Dataset.from_generator`.
+its export use, so training and serving cannot drift) and handed to tf.data
+whole (a Python generator behind `tf.data.Dataset.from_generator` yields one
+block of rows per chunk), where batches are cut from it as slices: no row
+and no batch passes through Python on its own.
 
 Memory is bounded by `chunk_rows` and `shuffle_buffer`, not by the file
 size: about `chunk_rows` parsed rows, their encoded arrays, and up to
@@ -37,7 +39,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from mtrec.data.pandas_dataset import encode_features
+from mtrec.data.pandas_dataset import encode_frame, sliced_batches
 from mtrec.layers.feature_preprocessing import FeaturePreprocessing, dummy_raw_batch
 
 __all__ = ["csv_dtypes", "from_csv", "from_frames", "from_parquet", "output_signature",
@@ -169,6 +171,8 @@ def from_frames(frames, schema, batch_size=1024, labels=True, shuffle_buffer=0,
     passes = itertools.count()
 
     def generate():
+        """Yields blocks of encoded rows, each a whole number of batches
+        (bar the last), in training order."""
         rng = None
         if shuffle_buffer:
             # A new order every pass, repeatable with the seed.
@@ -179,28 +183,42 @@ def from_frames(frames, schema, batch_size=1024, labels=True, shuffle_buffer=0,
                 continue
             schema.validate(frame, labels=labels)
             block = _encode(schema, frame, layer, labels)
+            del frame
             pending = block if pending is None else _concat(pending, block)
+            del block
+            rows = _rows(pending)
             if rng is None:
-                full = _rows(pending) // batch_size * batch_size
-            else:
-                if _rows(pending) < shuffle_buffer + batch_size:
-                    continue
-                pending = _take(pending, rng.permutation(_rows(pending)))
-                full = (_rows(pending) - shuffle_buffer) // batch_size * batch_size
-            for start in range(0, full, batch_size):
-                yield _slice(pending, start, start + batch_size)
-            pending = _slice(pending, full, _rows(pending))
+                full = rows // batch_size * batch_size
+                if full:
+                    yield _slice(pending, 0, full)
+                    pending = _slice(pending, full, rows)
+            elif rows >= shuffle_buffer + batch_size:
+                # Emit whole batches of shuffled rows; keep `shuffle_buffer`
+                # of them (and the remainder) to mix with the next chunk.
+                order = rng.permutation(rows)
+                full = (rows - shuffle_buffer) // batch_size * batch_size
+                yield _take(pending, order[:full])
+                pending = _take(pending, order[full:])
         if pending is None or not _rows(pending):
             return
         if rng is not None:
             pending = _take(pending, rng.permutation(_rows(pending)))
         rows = _rows(pending)
         last = rows if not drop_remainder else rows // batch_size * batch_size
-        for start in range(0, last, batch_size):
-            yield _slice(pending, start, min(start + batch_size, last))
+        if last:
+            yield _slice(pending, 0, last)
 
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    # One generator element per block (not per batch): the batches are cut
+    # from it by tf.data slices, so Python touches each chunk once.
+    # prefetch(1): the next chunk is encoded while this one's batches train.
+    blocks = tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(1)
+    if labels:
+        batched = blocks.flat_map(lambda features, targets: sliced_batches(
+            (features, targets), batch_size, drop_remainder=drop_remainder))
+    else:
+        batched = blocks.flat_map(lambda features: sliced_batches(
+            features, batch_size, drop_remainder=drop_remainder))
+    return batched.prefetch(tf.data.AUTOTUNE)
 
 
 def output_signature(schema, labels=True, preprocessing=None):
@@ -425,7 +443,7 @@ def _read_ahead(frames, depth=1):
 
 
 def _encode(schema, frame, layer, labels):
-    features = encode_features(schema, schema.raw_features(frame), preprocessing=layer)
+    features = encode_frame(schema, frame, preprocessing=layer, checked=True)
     if not labels:
         return features
     return features, schema.raw_labels(frame)

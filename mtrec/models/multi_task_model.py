@@ -5,6 +5,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from mtrec.data.pandas_dataset import dataframe_arguments
 from mtrec.layers.backbone import Backbone
 from mtrec.layers.feature_embedding import (
     FeatureEmbedding, initializer_config, modality_groups)
@@ -456,20 +457,9 @@ class MultiTaskModel(keras.Model):
     def make_predict_function(self, force=False):
         return self._make_step_function("predict", super().make_predict_function, force)
 
-    def evaluate(self, x=None, y=None, **kwargs):
-        # Validation inside fit keeps fit's plan (and its encoded data).
-        if not kwargs.get("_use_cached_eval_dataset"):
-            x = encoded_in_pipeline(self, x)
-            self._plan_xla({"test": xla.plan_inference(self._requested_jit(), self, x, "test")})
-        return super().evaluate(x, y, **kwargs)
-
-    def predict(self, x, **kwargs):
-        x = encoded_in_pipeline(self, x)
-        self._plan_xla({"predict": xla.plan_inference(self._requested_jit(), self, x,
-                                                      "predict")})
-        return super().predict(x, **kwargs)
-
     def fit(self, x=None, y=None, **kwargs):
+        # A DataFrame (labels = its task columns) becomes from_pandas batches.
+        x, y, kwargs = dataframe_arguments(self.schema, x, y, kwargs, "fit")
         # Raw-column datasets: lookups in tf.data, ahead of the step.
         x = encoded_in_pipeline(self, x)
         validation = kwargs.get("validation_data")
@@ -490,6 +480,26 @@ class MultiTaskModel(keras.Model):
         if getattr(self, "loss_weighting", None) is not None:
             callbacks.insert(0, LossWeightingLogger())
         return super().fit(x, y, callbacks=callbacks, **kwargs)
+
+    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
+        # Validation inside fit keeps fit's plan (and its encoded data).
+        if not kwargs.get("_use_cached_eval_dataset"):
+            x, y, kwargs = dataframe_arguments(self.schema, x, y,
+                                               {"batch_size": batch_size, **kwargs},
+                                               "evaluate")
+            x = encoded_in_pipeline(self, x)
+            self._plan_xla({"test": xla.plan_inference(self._requested_jit(), self, x, "test")})
+        else:
+            kwargs["batch_size"] = batch_size
+        return super().evaluate(x, y, **kwargs)
+
+    def predict(self, x, batch_size=None, **kwargs):
+        x, _, kwargs = dataframe_arguments(self.schema, x, None,
+                                           {"batch_size": batch_size, **kwargs}, "predict")
+        x = encoded_in_pipeline(self, x)
+        self._plan_xla({"predict": xla.plan_inference(self._requested_jit(), self, x,
+                                                      "predict")})
+        return super().predict(x, **kwargs)
 
     def get_config(self):
         return {**super().get_config(), "schema": self.schema.to_dict(),

@@ -8,6 +8,8 @@ import tensorflow as tf
 from mtrec import Categorical, MultiHot, Numeric, Schema, Text, Vector
 from mtrec.data import encode_features, from_pandas
 
+TASKS = {"click": "binary", "spend": "regression", "grade": "multiclass"}
+
 ENCODED_KEYS = {"mtrec:categorical", "mtrec:numeric", "mtrec:multihot:tags",
                 "mtrec:text:title", "mtrec:vector:vec"}
 
@@ -205,3 +207,135 @@ def test_gathered_batches_drop_remainder_gives_a_static_batch_dimension():
     dataset = gathered_batches({"x": np.arange(10)}, 10, batch_size=4, drop_remainder=True)
     assert dataset.element_spec["x"].shape.as_list() == [4]
     assert [b["x"].numpy().tolist() for b in dataset] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+
+
+# -- encoding by chunks ---------------------------------------------------------
+def test_encode_frame_by_small_chunks_equals_one_whole_table_call(table, schema, monkeypatch):
+    # What the encoding was before chunking: one layer call over the whole raw table.
+    from mtrec.data import pandas_dataset
+    from mtrec.layers.feature_preprocessing import FeaturePreprocessing
+
+    whole = {key: value.numpy() for key, value in
+             FeaturePreprocessing(schema)(schema.raw_features(table)).items()}
+    monkeypatch.setattr(pandas_dataset, "_ENCODE_CHUNK", 7)    # 300 rows: 43 chunks, last 6
+    by_frame = pandas_dataset.encode_frame(schema, table)
+    by_raw = encode_features(schema, schema.raw_features(table))
+    assert set(by_frame) == set(whole) == ENCODED_KEYS
+    for key, value in whole.items():
+        assert by_frame[key].dtype == value.dtype and by_raw[key].dtype == value.dtype
+        np.testing.assert_array_equal(by_frame[key], value)
+        np.testing.assert_array_equal(by_raw[key], value)
+
+
+def test_encode_frame_checks_the_frame_first(table, schema):
+    from mtrec.data.pandas_dataset import encode_frame
+
+    with pytest.raises(ValueError, match=r"Missing feature column\(s\) \['color'\]"):
+        encode_frame(schema, table.drop(columns=["color"]))
+    with pytest.raises(ValueError, match="no rows"):
+        encode_frame(schema, table.iloc[:0])
+
+
+def test_sliced_batches_cut_a_block_in_order_with_a_static_shape_when_dropping():
+    from mtrec.data.pandas_dataset import sliced_batches
+
+    block = ({"x": tf.range(10, dtype=tf.int64)}, {"t": tf.reshape(tf.range(20.0), (10, 2))})
+    got = [b[0]["x"].numpy().tolist() for b in sliced_batches(block, 4)]
+    assert got == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    blocks = tf.data.Dataset.from_tensors(block).flat_map(
+        lambda f, t: sliced_batches((f, t), 4, drop_remainder=True))
+    assert blocks.element_spec[1]["t"].shape.as_list() == [4, 2]
+    assert [b[1]["t"][:, 0].numpy().tolist() for b in blocks] == [[0, 2, 4, 6],
+                                                                  [8, 10, 12, 14]]
+
+
+# -- model.fit / evaluate / predict on a DataFrame -------------------------------
+@pytest.fixture(scope="module")
+def small_model(schema):
+    import keras
+    import mtrec
+
+    keras.utils.set_random_seed(0)
+    model = mtrec.models.MMoE(schema, num_experts=2, expert_units=[4], tower_units=[2])
+    model.compile(optimizer="adam")
+    return model
+
+
+def batch_counter():
+    """A Keras callback recording the train batches of the last fit."""
+    import keras
+
+    class CountBatches(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.batches = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.batches.append(batch)
+
+    return CountBatches()
+
+
+def test_fit_on_a_dataframe_uses_its_task_columns_and_a_large_default_batch(table,
+                                                                             small_model):
+    count = batch_counter()
+    history = small_model.fit(table, epochs=1, verbose=0, callbacks=[count])
+    assert np.isfinite(history.history["loss"][0])
+    assert len(count.batches) == 1                       # 300 rows, FIT_BATCH_SIZE 1024
+    small_model.fit(table, epochs=1, batch_size=128, verbose=0, callbacks=[count])
+    assert len(count.batches) == 3                       # 128 + 128 + 44
+
+
+def test_fit_validates_on_a_dataframe(table, small_model):
+    history = small_model.fit(table.iloc[:200], validation_data=table.iloc[200:],
+                              epochs=1, batch_size=64, verbose=0)
+    expected = small_model.evaluate(from_pandas(table.iloc[200:], small_model.schema),
+                                    verbose=0, return_dict=True)
+    assert history.history["val_loss"][0] == pytest.approx(expected["loss"], rel=1e-5)
+
+
+def test_evaluate_and_predict_on_a_dataframe_equal_the_dataset_calls(table, small_model):
+    schema = small_model.schema
+    on_frame = small_model.evaluate(table, verbose=0, return_dict=True)
+    on_data = small_model.evaluate(from_pandas(table, schema), verbose=0, return_dict=True)
+    assert on_frame.keys() == on_data.keys()
+    for name, value in on_data.items():
+        assert on_frame[name] == pytest.approx(value, rel=1e-5), name
+    features = table.drop(columns=["click", "spend", "grade"])     # predict needs no labels
+    predicted = small_model.predict(features, verbose=0)
+    expected = small_model.predict(from_pandas(features, schema, labels=False), verbose=0)
+    assert isinstance(predicted, dict) and predicted.keys() == expected.keys() == set(TASKS)
+    for name, value in expected.items():
+        assert predicted[name].shape[0] == len(table)
+        np.testing.assert_allclose(predicted[name], value, rtol=1e-6)
+
+
+def test_fit_on_a_dataframe_repeats_under_keras_seed_and_honours_shuffle(table, schema):
+    import keras
+    import mtrec
+
+    def trained(**fit_kwargs):
+        keras.utils.set_random_seed(3)
+        model = mtrec.models.MMoE(schema, num_experts=2, expert_units=[4], tower_units=[2])
+        model.compile(optimizer="adam")
+        model.fit(table, epochs=2, batch_size=32, verbose=0, **fit_kwargs)
+        return model.predict(table, verbose=0)["spend"]
+
+    first = trained()
+    np.testing.assert_array_equal(trained(), first)            # same seed, same run
+    in_order = trained(shuffle=False)
+    assert not np.allclose(in_order, first)                    # shuffle=True by default
+
+
+def test_dataframe_errors_name_the_problem(table, small_model):
+    with pytest.raises(ValueError, match=r"Missing feature column\(s\) \['num'\]"):
+        small_model.fit(table.drop(columns=["num"]), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"Missing feature column\(s\) \['num'\]"):
+        small_model.predict(table.drop(columns=["num"]), verbose=0)
+    with pytest.raises(ValueError, match="label column of task 'spend'"):
+        small_model.evaluate(table.drop(columns=["spend"]), verbose=0)
+    with pytest.raises(ValueError, match=r"got both a DataFrame and y .*without y"):
+        small_model.fit(table, table["click"], epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="validation_split=0.2 does not apply"):
+        small_model.fit(table, validation_split=0.2, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"Missing feature column\(s\) \['num'\]"):
+        small_model.fit(table, validation_data=table.drop(columns=["num"]), verbose=0)

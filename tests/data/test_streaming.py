@@ -227,3 +227,58 @@ def test_argument_errors(files, stream_schema):
     unadapted = mtrec.Schema([mtrec.Numeric("num")], {"click": "binary"})
     with pytest.raises(ValueError, match="not adapted"):
         streaming.from_csv(files / "all.csv", unadapted)
+
+
+def shuffled_file_order(rows, chunk_rows, shuffle_buffer, batch_size, seed, epoch):
+    """The row order the shuffled streams promise, spelled out on row numbers:
+    whole chunks join the buffer; once it holds `shuffle_buffer + batch_size`
+    rows it is permuted and all but `shuffle_buffer` rows (whole batches) go
+    out; the rest is permuted at the end. One generator per pass, seeded
+    `[seed, epoch]`."""
+    rng = np.random.default_rng([seed, epoch])
+    pending, out = np.arange(0), []
+    for start in range(0, rows, chunk_rows):
+        pending = np.concatenate([pending, np.arange(start, min(start + chunk_rows, rows))])
+        if len(pending) < shuffle_buffer + batch_size:
+            continue
+        order = rng.permutation(len(pending))
+        full = (len(pending) - shuffle_buffer) // batch_size * batch_size
+        out.append(pending[order[:full]])
+        pending = pending[order[full:]]
+    out.append(pending[rng.permutation(len(pending))])
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("chunk_rows, shuffle_buffer, batch_size", [(50, 100, 32), (30, 60, 16),
+                                                                    (70, 0, 64)])
+def test_stream_order_is_the_documented_one_and_the_buffer_bounds_how_far_rows_move(
+        files, stream_schema, reference, chunk_rows, shuffle_buffer, batch_size):
+    dataset = streaming.from_csv(files / "all.csv", stream_schema, batch_size=batch_size,
+                                 chunk_rows=chunk_rows, shuffle_buffer=shuffle_buffer, seed=5)
+    spend = reference["spend"].to_numpy("float32")
+    for epoch in range(2):
+        got = batches(dataset)
+        sizes = [len(labels["spend"]) for _, labels in got]
+        assert sizes[:-1] == [batch_size] * (len(sizes) - 1)     # full batches but the last
+        order = np.concatenate([labels["spend"] for _, labels in got])
+        if shuffle_buffer:
+            expected = shuffled_file_order(ROWS, chunk_rows, shuffle_buffer, batch_size,
+                                           seed=5, epoch=epoch)
+        else:
+            expected = np.arange(ROWS)
+        np.testing.assert_array_equal(order, spend[expected])
+        # a row leaves at most one buffer, one chunk and one batch before its turn
+        position_in_file = expected
+        assert (position_in_file - np.arange(ROWS)
+                < shuffle_buffer + chunk_rows + batch_size).all()
+
+
+def test_drop_remainder_gives_streamed_batches_a_static_batch_dimension(files, stream_schema):
+    dataset = streaming.from_csv(files / "all.csv", stream_schema, batch_size=64,
+                                 chunk_rows=50, shuffle_buffer=80, seed=0, drop_remainder=True)
+    features, labels = dataset.element_spec
+    assert all(spec.shape[0] == 64 for spec in [*features.values(), *labels.values()])
+    assert [len(l["click"]) for _, l in batches(dataset)] == [64, 64, 64]
+    unlabelled = streaming.from_csv(files / "all.csv", stream_schema, batch_size=64,
+                                    labels=False, drop_remainder=True)
+    assert all(spec.shape[0] == 64 for spec in unlabelled.element_spec.values())
