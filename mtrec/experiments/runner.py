@@ -166,8 +166,6 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
     parameters = int(model.count_params())
     log(f"{config.model.name}: {parameters:,} parameters")
 
-    train_data = from_pandas(data.train, schema, batch_size=training.batch_size,
-                             shuffle=True, seed=training.seed)
     valid_data = from_pandas(data.valid, schema, batch_size=config.evaluation.batch_size)
     run_callbacks = []
     if training.early_stopping is not None:
@@ -186,7 +184,11 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
             f"{f', {checkpoint.step} step(s) into epoch {checkpoint.epoch + 1}' if checkpoint.step else ''}.")
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
-    stream = checkpoints.EpochStream(train_data)
+    # A fresh dataset (its own shuffle generator) per fit: two when resuming
+    # mid-epoch, else one.
+    stream = checkpoints.EpochStream(lambda: from_pandas(
+        data.train, schema, batch_size=training.batch_size, shuffle=True,
+        seed=training.seed))
     saver = checkpoints.TrainingCheckpoint(
         folder.checkpoints, every_steps=training.checkpoint_every_steps,
         early_stopping=stopper, epochs=training.epochs)
@@ -206,7 +208,8 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
                 # The rest of an interrupted epoch is a fit of its own (Keras'
                 # epochs all have steps_per_epoch steps); then on from its end.
                 last = epoch + 1
-            model.fit(stream.at(epoch, step), validation_data=valid_data,
+            batches = stream.at(epoch, step)
+            model.fit(batches, validation_data=valid_data,
                       steps_per_epoch=stream.steps_per_epoch - step,
                       initial_epoch=min(epoch, last), epochs=last,
                       callbacks=run_callbacks, verbose=verbose)

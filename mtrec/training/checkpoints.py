@@ -153,39 +153,35 @@ class EpochStream:
     iterator of a reshuffling dataset takes the next shuffle order; so the
     order an epoch sees would depend on Keras' internals and on how the run
     started. Repeated into one stream, epoch k is the dataset's k-th pass,
-    always; `at(epoch, step)` advances the dataset past the passes already
-    trained (only its shuffle order moves on) and skips `step` batches.
+    always; `at(epoch, step)` builds a fresh dataset, advances it past the
+    passes already trained (only its shuffle order moves on) and skips
+    `step` batches.
 
     Args:
-        dataset: `tf.data.Dataset` of one epoch of training batches, of
-            known length (as `mtrec.data.from_pandas` builds).
+        make_dataset: function returning the `tf.data.Dataset` of one epoch
+            of training batches, of known length (as
+            `mtrec.data.from_pandas` builds), the same on every call.
     """
 
-    def __init__(self, dataset):
-        self.dataset = dataset
+    def __init__(self, make_dataset):
+        self.make_dataset = make_dataset
+        self.steps_per_epoch = None
+
+    def at(self, epoch, step=0):
+        """The stream from batch `step` of epoch `epoch` (both 0-based) on."""
+        dataset = self.make_dataset()
         self.steps_per_epoch = int(dataset.cardinality())
         if self.steps_per_epoch < 0:
             raise ValueError(
                 f"The training dataset's length is unknown (cardinality "
                 f"{self.steps_per_epoch}); checkpointed training needs a finite "
                 f"dataset of known length, such as mtrec.data.from_pandas builds.")
-        self._passes = 0  # passes of `dataset` whose order has been drawn
-
-    def at(self, epoch, step=0):
-        """The stream from batch `step` of epoch `epoch` (both 0-based) on.
-
-        Called with increasing positions on one `EpochStream`; a stream
-        whose `fit` stopped mid-way through an epoch is not reused.
-        """
-        if epoch < self._passes:
-            raise ValueError(f"The stream is already past epoch {epoch + 1}.")
-        for _ in range(epoch - self._passes):
+        for _ in range(epoch):
             # Each new iterator takes the next shuffle order: the shuffle's
             # seed generator is shared by every iterator of this dataset
             # and of datasets built on it.
-            next(iter(self.dataset.take(1)), None)
-        self._passes = epoch + 1  # fit opens pass `epoch` now
-        stream = self.dataset.repeat()
+            next(iter(dataset.take(1)), None)
+        stream = dataset.repeat()
         return stream.skip(step) if step else stream
 
 

@@ -150,10 +150,7 @@ def test_a_non_finite_loss_stops_at_once_and_keeps_the_last_good_checkpoint(tmp_
     assert not out.exists()
     last = latest_checkpoint(tmp_path / "run.work" / "checkpoints")
     assert (last.epoch, last.step) == (1, 0)
-    # the kept checkpoint is finite and loads
-    model = runner.train.__globals__["MODELS"]["MMoE"]  # noqa: F841 (class exists)
-    assert all(np.isfinite(v).all() for v in last.state["history"][0].values()
-               if isinstance(v, float))
+    assert np.isfinite(last.state["history"][0]["loss"])
 
 
 def test_chance_level_tasks_are_named_in_the_log_and_the_record(tmp_path):
