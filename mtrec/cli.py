@@ -1,6 +1,7 @@
 """The `mtrec` command line.
 
     mtrec train CONFIG.yaml [--set training.epochs=2 ...] [--output DIR]
+                [--overwrite] [--resume | --restart]
     mtrec validate CONFIG.yaml [--set ...]
     mtrec evaluate RUN_DIR_OR_MODEL.keras [--config CONFIG.yaml] [--set ...]
     mtrec export MODEL.keras OUTPUT_DIR
@@ -8,7 +9,9 @@
                   [--chunk-rows N]
 
 Errors print one line to stderr and exit with status 2 (set MTREC_DEBUG=1
-for the traceback).
+for the traceback); `mtrec train` exits with 3 when training diverged (a
+non-finite loss: nothing is written, the last good checkpoint is kept) and
+with 130 on Ctrl-C (after saving a checkpoint; the same command resumes).
 """
 
 import argparse
@@ -19,6 +22,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 EXIT_ERROR = 2
+EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130
 
 
 def _add_overrides(parser):
@@ -41,7 +46,18 @@ def build_parser():
                                         "folder.")
     p.add_argument("config", help="run config YAML")
     _add_overrides(p)
-    p.add_argument("--output", help="output folder (overrides output_dir)")
+    p.add_argument("--output", help="output folder (overrides output_dir; default "
+                                    "runs/<dataset>-<model>-<timestamp>)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing run in the output folder (only once the "
+                        "new run is complete)")
+    resume = p.add_mutually_exclusive_group()
+    resume.add_argument("--resume", dest="resume", action="store_true", default=True,
+                        help="resume an interrupted run of the same config from its "
+                             "last checkpoint (the default)")
+    resume.add_argument("--restart", dest="resume", action="store_false",
+                        help="discard the checkpoints of an interrupted run and start "
+                             "again at epoch 1")
     p.set_defaults(func=cmd_train)
 
     p = commands.add_parser("validate", help="validate a config YAML, run nothing")
@@ -81,8 +97,15 @@ def cmd_train(args):
     from mtrec.experiments import runner
     from mtrec.experiments.config import load_config
 
+    from mtrec.training.callbacks import TrainingDiverged
+
     config = load_config(args.config, args.overrides)
-    runner.train(config, output_dir=args.output)
+    try:
+        runner.train(config, output_dir=args.output, overwrite=args.overwrite,
+                     resume=args.resume)
+    except TrainingDiverged as error:
+        print(f"mtrec train: {' '.join(str(error).split())}", file=sys.stderr)
+        return EXIT_DIVERGED
     return 0
 
 
@@ -94,7 +117,8 @@ def cmd_validate(args):
     data_args = ", ".join(f"{k}={v}" for k, v in config.dataset.args.items())
     print(f"{args.config}: valid. dataset {config.dataset.name}({data_args}), "
           f"model {config.model.name}({model_args}), "
-          f"up to {config.training.epochs} epochs, output {config.output_dir}")
+          f"up to {config.training.epochs} epochs, output "
+          f"{config.output_dir or 'runs/<dataset>-<model>-<timestamp>'}")
     return 0
 
 
@@ -147,9 +171,9 @@ def main(argv=None):
         return exit_.code if isinstance(exit_.code, int) else EXIT_ERROR
     try:
         return args.func(args)
-    except KeyboardInterrupt:
-        print("mtrec: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:  # TrainingInterrupted says where it saved
+        print(f"mtrec: {interrupt or 'interrupted'}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as error:  # noqa: BLE001 - one clear line, no traceback
         if os.environ.get("MTREC_DEBUG"):
             raise

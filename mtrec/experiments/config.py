@@ -15,8 +15,9 @@ training:
   loss_weights: {}
   early_stopping: {monitor: mean, patience: 2}
   seed: 1
+  checkpoint_every_steps: null           # also checkpoint every N steps
 evaluation: {group_column: null}
-output_dir: runs/census_income/mmoe
+output_dir: runs/census_income/mmoe      # default: runs/<dataset>-<model>-<time>
 ```
 
 `load_config(path, overrides)` validates everything before anything runs:
@@ -123,6 +124,8 @@ class TrainingConfig(_Strict):
     early_stopping: Optional[EarlyStoppingConfig] = Field(
         default_factory=EarlyStoppingConfig)
     seed: int = 0
+    # Also checkpoint every this many steps (always at each epoch end).
+    checkpoint_every_steps: Optional[int] = Field(default=None, ge=1)
 
     def loss_weighting_argument(self):
         """What `model.compile(loss_weighting=...)` takes."""
@@ -143,7 +146,8 @@ class RunConfig(_Strict):
     model: ModelConfig
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
-    output_dir: str = "runs/run"
+    # None: a folder of its own per run, runs/<dataset>-<model>-<timestamp>.
+    output_dir: Optional[str] = None
 
     def to_dict(self):
         """The resolved config (defaults filled in), as plain YAML/JSON data."""

@@ -2,8 +2,11 @@
 
 `train(config)` seeds everything, loads the dataset, infers and adapts the
 schema on the training split, builds and compiles the model, fits with
-early stopping on the validation split only, evaluates the validation and
-the test split (the test split once, at the end) and writes a run folder:
+early stopping on the validation split only (checkpointing as it goes, so
+a rerun after a kill or Ctrl-C resumes; a non-finite loss stops it),
+evaluates the validation and the test split (the test split once, at the
+end) and writes a run folder, whole, by renaming a finished temporary
+folder into place (`mtrec.experiments.run_folder`):
 
     config.yaml   the resolved config (defaults filled in)
     schema.json   the adapted schema
@@ -12,7 +15,9 @@ the test split (the test split once, at the end) and writes a run folder:
                   parameter count, epochs, timings (`train_seconds` is the
                   wall time of `fit`, per-epoch validation included),
                   per-task validation and test metrics, per-epoch history
-                  (with the loss weights `weight_<task>`), gate summary
+                  (with the loss weights `weight_<task>`), gate summary,
+                  `resumed_from` ({epoch, step} or null) and `chance_level`
+                  ({task: reason} of tasks no better than chance)
     metrics.md    the per-task test table
     gates.png     expert usage per gate (gated models only)
 
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import inspect
 import json
 import sys
@@ -33,22 +39,28 @@ import warnings
 from pathlib import Path
 
 import keras
+import numpy as np
 import pandas as pd
 
 from mtrec.data.leakage import check_leakage
 from mtrec.data.pandas_dataset import from_pandas
 from mtrec.data.registry import dataset_arguments, load_dataset
 from mtrec.evaluation import gate_diagnostics
-from mtrec.evaluation.report import evaluate
+from mtrec.evaluation.report import evaluate, predict_with_labels
 from mtrec.evaluation.tables import format_table, markdown_table
 from mtrec.experiments import record as run_record
+from mtrec.experiments import run_folder
 from mtrec.experiments.config import OPTIMIZERS, RunConfig, check_task_references, load_config
 from mtrec.export.file_scoring import load_model
 from mtrec.models import ALL_MODELS as MODELS
 from mtrec.schema import Schema
-from mtrec.training import early_stopping, set_seed
+from mtrec.training import checkpoints, early_stopping, set_seed
+from mtrec.training.callbacks import StopOnNonFiniteLoss
 
-__all__ = ["RunResult", "evaluate_model", "evaluate_run", "load_model", "train"]
+# A binary task whose validation AUC is at most 0.5 + this is at chance.
+CHANCE_AUC_MARGIN = 0.01
+
+__all__ = ["RunResult", "chance_level", "evaluate_model", "evaluate_run", "load_model", "train"]
 
 
 @dataclasses.dataclass
@@ -73,12 +85,18 @@ class RunResult:
 
 
 def train(config, output_dir=None, verbose=None, log=print, data=None, *,
-          ignore_changes=()):
+          ignore_changes=(), overwrite=False, resume=True, callbacks=()):
     """Run one training job described by a config.
+
+    The run folder is written whole (see `mtrec.experiments.run_folder`):
+    checkpoints go to `OUT.work/` while training, the artefacts to
+    `OUT.partial-<pid>/`, renamed to `OUT` at the end. Rerunning an
+    interrupted run resumes from its last checkpoint.
 
     Args:
         config: `RunConfig`, or a path to a config YAML.
-        output_dir: str or path; overrides `config.output_dir`.
+        output_dir: str or path; overrides `config.output_dir`. When both
+            are unset, `runs/<dataset>-<model>-<timestamp>`.
         verbose: Keras `fit` verbosity; default 1 (progress bar) when
             stdout is a terminal, else 2 (one line per epoch).
         log: function printing progress lines; `None` to stay quiet.
@@ -89,17 +107,37 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
             root) whose changes do not make the record's git tree dirty,
             e.g. the result files a benchmark rewrites between its runs.
             Defaults to none: any changed tracked file makes it dirty.
+        overwrite: bool. Replace an existing run in the output folder (by
+            the final rename, once the new run is complete). Defaults to
+            False: an existing run is an error, raised before data loads.
+        resume: bool. Resume from the checkpoints of an interrupted run of
+            the same config (`mtrec train --restart` is `resume=False`:
+            discard them). Defaults to True.
+        callbacks: extra Keras callbacks for `fit`, run after mtrec's own.
 
     Returns:
         `RunResult`.
+
+    Raises:
+        RunFolderError: the output folder holds a run and not `overwrite`,
+            or checkpoints of another config and `resume`.
+        TrainingDiverged: a non-finite loss; the last good checkpoint is
+            kept, nothing is written to the run folder.
+        TrainingInterrupted: Ctrl-C, after saving a checkpoint.
     """
     if not isinstance(config, RunConfig):
         config = load_config(config)
     if output_dir is not None:
         config = config.model_copy(update={"output_dir": str(output_dir)})
     log = log or (lambda *args, **kwargs: None)
+    fingerprint = run_folder.config_fingerprint(config)
+    if config.output_dir is None:
+        config = config.model_copy(update={"output_dir": str(
+            run_folder.default_output_dir(config, fingerprint))})
     out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    folder = run_folder.RunFolder(out)
+    # Before any data is loaded: refuse an existing run, claim the work folder.
+    resuming = folder.prepare(fingerprint, overwrite=overwrite, resume=resume)
     training = config.training
     started = datetime.datetime.now(datetime.timezone.utc)
 
@@ -116,6 +154,7 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
     # Refuse label copies among the features; warn on near-perfect ones.
     check_leakage(data.train, schema)
     check_task_references(config, schema.task_names)
+    folder.check_schema(_schema_fingerprint(schema))
     log(repr(schema))
 
     model = MODELS[config.model.name](schema, **config.model.args)
@@ -127,30 +166,70 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
     parameters = int(model.count_params())
     log(f"{config.model.name}: {parameters:,} parameters")
 
-    train_data = from_pandas(data.train, schema, batch_size=training.batch_size,
-                             shuffle=True, seed=training.seed)
     valid_data = from_pandas(data.valid, schema, batch_size=config.evaluation.batch_size)
-    callbacks = []
+    run_callbacks = []
     if training.early_stopping is not None:
         # Model selection on the validation split only.
-        callbacks = early_stopping(training.early_stopping.monitor,
-                                   patience=training.early_stopping.patience,
-                                   tasks=schema.tasks)
+        run_callbacks = early_stopping(training.early_stopping.monitor,
+                                       patience=training.early_stopping.patience,
+                                       tasks=schema.tasks)
+    stopper = next((c for c in run_callbacks
+                    if isinstance(c, keras.callbacks.EarlyStopping)), None)
+
+    checkpoint = checkpoints.latest_checkpoint(folder.checkpoints) if resuming else None
+    resumed_from = (None if checkpoint is None
+                    else {"epoch": checkpoint.epoch, "step": checkpoint.step})
+    if checkpoint is not None:
+        log(f"Resuming from {checkpoint.path}: {checkpoint.epoch} epoch(s) done"
+            f"{f', {checkpoint.step} step(s) into epoch {checkpoint.epoch + 1}' if checkpoint.step else ''}.")
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
-    fit_start = time.perf_counter()
-    history = model.fit(train_data, validation_data=valid_data, epochs=training.epochs,
-                        callbacks=callbacks, verbose=verbose)
-    train_seconds = time.perf_counter() - fit_start
-    epochs_run = len(history.epoch)
-    stopper = next((c for c in callbacks
-                    if isinstance(c, keras.callbacks.EarlyStopping)), None)
+    # A fresh dataset (its own shuffle generator) per fit: two when resuming
+    # mid-epoch, else one.
+    stream = checkpoints.EpochStream(lambda: from_pandas(
+        data.train, schema, batch_size=training.batch_size, shuffle=True,
+        seed=training.seed))
+    saver = checkpoints.TrainingCheckpoint(
+        folder.checkpoints, every_steps=training.checkpoint_every_steps,
+        early_stopping=stopper, epochs=training.epochs)
+    guard = StopOnNonFiniteLoss(
+        [t.name for t in schema.tasks if t.name not in model.untrained_tasks],
+        checkpoints=folder.checkpoints)
+    run_callbacks += [guard, saver, *callbacks]
+    with checkpoints.interrupt_saves_checkpoint(saver):
+        while True:
+            if checkpoint is not None:
+                saver.resume_from(checkpoint, checkpoint.restore(model, early_stopping=stopper))
+                guard.step_offset = checkpoint.step
+            epoch, step = (checkpoint.epoch, checkpoint.step) if checkpoint else (0, 0)
+            # An early-stopped or complete run (killed while writing) trains no more.
+            last = training.epochs if checkpoint is None or not checkpoint.finished else epoch
+            if step:
+                # The rest of an interrupted epoch is a fit of its own (Keras'
+                # epochs all have steps_per_epoch steps); then on from its end.
+                last = epoch + 1
+            batches = stream.at(epoch, step)
+            model.fit(batches, validation_data=valid_data,
+                      steps_per_epoch=stream.steps_per_epoch - step,
+                      initial_epoch=min(epoch, last), epochs=last,
+                      callbacks=run_callbacks, verbose=verbose)
+            if not step:
+                break
+            checkpoint = checkpoints.latest_checkpoint(folder.checkpoints)
+    train_seconds = saver.train_seconds
+    history = saver.history
+    epochs_run = len(history)
     best_epoch = (int(stopper.best_epoch) + 1
                   if stopper is not None and stopper.best_weights is not None else None)
 
     group_column = config.evaluation.group_column or data.group_column
     valid_report = evaluate_model(model, data.valid, group_column,
                                   config.evaluation.batch_size)
+    chance = chance_level(model, valid_report, valid_data)
+    for task, reason in chance.items():
+        log(f"WARNING: task '{task}' is no better than chance on the validation "
+            f"split ({reason}); the model has not learned it (diverged or saturated "
+            f"training?). The run is kept; see metrics.json 'chance_level'.")
     # The test split is evaluated once, here, after model selection.
     eval_start = time.perf_counter()
     test_report = evaluate_model(model, data.test, group_column,
@@ -158,53 +237,97 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
     eval_seconds = time.perf_counter() - eval_start
 
     resolved = config.model_copy(update={"output_dir": str(out)})
-    resolved.to_yaml(out / "config.yaml")
-    schema.to_json(out / "schema.json", indent=1)
-    model.save(out / "model.keras")
-    gate_summary = _gate_heatmap(model, valid_data, out / "gates.png", log)
-
-    record = {
-        "record_version": run_record.RECORD_VERSION,
-        "created": started.isoformat(timespec="seconds"),
-        "git": run_record.git_state(ignore=ignore_changes),
-        "versions": run_record.versions(),
-        "seed": training.seed,
-        "config": resolved.to_dict(),
-        "dataset": {"name": config.dataset.name, "description": data.description,
-                    "args": _dataset_arguments(config),
-                    "rows": {"train": len(data.train), "valid": len(data.valid),
-                             "test": len(data.test)},
-                    "group_column": group_column},
-        "model_class": type(model).__name__,
-        "parameters": parameters,
-        "epochs_run": epochs_run,
-        "best_epoch": best_epoch,
-        "stopped_early": bool(stopper is not None and stopper.stopped_epoch > 0),
-        "train_seconds": round(train_seconds, 3),
-        "test_eval_seconds": round(eval_seconds, 3),
-        "metrics": {"valid": run_record.report_to_dict(valid_report),
-                    "test": run_record.report_to_dict(test_report)},
-        "history": run_record.history_records(history.history),
-        "gates": gate_summary,
-    }
-    (out / "metrics.json").write_text(json.dumps(run_record.jsonable(record), indent=1),
-                                      encoding="utf-8")
-    title = (f"{config.model.name} on {config.dataset.name} "
-             f"({data.description or config.dataset.name})")
-    notes = (f"{parameters:,} parameters; {epochs_run} epoch(s) run"
-             f"{f', best validation epoch {best_epoch}' if best_epoch else ''}; "
-             f"training {train_seconds:.1f} s; seed {training.seed}; "
-             f"git {record['git'].get('commit') or 'unknown'}")
-    (out / "metrics.md").write_text(
-        f"# {title}\n\nTest split, one row per task. {notes}.\n\n"
-        f"{markdown_table(test_report)}\n", encoding="utf-8")
+    partial = folder.begin_partial()
+    try:
+        record = _write_run(partial, model, schema, resolved, data, valid_data, {
+            "record_version": run_record.RECORD_VERSION,
+            "created": started.isoformat(timespec="seconds"),
+            "git": run_record.git_state(ignore=ignore_changes),
+            "versions": run_record.versions(),
+            "seed": training.seed,
+            "config": resolved.to_dict(),
+            "dataset": {"name": config.dataset.name, "description": data.description,
+                        "args": _dataset_arguments(config),
+                        "rows": {"train": len(data.train), "valid": len(data.valid),
+                                 "test": len(data.test)},
+                        "group_column": group_column},
+            "model_class": type(model).__name__,
+            "parameters": parameters,
+            "epochs_run": epochs_run,
+            "best_epoch": best_epoch,
+            "stopped_early": bool(stopper is not None and stopper.stopped_epoch > 0),
+            "resumed_from": resumed_from,
+            "train_seconds": round(train_seconds, 3),
+            "test_eval_seconds": round(eval_seconds, 3),
+            "metrics": {"valid": run_record.report_to_dict(valid_report),
+                        "test": run_record.report_to_dict(test_report)},
+            "chance_level": chance,
+            "history": run_record.history_records(_by_key(history)),
+        }, test_report, log)
+        folder.publish()
+    except BaseException:
+        folder.discard_partial()
+        raise
 
     log(f"\nTest set ({len(data.test)} rows, best validation epoch "
         f"{best_epoch or epochs_run} of {epochs_run}, {train_seconds:.1f} s training):")
     log(format_table(test_report))
     log(f"\nWrote {out}/: config.yaml schema.json model.keras metrics.json metrics.md"
-        f"{' gates.png' if gate_summary else ''}")
+        f"{' gates.png' if record['gates'] else ''}")
     return RunResult(out, model, schema, valid_report, test_report, record)
+
+
+def _write_run(partial, model, schema, config, data, valid_data, record, test_report, log):
+    """Write every artefact into the partial folder, the record last; returns
+    the record (with its gate summary)."""
+    config.to_yaml(partial / "config.yaml")
+    schema.to_json(partial / "schema.json", indent=1)
+    run_folder.save_model_atomic(model, partial / "model.keras")
+    record["gates"] = _gate_heatmap(model, valid_data, partial / "gates.png", log)
+    title = (f"{config.model.name} on {config.dataset.name} "
+             f"({data.description or config.dataset.name})")
+    best_epoch, epochs_run = record["best_epoch"], record["epochs_run"]
+    notes = (f"{record['parameters']:,} parameters; {epochs_run} epoch(s) run"
+             f"{f', best validation epoch {best_epoch}' if best_epoch else ''}"
+             f"{_resumed_note(record['resumed_from'])}; "
+             f"training {record['train_seconds']:.1f} s; seed {record['seed']}; "
+             f"git {record['git'].get('commit') or 'unknown'}")
+    warning = "".join(f"\n**Warning: task {task} is no better than chance on the "
+                      f"validation split ({reason}).**\n"
+                      for task, reason in record["chance_level"].items())
+    (partial / "metrics.md").write_text(
+        f"# {title}\n\nTest split, one row per task. {notes}.\n{warning}\n"
+        f"{markdown_table(test_report)}\n", encoding="utf-8")
+    run_folder.write_text_atomic(partial / run_folder.RECORD_FILE,
+                                 json.dumps(run_record.jsonable(record), indent=1))
+    return record
+
+
+def chance_level(model, report, data, margin=CHANCE_AUC_MARGIN):
+    """Tasks whose validation metrics are no better than chance.
+
+    A binary task with AUC <= 0.5 + `margin` (constant predictions have AUC
+    0.5), or any task whose predictions are constant over the split.
+
+    Args:
+        model: the trained model.
+        report: its per-task validation report (`evaluate_model`).
+        data: the validation dataset (for the predictions' spread).
+        margin: float. AUC margin above 0.5 still counted as chance.
+
+    Returns:
+        dict `{task: reason}`, empty when every task learned something.
+    """
+    problems = {}
+    predictions, _ = predict_with_labels(model, data)
+    for task, row in report.iterrows():
+        spread = float(np.ptp(np.asarray(predictions[task], np.float64), axis=0).max())
+        auc = row.get("auc")
+        if spread <= 1e-7:
+            problems[str(task)] = f"its predictions are constant ({spread:.2g} spread)"
+        elif auc is not None and np.isfinite(auc) and auc <= 0.5 + margin:
+            problems[str(task)] = f"AUC {auc:.4f} <= 0.5 + {margin}"
+    return problems
 
 
 def evaluate_model(model, frame, group_column=None, batch_size=4096):
@@ -259,6 +382,25 @@ def _dataset_arguments(config):
     resolved = {name: default for name, default in accepted.items()
                 if default is not inspect.Parameter.empty}
     return {**resolved, **config.dataset.args}
+
+
+def _schema_fingerprint(schema):
+    text = json.dumps(schema.to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _by_key(epochs):
+    """One dict per epoch -> Keras' `{key: [value per epoch]}`."""
+    keys = list(dict.fromkeys(k for epoch in epochs for k in epoch))
+    return {k: [epoch.get(k) for epoch in epochs] for k in keys}
+
+
+def _resumed_note(resumed_from):
+    if not resumed_from:
+        return ""
+    step = resumed_from["step"]
+    return (f"; resumed after epoch {resumed_from['epoch']}"
+            f"{f' + {step} step(s)' if step else ''}")
 
 
 def _gate_heatmap(model, data, path, log):

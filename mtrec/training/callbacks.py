@@ -1,4 +1,5 @@
-"""Keras callbacks for multi-task training."""
+"""Keras callbacks for multi-task training: loss-weighting logs, the mean
+validation score, early stopping, and the guard against a diverged loss."""
 
 import keras
 import numpy as np
@@ -70,3 +71,72 @@ def early_stopping(monitor="mean", patience=3, tasks=None):
     callbacks.append(keras.callbacks.EarlyStopping(
         monitor=key, mode=mode, patience=patience, restore_best_weights=True))
     return callbacks
+
+
+class TrainingDiverged(ArithmeticError):
+    """Training stopped on a non-finite loss or weights.
+
+    Attributes:
+        epoch: int, 1-based epoch of the step that diverged.
+        step: int, 1-based step within that epoch (None at validation).
+        tasks: list of str, the tasks whose loss was not finite.
+    """
+
+    def __init__(self, message, epoch=None, step=None, tasks=()):
+        super().__init__(message)
+        self.epoch = epoch
+        self.step = step
+        self.tasks = list(tasks)
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training at the first step whose loss is NaN or infinite, naming
+    the epoch, the step and the tasks whose loss is not finite (Keras'
+    `TerminateOnNaN` only sets `stop_training`, so the run would go on to
+    evaluate and save a broken model; this raises `TrainingDiverged`).
+
+    Checks every training step (the running loss of the epoch is non-finite
+    from the first bad step on) and the validation loss at each epoch end.
+    Place it before `TrainingCheckpoint`, so a diverged step is never saved.
+
+    Args:
+        task_names: list of str, the model's trained tasks (their log keys
+            are `<task>_loss`).
+        checkpoints: str or path where the last good checkpoint is, for the
+            message; None when the run keeps none.
+    """
+
+    def __init__(self, task_names, checkpoints=None, step_offset=0):
+        super().__init__()
+        self.task_names = list(task_names)
+        self.checkpoints = checkpoints
+        self.step_offset = step_offset
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check(logs, "", step=self.step_offset + batch + 1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.step_offset = 0
+        self._check(logs, "val_", step=None)
+
+    def _check(self, logs, prefix, step):
+        if not logs or np.isfinite(float(logs.get(f"{prefix}loss", 0.0))):
+            return
+        tasks = [t for t in self.task_names
+                 if not np.isfinite(float(logs.get(f"{prefix}{t}_loss", 0.0)))]
+        where = (f"epoch {self._epoch + 1}, step {step}" if step is not None
+                 else f"epoch {self._epoch + 1}, validation")
+        which = (f"task(s) {', '.join(repr(t) for t in tasks)}" if tasks
+                 else "the total loss (no single task's)")
+        kept = (f"the last good checkpoint in {self.checkpoints} is kept"
+                if self.checkpoints else "nothing was saved")
+        raise TrainingDiverged(
+            f"Training diverged: the {'validation ' if prefix else ''}loss is "
+            f"{float(logs[f'{prefix}loss'])} at {where}, in {which}; training "
+            f"stopped and {kept}. Lower training.learning_rate (or check the "
+            f"labels of those tasks for NaN/inf), then rerun with --restart.",
+            epoch=self._epoch + 1, step=step, tasks=tasks)

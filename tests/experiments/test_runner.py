@@ -113,14 +113,15 @@ def test_training_is_repeatable_and_records_the_git_state(tmp_path, monkeypatch)
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "gates.png").write_bytes(b"stale")
     a = runner.train(config, output_dir=tmp_path / "a", verbose=0, log=None,
-                     ignore_changes=("benchmarks/results/",))
+                     ignore_changes=("benchmarks/results/",), overwrite=True)
     b = runner.train(config, output_dir=tmp_path / "b", verbose=0, log=None)
     assert a.record["metrics"] == b.record["metrics"]
     assert a.record["history"][0]["weight_click"] != 1.0   # learned weights logged
     assert a.record["git"] == {"commit": "abc123", "dirty": False,
                                "changed": ["benchmarks/results/x.json"]}
     assert b.record["git"]["dirty"] is True
-    # no gates to draw: no gates.png, not even an earlier run's
+    # no gates to draw: no gates.png, not even an earlier run's (replaced
+    # whole, with overwrite=True)
     assert a.record["gates"] is None and not (tmp_path / "a" / "gates.png").exists()
 
 

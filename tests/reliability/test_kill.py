@@ -1,0 +1,105 @@
+"""SIGKILL, the one interruption nothing can catch: during training and
+during the end-of-run writes, it leaves the previous good run loadable, and
+rerunning the same command resumes.
+
+The child process trains through the Python API with one extra callback
+(or a patched write step) that announces itself and waits to be killed.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import pytest
+
+from mtrec.experiments import runner
+from mtrec.experiments.config import parse_config
+
+TINY = {
+    "dataset": {"name": "synthetic_tiny", "args": {"rows": 2000, "seed": 1}},
+    "model": {"name": "MMoE", "args": {"num_experts": 2, "expert_units": [8],
+                                       "tower_units": [4], "dropout": 0.1}},
+    "training": {"epochs": 3, "batch_size": 256, "learning_rate": 0.01, "seed": 2,
+                 "checkpoint_every_steps": 3,
+                 "early_stopping": {"monitor": "mean", "patience": 3}},
+}
+
+CHILD = """
+import json, sys, time, keras
+from mtrec.experiments import run_folder, runner
+from mtrec.experiments.config import parse_config
+
+config, out, where = parse_config(json.loads(sys.argv[1])), sys.argv[2], sys.argv[3]
+
+def wait_to_be_killed():
+    print("READY", flush=True)
+    time.sleep(600)
+
+class PauseInEpoch2(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == 1 and batch == 3:     # after the step-3 checkpoint
+            wait_to_be_killed()
+
+callbacks = [PauseInEpoch2()] if where == "training" else []
+if where == "writing":
+    def publish(source, target):               # every artefact written aside
+        wait_to_be_killed()
+    run_folder.publish = publish
+runner.train(config, output_dir=out, verbose=0, log=None, overwrite=True,
+             callbacks=callbacks)
+"""
+
+
+def run_until_ready_then_kill(out, where, timeout=180):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in [os.getcwd(), os.environ.get("PYTHONPATH")] if p)}
+    child = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(TINY), str(out),
+                              where], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + timeout
+        line = ""
+        while "READY" not in line and time.monotonic() < deadline:
+            line = child.stdout.readline()
+            if not line and child.poll() is not None:
+                pytest.fail(f"child exited with {child.returncode} before pausing")
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    return child.returncode
+
+
+def test_sigkill_in_training_and_in_the_writes_keeps_the_old_run(tmp_path):
+    config = parse_config(TINY)
+    reference = runner.train(config, output_dir=tmp_path / "reference", verbose=0,
+                             log=None)
+    out = tmp_path / "run"
+    shutil.copytree(reference.output_dir, out)        # the previous good run
+    before = (out / "metrics.json").read_bytes()
+
+    # 1. killed in epoch 2 of 3: the old run is untouched, a checkpoint is kept
+    assert run_until_ready_then_kill(out, "training") == -signal.SIGKILL
+    assert (out / "metrics.json").read_bytes() == before
+    keras.saving.load_model(out / "model.keras")
+    assert sorted(p.name for p in (tmp_path / "run.work" / "checkpoints").iterdir()) \
+        == ["epoch-0001-step-000000", "epoch-0001-step-000003"]
+
+    # 2. the rerun resumes, and is killed with every artefact written aside
+    assert run_until_ready_then_kill(out, "writing") == -signal.SIGKILL
+    assert (out / "metrics.json").read_bytes() == before
+    keras.saving.load_model(out / "model.keras")
+    leftovers = sorted(p.name for p in tmp_path.iterdir())
+    assert [n for n in leftovers if ".partial-" in n], leftovers
+
+    # 3. the next rerun cleans up, resumes from the finished training state
+    result = runner.train(config, output_dir=out, verbose=0, log=None, overwrite=True)
+    assert result.record["resumed_from"] == {"epoch": 3, "step": 0}
+    assert result.record["metrics"] == reference.record["metrics"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reference", "run"]
