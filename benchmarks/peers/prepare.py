@@ -104,6 +104,41 @@ def verify(folder):
     return manifest
 
 
+def write_cache(folder, arrays, manifest):
+    """Write `<split>.npz` per split and the manifest (with each file's
+    shape, positive rates and sha256) into `folder`, whole: into a
+    temporary sibling first, renamed into place.
+
+    Args:
+        folder: Path.
+        arrays: `{split: {"ids", "floats", "rows", task...: array}}`.
+        manifest: dict of the other manifest entries.
+
+    Returns:
+        the manifest written.
+    """
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    entries = {}
+    for name, split in arrays.items():
+        path = tmp / f"{name}.npz"
+        np.savez(path, **split)
+        entries[name] = {"file": path.name, "rows": int(len(split["rows"])),
+                         "ids_shape": list(split["ids"].shape),
+                         "floats_shape": list(split["floats"].shape),
+                         "positive_rate": {t: float(np.mean(split[t]))
+                                           for t in protocol.TASKS},
+                         "sha256": sha256(path)}
+    manifest = {**manifest, "splits": entries}
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+    return manifest
+
+
 def prepare(cache_dir=DEFAULT_CACHE, rows=None, rebuild=False, data_dir=None):
     """The encoded splits' folder, written once and reused while intact.
 
@@ -135,26 +170,15 @@ def prepare(cache_dir=DEFAULT_CACHE, rows=None, rebuild=False, data_dir=None):
     categorical = schema.features_of("categorical")
     numeric = [spec.name for spec in schema.features_of("numeric")]
 
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    entries = {}
+    arrays = {}
     for name, df in splits.items():
         encoded = encode_features(schema, schema.raw_features(df))
         labels = schema.raw_labels(df)
-        arrays = {"ids": encoded[CATEGORICAL_KEY].astype("int64"),
-                  "floats": encoded[NUMERIC_KEY].astype("float32"),
-                  "rows": positions[name],
-                  **{task: labels[task].astype("float32") for task in protocol.TASKS}}
-        path = tmp / f"{name}.npz"
-        np.savez(path, **arrays)
-        entries[name] = {"file": path.name, "rows": int(len(df)),
-                         "ids_shape": list(arrays["ids"].shape),
-                         "floats_shape": list(arrays["floats"].shape),
-                         "positive_rate": {t: float(arrays[t].mean())
-                                           for t in protocol.TASKS},
-                         "sha256": sha256(path)}
-    manifest = {
+        arrays[name] = {"ids": encoded[CATEGORICAL_KEY].astype("int64"),
+                        "floats": encoded[NUMERIC_KEY].astype("float32"),
+                        "rows": positions[name],
+                        **{task: labels[task].astype("float32") for task in protocol.TASKS}}
+    manifest = write_cache(folder, arrays, {
         "format": FORMAT, "dataset": "census_income", "group": 1, "loader_seed": 0,
         "rows_requested": rows, "embedding_dim": protocol.EMBEDDING_DIM,
         "tasks": list(protocol.TASKS),
@@ -162,13 +186,7 @@ def prepare(cache_dir=DEFAULT_CACHE, rows=None, rebuild=False, data_dir=None):
                          "cardinality": int(categorical_cardinality(schema, spec))}
                         for spec in categorical],
         "floats": numeric + [f"{n}_missing" for n in numeric],
-        "splits": entries,
-        "mtrec_version": mtrec.__version__,
-    }
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
+        "mtrec_version": mtrec.__version__})
     return folder, manifest, False
 
 
