@@ -292,8 +292,12 @@ def main(argv=None):
     print("\n".join(table.markdown(good)))
     print(f"\nwrote {args.out} ({len(good)} runs, {failures} failed; "
           f"{record['wall_seconds']:.0f} s)")
-    if args.report:
+    if args.report and args.out.resolve() == DEFAULT_OUT.resolve():
         subprocess.run([sys.executable, str(ROOT / "benchmarks" / "report.py")], check=True)
+    elif args.report:
+        # RESULTS.md reports benchmarks/results/peers.json only.
+        print(f"RESULTS.md left as it is: this record went to {args.out}, not "
+              f"{DEFAULT_OUT.relative_to(ROOT)}.")
     return 1 if failures else 0
 
 
