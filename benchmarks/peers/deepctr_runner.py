@@ -135,7 +135,7 @@ def main(argv=None):
     valid_x, valid_y = inputs(manifest, splits["valid"])
     test_x, _ = inputs(manifest, splits["test"])
     test_labels = {task: splits["test"][task] for task in protocol.TASKS}
-    rss_after_data = protocol.rss_now_mb()
+    memory = protocol.data_loaded()
 
     tf.keras.utils.set_random_seed(args.seed)
     model = build_model(args.model, feature_columns(manifest, args.seed), args.seed)
@@ -175,7 +175,7 @@ def main(argv=None):
         test_auc_by_task=protocol.test_auc(test_labels, predictions),
         epoch_seconds=timer.epoch_seconds, best_epoch=stopping.best_epoch + 1,
         train_rows=len(splits["train"]["ids"]), predict_rows=len(splits["test"]["ids"]),
-        predict_seconds=clock.seconds, rss_after_data_mb=rss_after_data,
+        predict_seconds=clock.seconds, memory=memory,
         parameters=model.count_params(),
         block_kernels=len(kernels), identical_kernels_before=identical_before,
         kernels_redrawn=redrawn, identical_kernels_after=identical_after))

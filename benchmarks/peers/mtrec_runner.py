@@ -89,7 +89,7 @@ def main(argv=None):
     test = mtrec.data.from_pandas(frames["test"], schema,
                                   batch_size=protocol.PREDICT_BATCH_SIZE, labels=False)
     test_labels = schema.raw_labels(frames["test"])
-    rss_after_data = protocol.rss_now_mb()
+    memory = protocol.data_loaded()
 
     model = build_model(mtrec, schema, args.model)
     model.compile(optimizer=keras.optimizers.Adam(protocol.LEARNING_RATE))
@@ -108,7 +108,7 @@ def main(argv=None):
         test_auc_by_task=protocol.test_auc(test_labels, predictions),
         epoch_seconds=timer.epoch_seconds, best_epoch=best_epoch,
         train_rows=len(frames["train"]), predict_rows=len(frames["test"]),
-        predict_seconds=clock.seconds, rss_after_data_mb=rss_after_data,
+        predict_seconds=clock.seconds, memory=memory,
         parameters=model.count_params())
     check_same_encoding(schema, frames, args.data)
     protocol.emit(record)

@@ -14,7 +14,7 @@ validation AUC (patience 2, best epoch's weights restored).
 What each runner prints is one line, `RESULT_MARKER` + JSON (`emit`):
 per-task test AUC (scikit-learn's `roc_auc_score` on the test split),
 epochs run, the best epoch, per-epoch training-pass seconds, train and
-predict examples/s, RSS after imports + data and peak RSS.
+predict examples/s, RSS after imports + data and peak RSS (VmHWM).
 """
 
 from __future__ import annotations
@@ -88,18 +88,56 @@ def load_split(data_dir, split):
         return {name: arrays[name] for name in arrays.files}
 
 
-def rss_now_mb():
-    """Resident set size now (Linux /proc), in MB."""
+def _status_mb(field):
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError("VmRSS not found in /proc/self/status; the peers benchmark "
-                       "measures memory on Linux only.")
+    raise RuntimeError(f"{field} not found in /proc/self/status; the peers benchmark "
+                       f"measures memory on Linux only.")
+
+
+def rss_now_mb():
+    """Resident set size now (VmRSS), in MB."""
+    return _status_mb("VmRSS")
 
 
 def peak_rss_mb():
-    """Peak resident set size of this process so far (ru_maxrss, KB on Linux)."""
+    """Peak resident set size of this process (VmHWM), in MB.
+
+    Not `getrusage(RUSAGE_SELF).ru_maxrss`: on Linux that maximum survives
+    fork and exec, so a runner started by a large parent (run.py holds
+    mtrec, TensorFlow and the Census frames) would report the parent's peak.
+    VmHWM belongs to the runner's own address space; `ru_maxrss_mb` is kept
+    beside it in each result for reference.
+    """
+    return _status_mb("VmHWM")
+
+
+def ru_maxrss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def data_loaded():
+    """Memory once imports and data are done, then the peak reset, so that
+    the peak read at the end (`peak_rss_mb`) is that of training and
+    prediction alone. Without the reset a runner whose loading peaked above
+    its training (the mtrec runner reads all of Census with pandas) would
+    seem to add nothing in training.
+
+    Linux resets VmHWM to the current RSS when "5" is written to
+    /proc/self/clear_refs (Linux >= 4.0); where that fails, `peak_reset` is
+    False and the end peak covers the whole process.
+
+    Returns:
+        dict `{"rss_after_data_mb", "peak_before_training_mb", "peak_reset"}`.
+    """
+    memory = {"rss_after_data_mb": rss_now_mb(), "peak_before_training_mb": peak_rss_mb()}
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        memory["peak_reset"] = True
+    except OSError:
+        memory["peak_reset"] = False
+    return memory
 
 
 def test_auc(labels, predictions):
@@ -166,9 +204,13 @@ def train_pass_timer(callback_base):
 
 
 def result(library, args, *, versions, test_auc_by_task, epoch_seconds, best_epoch,
-           train_rows, predict_rows, predict_seconds, rss_after_data_mb, parameters,
+           train_rows, predict_rows, predict_seconds, memory, parameters,
            notes=None, **extra):
-    """The runner's result record (one per library x model x seed)."""
+    """The runner's result record (one per library x model x seed).
+
+    `memory` is what `data_loaded` returned; `peak_rss_mb` is read here,
+    after training and prediction.
+    """
     per_s, timed = train_examples_per_s(train_rows, epoch_seconds)
     return {"library": library, "model": args.model, "seed": args.seed,
             "threads": args.threads, "max_epochs": args.max_epochs,
@@ -180,7 +222,7 @@ def result(library, args, *, versions, test_auc_by_task, epoch_seconds, best_epo
             "train_examples_per_s": per_s, "predict_rows": int(predict_rows),
             "predict_seconds": predict_seconds,
             "predict_examples_per_s": predict_rows / predict_seconds,
-            "rss_after_data_mb": rss_after_data_mb, "peak_rss_mb": peak_rss_mb(),
+            **memory, "peak_rss_mb": peak_rss_mb(), "ru_maxrss_mb": ru_maxrss_mb(),
             "notes": notes or [], **extra}
 
 

@@ -98,7 +98,7 @@ def main(argv=None):
         batch_size=protocol.BATCH_SIZE)
     test_loader = DataLoader(PredictDataset(test_x), batch_size=protocol.PREDICT_BATCH_SIZE,
                              shuffle=False)
-    rss_after_data = protocol.rss_now_mb()
+    memory = protocol.data_loaded()
 
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -136,7 +136,7 @@ def main(argv=None):
         test_auc_by_task=protocol.test_auc(test_labels, predictions),
         epoch_seconds=epoch_seconds, best_epoch=best_epoch,
         train_rows=len(train_y), predict_rows=len(outputs), predict_seconds=clock.seconds,
-        rss_after_data_mb=rss_after_data,
+        memory=memory,
         parameters=sum(p.numel() for p in trainer.model.parameters())))
     return 0
 

@@ -252,8 +252,9 @@ def main(argv=None):
                               "their training-pass seconds (epoch start to validation "
                               "start); predict ex/s = test rows / one predict pass over "
                               "the test split (batch 1024) after a one-batch warm-up; "
-                              "memory training adds = peak RSS (ru_maxrss) - RSS after "
-                              "imports + data"},
+                              "memory training adds = peak RSS of training and "
+                              "prediction (VmHWM, reset once imports + data are done) "
+                              "- RSS after imports + data"},
         "data": {"folder": str(data_dir), "reused": reused, "prepare_seconds": clock.seconds,
                  "files": {s: {"rows": e["rows"], "sha256": e["sha256"]}
                            for s, e in manifest["splits"].items()}},

@@ -152,7 +152,7 @@ def markdown(runs):
     """The two Markdown tables (per library and model; mtrec's ratios) as lines."""
     summary = summarize(runs)
     lines = ["| model | library | seeds | epochs | params | income AUC | marital AUC "
-             "| train ex/s | predict ex/s | RSS after imports+data MB | peak RSS MB "
+             "| train ex/s | predict ex/s | RSS after imports+data MB | peak RSS in training MB "
              "| memory training adds MB |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for key in sorted(summary, key=_order):
