@@ -79,7 +79,10 @@ def main(argv=None):
     frames = {}
     for split in protocol.SPLITS:
         rows = protocol.load_split(args.data, split)["rows"]
-        frames[split] = loaded[split].iloc[rows].reset_index(drop=True)
+        whole = np.array_equal(rows, np.arange(len(loaded[split])))
+        # All rows: the loader's frame itself, not a copy beside it.
+        frames[split] = loaded[split] if whole else \
+            loaded[split].iloc[rows].reset_index(drop=True)
     del loaded
     keras.utils.set_random_seed(args.seed)
     schema = census_schema(frames["train"])

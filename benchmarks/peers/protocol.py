@@ -20,6 +20,7 @@ predict examples/s, RSS after imports + data and peak RSS (VmHWM).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import resource
 import sys
@@ -131,6 +132,7 @@ def data_loaded():
     Returns:
         dict `{"rss_after_data_mb", "peak_before_training_mb", "peak_reset"}`.
     """
+    gc.collect()  # what loading left unreachable is not data
     memory = {"rss_after_data_mb": rss_now_mb(), "peak_before_training_mb": peak_rss_mb()}
     try:
         Path("/proc/self/clear_refs").write_text("5")

@@ -36,6 +36,10 @@ CONFIG_DIFFERENCES = [
     "Gates: one softmax layer in all three, with a bias in mtrec, without one in "
     "DeepCTR (Dense(use_bias=False)), with a bias and the BatchNorm above in "
     "torch-rechub.",
+    "Parameter counts therefore differ a little at the same sizes: MMoE +16 in mtrec "
+    "(gate biases); PLE +576 in mtrec, whose task gates keep one logit per expert of "
+    "the level with the other tasks' experts masked out (those logits never receive "
+    "a gradient), plus gate biases; torch-rechub + BatchNorm scales and shifts.",
     "Training loss: mtrec and DeepCTR (Keras) sum the two tasks' binary "
     "cross-entropies; torch-rechub's MTLTrainer averages them (half the "
     "gradient; with Adam that only shifts the effect of eps).",
