@@ -65,3 +65,16 @@ bench-funnel: venv
 bench-text: venv
 	time $(BENCH) --suite clothing_reviews,movielens_ratings --jobs $(BENCH_JOBS) --report
 	$(BENCH) --suite clothing_reviews,movielens_ratings --no-run --check-baseline
+
+# Side by side with DeepCTR 0.9.4 (TF 2.15) and torch-rechub 0.9.0 (torch CPU)
+# on Census-Income group 1: creates their pinned venvs under .venv-peers/
+# (benchmarks/peers/requirements-*.txt) when missing, encodes the rows once
+# (checksummed, runs/peers/data/), runs 3 models x 3 seeds with the libraries
+# interleaved, one job at a time, writes benchmarks/results/peers.json and
+# the table into benchmarks/RESULTS.md. PEERS_ARGS=--smoke for a quick check
+# (1 seed, 2 epochs, 3,000 rows; record in runs/peers/).
+PEERS_ARGS ?=
+.PHONY: bench-peers
+
+bench-peers: venv
+	time $(PY) benchmarks/peers/run.py $(PEERS_ARGS) --report

@@ -15,6 +15,7 @@ reported as not run.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import sys
 from pathlib import Path
@@ -493,6 +494,7 @@ def write_report(results_dir, out, figures_dir, suites_dir=None):
             lines += synthetic_section(record, figures_dir, rel_figures)
         else:
             lines += table_section(suite, record)
+    lines += peers_section(results_dir / "peers.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return out
@@ -523,6 +525,61 @@ def table_section(suite, record):
         label = row if variant is None else f"{row} @ {variant}"
         lines.append(f"| {label} | {entry['model']} | {entry['n']} | "
                      f"{entry['parameters']:,} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _peers_table():
+    # benchmarks/peers/table.py, loaded by path: that folder also holds a
+    # run.py and a prepare.py that must not shadow benchmarks/run.py.
+    spec = importlib.util.spec_from_file_location("peers_table", HERE / "peers" / "table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def peers_section(path):
+    """The side-by-side table from benchmarks/results/peers.json
+    (written by benchmarks/peers/run.py)."""
+    lines = ["\n## Side by side with DeepCTR and torch-rechub (Census-Income group 1)\n"]
+    if not Path(path).is_file():
+        return lines + ["Not run yet: `make bench-peers`.\n"]
+    record = records.read_record(path)
+    peers_table = _peers_table()
+    runs = [r for r in record["runs"] if "error" not in r]
+    failed = len(record["runs"]) - len(runs)
+    m, p = record["machine"], record["protocol"]
+    versions = "; ".join(f"{lib}: " + ", ".join(f"{k} {v}" for k, v in vs.items())
+                         for lib, vs in record.get("versions", {}).items())
+    commit = (record.get("git") or {}).get("commit") or "unknown"
+    lines.append(
+        f"Command: `make bench-peers` (`{record['command']}`"
+        f"{', smoke' if record.get('smoke') else ''}), {_hms(record.get('wall_seconds'))} "
+        f"on {m['cpu_model']}, {m['cpu_affinity']} cores, {record['threads']} framework "
+        f"threads for every library, one job at a time, libraries interleaved; commit "
+        f"{commit[:10]}{' (dirty tree)' if (record.get('git') or {}).get('dirty') else ''}. "
+        f"The same encoded rows for all (train/valid/test {p['rows']['train']:,}/"
+        f"{p['rows']['valid']:,}/{p['rows']['test']:,}, mtrec's vocabularies and "
+        f"scaling, sha256-checked), {p['embedding_dim']}-dim embeddings, SharedBottom "
+        f"[128], MMoE 8 x [16], PLE 2 levels x (1 specific + 2 shared) x [16], towers "
+        f"[8], Adam {p['learning_rate']:g}, batch {p['batch_size']}, at most "
+        f"{p['max_epochs']} epochs, early stopping on the mean validation AUC "
+        f"(patience {p['patience']}, best weights restored); seeds {p['seeds']}. "
+        f"Medians over seeds; test AUC is scikit-learn's on the test split. Timed: "
+        f"{p['timed']}.{f' {failed} run(s) failed and are left out.' if failed else ''}\n")
+    if versions:
+        lines.append(f"Versions: {versions}.\n")
+    lines += peers_table.markdown(runs)
+    lines.append("")
+    lines.append(f"Ratios are mtrec / peer (train and predict: higher is faster; memory: "
+                 f"lower is less). Goal (issue 12): train ex/s >= "
+                 f"{peers_table.GOAL_TRAIN_RATIO:g}x DeepCTR's at a mean test income "
+                 f"AUC no worse than DeepCTR's mean - {peers_table.GOAL_AUC_MARGIN:g}, "
+                 f"and no more memory added by training; judged against both DeepCTR "
+                 f"variants.\n")
+    lines.append("Differences between the libraries' configurations that their APIs do "
+                 "not let us remove:\n")
+    lines += [f"- {item}" for item in record.get("differences",
+                                                 peers_table.CONFIG_DIFFERENCES)]
     return lines + [""]
 
 
