@@ -7,6 +7,19 @@ import pytest
 from mtrec import Schema
 
 
+#: Small sizes of every named model, for fast tests: `MODELS[name](schema,
+#: tower_units=[4], **SMALL_MODEL_ARGS[name])`.
+SMALL_MODEL_ARGS = {
+    "SingleTask": dict(bottom_units=[8]),
+    "SharedBottom": dict(bottom_units=[8]),
+    "OMoE": dict(num_experts=3, expert_units=[4]),
+    "MMoE": dict(num_experts=3, expert_units=[4]),
+    "CGC": dict(num_specific_experts=1, num_shared_experts=2, expert_units=[4]),
+    "PLE": dict(num_levels=2, num_specific_experts=1, num_shared_experts=1,
+                expert_units=[4]),
+}
+
+
 def error_of(fn):
     """The message of the ValueError that `fn()` raises (fails if none)."""
     with pytest.raises(ValueError) as info:

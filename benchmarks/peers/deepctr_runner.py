@@ -129,12 +129,8 @@ def main(argv=None):
     import deepctr
     import sklearn  # noqa: F401  (fail before training, not after, if it is missing)
 
-    manifest = protocol.read_manifest(args.data)
-    splits = {s: protocol.load_split(args.data, s) for s in protocol.SPLITS}
-    train_x, train_y = inputs(manifest, splits["train"])
-    valid_x, valid_y = inputs(manifest, splits["valid"])
-    test_x, _ = inputs(manifest, splits["test"])
-    test_labels = {task: splits["test"][task] for task in protocol.TASKS}
+    manifest, (train_x, train_y), (valid_x, valid_y), test_x, test_labels = (
+        protocol.load_inputs(args.data, inputs))
     memory = protocol.data_loaded()
 
     tf.keras.utils.set_random_seed(args.seed)
@@ -174,7 +170,7 @@ def main(argv=None):
                                  "tensorflow": tf.__version__, "numpy": np.__version__},
         test_auc_by_task=protocol.test_auc(test_labels, predictions),
         epoch_seconds=timer.epoch_seconds, best_epoch=stopping.best_epoch + 1,
-        train_rows=len(splits["train"]["ids"]), predict_rows=len(splits["test"]["ids"]),
+        train_rows=len(train_y[0]), predict_rows=len(test_labels[protocol.TASKS[0]]),
         predict_seconds=clock.seconds, memory=memory,
         parameters=model.count_params(),
         block_kernels=len(kernels), identical_kernels_before=identical_before,

@@ -89,6 +89,25 @@ def load_split(data_dir, split):
         return {name: arrays[name] for name in arrays.files}
 
 
+def load_inputs(data_dir, inputs):
+    """The prepared splits as a library's inputs.
+
+    Args:
+        data_dir: the prepared folder (`prepare.py`).
+        inputs: function `(manifest, split arrays) -> (x, y)` in the
+            library's own input format.
+
+    Returns:
+        `(manifest, (train_x, train_y), (valid_x, valid_y), test_x,
+        test_labels)`, test labels as `{task: (rows,) array}`.
+    """
+    manifest = read_manifest(data_dir)
+    splits = {split: load_split(data_dir, split) for split in SPLITS}
+    test_x, _ = inputs(manifest, splits["test"])
+    return (manifest, inputs(manifest, splits["train"]), inputs(manifest, splits["valid"]),
+            test_x, {task: splits["test"][task] for task in TASKS})
+
+
 def _status_mb(field):
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):

@@ -87,12 +87,8 @@ def main(argv=None):
     from torch_rechub.trainers import MTLTrainer
     from torch_rechub.utils.data import DataGenerator, PredictDataset
 
-    manifest = protocol.read_manifest(args.data)
-    splits = {s: protocol.load_split(args.data, s) for s in protocol.SPLITS}
-    train_x, train_y = inputs(manifest, splits["train"])
-    valid_x, valid_y = inputs(manifest, splits["valid"])
-    test_x, _ = inputs(manifest, splits["test"])
-    test_labels = {task: splits["test"][task] for task in protocol.TASKS}
+    manifest, (train_x, train_y), (valid_x, valid_y), test_x, test_labels = (
+        protocol.load_inputs(args.data, inputs))
     train_loader, valid_loader, _ = DataGenerator(train_x, train_y).generate_dataloader(
         x_val=valid_x, y_val=valid_y, x_test=valid_x, y_test=valid_y,
         batch_size=protocol.BATCH_SIZE)

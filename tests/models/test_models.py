@@ -10,19 +10,12 @@ import numpy as np
 import pytest
 
 import mtrec
+from helpers import SMALL_MODEL_ARGS
 from mtrec.layers.feature_embedding import categorical_cardinality
 from mtrec.models import MODELS
 
 TASKS = {"click": "binary", "spend": "regression", "grade": "multiclass"}
-SMALL = {
-    "SingleTask": dict(bottom_units=[8]),
-    "SharedBottom": dict(bottom_units=[8]),
-    "OMoE": dict(num_experts=3, expert_units=[4]),
-    "MMoE": dict(num_experts=3, expert_units=[4]),
-    "CGC": dict(num_specific_experts=1, num_shared_experts=2, expert_units=[4]),
-    "PLE": dict(num_levels=2, num_specific_experts=1, num_shared_experts=1,
-                expert_units=[4]),
-}
+SMALL = SMALL_MODEL_ARGS
 
 
 @pytest.fixture(scope="module")

@@ -9,20 +9,12 @@ import pytest
 import tensorflow as tf
 
 import mtrec
-from helpers import error_of
+from helpers import SMALL_MODEL_ARGS, error_of
 from mtrec.layers.feature_preprocessing import ENCODED_PREFIX
 from mtrec.models import AITM, ESMM, MODELS, funnel_tasks
 from mtrec.training import xla
 
-SMALL = {
-    "SingleTask": dict(bottom_units=[8]),
-    "SharedBottom": dict(bottom_units=[8]),
-    "OMoE": dict(num_experts=3, expert_units=[4]),
-    "MMoE": dict(num_experts=3, expert_units=[4]),
-    "CGC": dict(num_specific_experts=1, num_shared_experts=2, expert_units=[4]),
-    "PLE": dict(num_levels=2, num_specific_experts=1, num_shared_experts=1,
-                expert_units=[4]),
-}
+SMALL = SMALL_MODEL_ARGS
 
 
 def encoded_batch(df, schema, rows=64):
@@ -201,10 +193,8 @@ def test_bad_jit_compile_value(schema):
 def test_saved_model_keeps_jit_choice(table, schema, tmp_path):
     model = mtrec.models.MMoE(schema, num_experts=2, expert_units=[4], tower_units=[4])
     model.compile(jit_compile=True)
-    model.fit(mtrec.data.from_pandas(table, schema, batch_size=64), epochs=1, verbose=0)
     path = tmp_path / "m.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert loaded._requested_jit_compile is True
-    loaded.fit(mtrec.data.from_pandas(table, schema, batch_size=64), epochs=1, verbose=0)
-    assert loaded.__dict__["_xla_plan"]["train"] is True
+    assert xla.plan_train(loaded._requested_jit(), loaded, dataset_of(2))["train"]
