@@ -13,7 +13,6 @@ the `serving_default` signature (inputs and keyword arguments), the
 
 import json
 import re
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -22,8 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from mtrec.export.example_parsing import parse_examples
-from mtrec.utils.atomic import (
-    clean_leftovers, is_taken, partial_sibling, publish_folder, write_text_atomic)
+from mtrec.utils.atomic import clean_leftovers, is_taken, write_folder_whole, write_text_atomic
 
 SCHEMA_FILE = "mtrec_schema.json"
 EXAMPLE_SIGNATURE = "serving_tf_example"
@@ -114,13 +112,14 @@ def saved_model(model, path, overwrite=False):
 
     Raises:
         ValueError: `path` holds files and `overwrite` is False; `path` is
-            a TF Serving base folder (use `export_for_serving`); another
-            live process is exporting to `path`.
+            a TF Serving base folder (use `export_for_serving`), or one of
+            its versions and `overwrite` is True; another live process is
+            exporting to `path`.
     """
     path = Path(path)
     check_export_target(path, overwrite)
-    return write_whole(path, lambda folder: write_saved_model(model, folder),
-                       replace=overwrite)
+    return write_folder_whole(path, lambda folder: write_saved_model(model, folder),
+                              replace=overwrite)
 
 
 def check_export_target(path, overwrite=False):
@@ -134,6 +133,11 @@ def check_export_target(path, overwrite=False):
             f"{_version_folders(path)[:5]}); export into it with "
             f"export_for_serving(model, {str(path)!r}) (`mtrec export` does), which "
             f"writes the next version, instead of replacing the folder.")
+    if overwrite and re.fullmatch(r"\d+", path.name) and is_serving_base(path.parent):
+        raise ValueError(
+            f"{path} is a version of the TF Serving base {path.parent}, and TF Serving "
+            f"does not reload a version it has loaded; write the next version instead "
+            f"(`mtrec export MODEL {path.parent}`, export_for_serving).")
     clean_leftovers(path)
     if is_taken(path) and not overwrite:
         what = ("a SavedModel" if (path / "saved_model.pb").is_file()
@@ -142,25 +146,6 @@ def check_export_target(path, overwrite=False):
             f"{path} already holds {what}; refusing to overwrite it. Pass "
             f"overwrite=True (`mtrec export --overwrite`) to replace it once the new "
             f"export is complete, or choose another folder.")
-
-
-def write_whole(path, write, replace=False):
-    """Call `write(folder)` on a fresh `path.partial-<pid>/`, then rename it
-    to `path` (exchanging an existing `path` only if `replace`).
-
-    Returns:
-        pathlib.Path `path`.
-    """
-    path = Path(path)
-    partial = partial_sibling(path)
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
-        write(partial)
-        publish_folder(partial, path, replace=replace)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-    return path
 
 
 def write_saved_model(model, folder):

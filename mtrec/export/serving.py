@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from mtrec.export.saved_model import serving_input_names, write_saved_model, write_whole
-from mtrec.utils.atomic import clean_leftovers
+from mtrec.export.saved_model import serving_input_names, write_saved_model
+from mtrec.utils.atomic import clean_leftovers, write_folder_whole
 
 WARMUP_FILE = "tf_serving_warmup_requests"
 
@@ -65,7 +65,7 @@ def export_for_serving(model, base_dir, version=None, warmup_rows=None, model_na
                                   folder / "assets.extra" / WARMUP_FILE, model_name)
 
     # replace=False: a version another process published meanwhile stays.
-    return write_whole(target, write, replace=False)
+    return write_folder_whole(target, write, replace=False)
 
 
 def write_warmup_requests(schema, rows, path, model_name):

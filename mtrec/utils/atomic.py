@@ -23,7 +23,7 @@ import shutil
 from pathlib import Path
 
 __all__ = ["LeftoverError", "alive", "clean_leftovers", "is_taken", "partial_sibling",
-           "publish_folder", "write_text_atomic"]
+           "publish_folder", "write_folder_whole", "write_text_atomic"]
 
 
 class LeftoverError(ValueError):
@@ -122,6 +122,26 @@ def publish_folder(source, target, replace=True):
     os.replace(target, old)
     os.replace(source, target)
     shutil.rmtree(old)
+
+
+def write_folder_whole(path, write, replace=False):
+    """Call `write(folder)` on a fresh `path.partial-<pid>/`, then rename it
+    to `path` (`publish_folder`; an existing `path` is exchanged only if
+    `replace`). The partial folder is removed if `write` fails.
+
+    Returns:
+        pathlib.Path `path`.
+    """
+    path = Path(path)
+    partial = partial_sibling(path)
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        write(partial)
+        publish_folder(partial, path, replace=replace)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return path
 
 
 def write_text_atomic(path, text):

@@ -93,6 +93,10 @@ def test_a_tf_serving_base_gets_versions_not_a_replacement(hyphenated, tmp_path)
             saved_model(model, base, overwrite=overwrite)
     with pytest.raises(ValueError, match="is itself a SavedModel"):
         export_for_serving(model, base / "1")
+    # a served version is never replaced in place (TF Serving would not reload it)
+    with pytest.raises(ValueError, match=r"is a version of the TF Serving base .* does "
+                                         r"not reload"):
+        saved_model(model, base / "1", overwrite=True)
     assert sorted(p.name for p in base.iterdir()) == ["1"]
 
 
@@ -120,15 +124,16 @@ def test_leftovers_of_dead_exports_are_cleaned_and_live_ones_named(hyphenated, t
 
 
 KILLED_EXPORT = """
-import importlib, sys, time, keras
-module = importlib.import_module("mtrec.export.saved_model")  # not the function
+import sys, time, keras
+import mtrec.utils.atomic
+from mtrec.export import saved_model
 
 def publish_folder(source, target, replace=True):   # everything written aside
     print("READY", flush=True)
     time.sleep(600)
 
-module.publish_folder = publish_folder
-module.saved_model(keras.saving.load_model(sys.argv[1]), sys.argv[2], overwrite=True)
+mtrec.utils.atomic.publish_folder = publish_folder
+saved_model(keras.saving.load_model(sys.argv[1]), sys.argv[2], overwrite=True)
 """
 
 
