@@ -87,7 +87,9 @@ def main(argv=None):
     print(by_modality.droplevel("level").round(3).to_string())
 
     model.save(output / "mmoe_text.keras")
-    export_dir = mtrec.export.saved_model(model, output / "export" / "mmoe_text")
+    # replaces this example's previous export (by a rename, once complete)
+    export_dir = mtrec.export.saved_model(model, output / "export" / "mmoe_text",
+                                          overwrite=True)
     print(f"\nSaved {output / 'mmoe_text.keras'} and SavedModel {export_dir}")
 
     serve = tf.saved_model.load(str(export_dir)).signatures["serving_default"]

@@ -4,7 +4,7 @@
                 [--overwrite] [--resume | --restart]
     mtrec validate CONFIG.yaml [--set ...]
     mtrec evaluate RUN_DIR_OR_MODEL.keras [--config CONFIG.yaml] [--set ...]
-    mtrec export MODEL.keras OUTPUT_DIR
+    mtrec export MODEL.keras OUTPUT_DIR [--overwrite]
     mtrec predict MODEL INPUT.csv|.parquet OUTPUT.csv|.parquet [--batch-size N]
                   [--chunk-rows N]
 
@@ -73,9 +73,18 @@ def build_parser():
     _add_overrides(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = commands.add_parser("export", help="export a .keras model as a SavedModel")
+    p = commands.add_parser(
+        "export", help="export a .keras model as a SavedModel",
+        description="Export a .keras model as a SavedModel, written whole (in a "
+                    "temporary sibling folder, renamed into place). Into a TF Serving "
+                    "base folder (one holding version folders 1/, 2/, ...), the "
+                    "export is the next version.")
     p.add_argument("model", help=".keras file or run folder")
-    p.add_argument("output", help="SavedModel folder to write")
+    p.add_argument("output", help="SavedModel folder to write, or a TF Serving base "
+                                  "folder (gets the next version)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing export in OUTPUT (only once the new one "
+                        "is complete); TF Serving versions are never replaced")
     p.set_defaults(func=cmd_export)
 
     p = commands.add_parser("predict", help="score a CSV or Parquet file")
@@ -83,7 +92,8 @@ def build_parser():
     p.add_argument("input", help="input .csv or .parquet with the model's feature "
                                  "columns")
     p.add_argument("output", help="output .csv or .parquet: the input columns plus "
-                                  "one column per task")
+                                  "one column <task>_prediction per task "
+                                  "(<task>_prediction_<k> per class)")
     p.add_argument("--batch-size", type=int, default=4096, help="rows per batch "
                                                                 "(default 4096)")
     p.add_argument("--chunk-rows", type=int, default=262_144,
@@ -145,11 +155,25 @@ def cmd_evaluate(args):
 
 
 def cmd_export(args):
-    from mtrec.export import load_model, saved_model
+    from mtrec.export import export_for_serving, load_model, next_version, saved_model
+    from mtrec.export.saved_model import check_export_target, is_serving_base
 
-    model = load_model(args.model)
-    path = saved_model(model, args.output)
-    print(f"Exported {args.model} to SavedModel {path} (serving_default: raw "
+    if is_serving_base(args.output):
+        # Checked before the model loads, so a refusal costs nothing.
+        if args.overwrite:
+            raise ValueError(
+                f"{args.output} is a TF Serving base folder, whose versions are "
+                f"never replaced; drop --overwrite to write version "
+                f"{next_version(args.output)}.")
+        model = load_model(args.model)
+        path = export_for_serving(model, args.output)
+        what = f"TF Serving version {path.name} at {path}"
+    else:
+        check_export_target(args.output, overwrite=args.overwrite)
+        model = load_model(args.model)
+        path = saved_model(model, args.output, overwrite=args.overwrite)
+        what = f"SavedModel {path}"
+    print(f"Exported {args.model} to {what} (serving_default: raw "
           f"features in, {{{', '.join(model.task_names)}}} out)")
     return 0
 

@@ -92,7 +92,8 @@ def main(argv=None):
     report.to_csv(output / "test_metrics.csv")
 
     model.save(output / "mmoe.keras")
-    export_dir = mtrec.export.saved_model(model, output / "export" / "mmoe")
+    # the demo replaces its own previous export (by a rename, once complete)
+    export_dir = mtrec.export.saved_model(model, output / "export" / "mmoe", overwrite=True)
     print(f"\nSaved {output / 'mmoe.keras'} and SavedModel {export_dir}")
 
     rows = schema.raw_features(test.head(3))

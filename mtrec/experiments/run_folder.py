@@ -28,15 +28,18 @@ writes `OUT/` and `OUT.work/checkpoints/`; other workers get their own
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import datetime
-import errno
 import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
+
+# publish and write_text_atomic are part of this module's API (tests replace
+# `run_folder.publish` to watch the final rename).
+from mtrec.utils.atomic import (
+    alive as _alive, clean_leftovers, is_taken as _taken_by_a_run, partial_sibling,
+    publish_folder as publish, write_text_atomic)
 
 __all__ = ["RunFolder", "RunFolderError", "config_fingerprint", "default_output_dir",
            "publish", "save_model_atomic", "write_text_atomic"]
@@ -112,7 +115,7 @@ class RunFolder:
     def __init__(self, path):
         self.path = Path(path)
         self.work = self.path.with_name(self.path.name + ".work")
-        self.partial = self.path.with_name(f"{self.path.name}.partial-{os.getpid()}")
+        self.partial = partial_sibling(self.path)
 
     @property
     def checkpoints(self):
@@ -203,46 +206,7 @@ class RunFolder:
     def _clean_leftovers(self):
         """Remove the partial folders of dead processes; put back a run that
         a killed overwrite left aside (`OUT.old-<pid>` without `OUT`)."""
-        for sibling in sorted(self.path.parent.glob(f"{self.path.name}.*-*")):
-            stem, _, pid = sibling.name.rpartition("-")
-            kind = stem[len(self.path.name) + 1:]
-            if kind not in ("partial", "old") or not pid.isdigit():
-                continue
-            if int(pid) != os.getpid() and _alive(int(pid)):
-                if kind == "partial":
-                    raise RunFolderError(
-                        f"{sibling} is being written by another live process (pid "
-                        f"{pid}); wait for it to end, or stop it and rerun.")
-                continue
-            if kind == "old" and not self.path.exists():
-                os.replace(sibling, self.path)  # the killed overwrite's old run
-            else:
-                shutil.rmtree(sibling, ignore_errors=True)
-
-
-def publish(source, target):
-    """Rename the folder `source` to `target` so that `target` is, at every
-    moment, either its previous content or `source`'s.
-
-    An existing `target` is exchanged atomically where the OS can
-    (`renameat2(RENAME_EXCHANGE)` on Linux) and then deleted; elsewhere it is
-    moved to `target.old-<pid>` first (which the next `RunFolder.prepare`
-    puts back if a kill strands it).
-    """
-    source, target = Path(source), Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.is_dir() and not any(target.iterdir()):
-        target.rmdir()
-    if not target.exists():
-        os.replace(source, target)
-        return
-    if _exchange(source, target):
-        shutil.rmtree(source)  # now holds the old run
-        return
-    old = target.with_name(f"{target.name}.old-{os.getpid()}")
-    os.replace(target, old)
-    os.replace(source, target)
-    shutil.rmtree(old)
+        clean_leftovers(self.path, error=RunFolderError)
 
 
 def save_model_atomic(model, path):
@@ -258,14 +222,6 @@ def save_model_atomic(model, path):
             temporary.unlink()
 
 
-def write_text_atomic(path, text):
-    """Write a text file through a temporary sibling and a rename."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------
@@ -273,44 +229,8 @@ def _taken(path):
     return path.exists() or path.with_name(path.name + ".work").exists()
 
 
-def _taken_by_a_run(path):
-    """Whether `path` holds anything (an empty folder is free)."""
-    return path.exists() and (not path.is_dir() or any(path.iterdir()))
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's live process
-    return True
-
-
 def _read_json(path):
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-
-
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
-
-
-def _exchange(a, b):
-    """Atomically swap two paths (Linux renameat2); False where unsupported."""
-    name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name, use_errno=True) if name else None
-    renameat2 = getattr(libc, "renameat2", None)
-    if renameat2 is None:
-        return False
-    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b),
-                       _RENAME_EXCHANGE)
-    if result == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-        return False  # this filesystem cannot exchange
-    raise OSError(code, f"cannot swap {a} and {b}: {os.strerror(code)}")

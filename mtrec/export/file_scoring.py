@@ -8,7 +8,9 @@ is scored: a bad row anywhere leaves no output at all.
 
 The model is a `.keras` file, a run folder holding `model.keras` (as
 `mtrec train` writes), or a SavedModel folder exported by mtrec (its schema
-travels in `assets.extra/`).
+and serving names travel in `assets.extra/`). Input columns are named as in
+training (`educational-num`), whichever the model file; prediction columns
+are always `<task>_prediction` (`<task>_prediction_<k>` per class).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from mtrec.data.streaming import CSV_SUFFIXES, PARQUET_SUFFIXES, csv_dtypes, par
 from mtrec.schema import Schema, task_kind
 from mtrec.utils.suggestions import closest
 
-__all__ = ["iter_table", "load_model", "load_scorer", "predict_file",
-           "prediction_columns"]
+__all__ = ["PREDICTION_SUFFIX", "iter_table", "load_model", "load_scorer", "predict_file",
+           "prediction_columns", "serving_feed"]
 
 # pandas' default missing-value strings; the model's string columns use only
 # "" ("NA" is a real category in some data, e.g. Census' hispanic_origin).
@@ -74,30 +76,76 @@ def load_scorer(path):
 def _saved_model_scorer(path):
     import tensorflow as tf
 
-    from mtrec.export.saved_model import SCHEMA_FILE, serving_input_names
+    from mtrec.export.saved_model import read_export_schema
 
-    schema_file = path / "assets.extra" / SCHEMA_FILE
-    if not schema_file.is_file():
-        raise ValueError(
-            f"SavedModel {path} has no assets.extra/{SCHEMA_FILE}, so its input "
-            f"columns are unknown; export it with mtrec.export.saved_model "
-            f"(or `mtrec export MODEL.keras {path}`).")
-    schema = Schema.from_json(schema_file)
+    schema, served_name = read_export_schema(path)
     loaded = tf.saved_model.load(str(path))
     if "serving_default" not in loaded.signatures:
         raise ValueError(f"SavedModel {path} has no 'serving_default' signature.")
     serve = loaded.signatures["serving_default"]
     specs = serve.structured_input_signature[1]
-    served_name = serving_input_names(schema)
+    unknown = {f: n for f, n in served_name.items() if n not in specs}
+    if unknown:
+        raise ValueError(
+            f"SavedModel {path} has no inputs {sorted(unknown.values())} for features "
+            f"{sorted(unknown)} (its inputs are {sorted(specs)}); its "
+            f"assets.extra/mtrec_schema.json does not belong to it. Export the model "
+            f"again with `mtrec export`.")
 
     def score(features):
-        feed = {served_name[column]: tf.constant(
-                    values, dtype=specs[served_name[column]].dtype)
-                for column, values in features.items()}
-        return {task: value.numpy() for task, value in serve(**feed).items()}
+        feed = serving_feed(features, {column: specs[served_name[column]]
+                                       for column in features})
+        return {task: value.numpy()
+                for task, value in serve(**{served_name[column]: value
+                                            for column, value in feed.items()}).items()}
 
     score.keep_alive = loaded  # the signature needs its object alive
     return schema, score
+
+
+def serving_feed(features, specs):
+    """Raw feature arrays as tensors of their signature inputs' dtypes,
+    checked first so that an error names the column (TF's would say "input
+    #1 (zero-based) was expected to be a float tensor").
+
+    Args:
+        features: `{column: array-like (rows, ...)}`.
+        specs: `{column: tf.TensorSpec}` of the inputs they feed.
+
+    Returns:
+        `{column: tf.Tensor}`.
+
+    Raises:
+        ValueError: naming the column, the dtype or shape found and the one
+            expected.
+    """
+    import tensorflow as tf
+
+    feed = {}
+    for column, values in features.items():
+        spec = specs[column]
+        array = np.asarray(values)
+        expected = spec.dtype.name
+        kind = array.dtype.kind
+        fits = {"string": kind in "OSU", "float32": kind in "fiub",
+                "int64": kind in "iub"}.get(expected, True)
+        if not fits:
+            raise ValueError(
+                f"Column '{column}' (served as '{spec.name}') is {array.dtype} but the "
+                f"model takes {expected}; convert it (the schema's raw_features does) "
+                f"or check that the column is the one the model was trained on.")
+        rank = len(spec.shape)
+        if array.ndim != rank or tuple(array.shape[1:]) != tuple(spec.shape[1:]):
+            raise ValueError(
+                f"Column '{column}' (served as '{spec.name}') has shape {array.shape} "
+                f"but the model takes (rows{', ' if rank > 1 else ''}"
+                f"{', '.join(str(d) for d in spec.shape[1:])}); pass one "
+                f"{'value' if rank == 1 else 'vector'} per row.")
+        if kind == "O":  # tf.constant cannot mix str and bytes; encode text
+            array = np.array([v.encode("utf-8") if isinstance(v, str) else v
+                              for v in array.reshape(-1)], object).reshape(array.shape)
+        feed[column] = tf.constant(array, dtype=spec.dtype)
+    return feed
 
 
 def _table_format(path, what):
@@ -207,6 +255,10 @@ def _parse_vector(value):
     return [float(v) for v in text] if text else None
 
 
+#: Suffix of every prediction column: `<task>_prediction`, whatever the input holds.
+PREDICTION_SUFFIX = "_prediction"
+
+
 def prediction_columns(schema, predictions, existing=()):
     """The prediction columns of one chunk.
 
@@ -216,9 +268,11 @@ def prediction_columns(schema, predictions, existing=()):
         existing: column names already taken (the input's).
 
     Returns:
-        `{column: np.ndarray (rows,)}`: one column per task (multiclass:
-        `task_k` per class); a name taken by an input column gets the
-        suffix `_prediction`.
+        `{column: np.ndarray (rows,)}`: one column `<task>_prediction` per
+        task (multiclass: `<task>_prediction_<k>` per class), always so named.
+
+    Raises:
+        ValueError: an input column already has one of these names.
     """
     columns = {}
     for task in schema.tasks:
@@ -227,14 +281,17 @@ def prediction_columns(schema, predictions, existing=()):
         kind = task_kind(task.kind)
         width = kind.head_units(schema.num_classes(task))
         values = values.reshape(len(values), -1 if len(values) else width)
+        name = f"{task.name}{PREDICTION_SUFFIX}"
         if kind.per_class:
-            names = {f"{task.name}_{k}": values[:, k] for k in range(values.shape[1])}
+            columns.update({f"{name}_{k}": values[:, k] for k in range(values.shape[1])})
         else:
-            names = {task.name: values[:, 0]}
-        for name, column in names.items():
-            if name in existing:
-                name = f"{name}_prediction"
-            columns[name] = column
+            columns[name] = values[:, 0]
+    taken = [name for name in columns if name in set(existing)]
+    if taken:
+        raise ValueError(
+            f"The input already has column(s) {taken}, the name(s) of the prediction "
+            f"column(s) (`<task>{PREDICTION_SUFFIX}`); drop or rename them in the "
+            f"input (e.g. the predictions of an earlier scoring).")
     return columns
 
 
@@ -242,8 +299,9 @@ def predict_file(model_path, input_path, output_path, batch_size=4096, log=print
                  chunk_rows=262_144):
     """Score every row of a CSV/Parquet file with a saved model.
 
-    Writes the input columns plus one prediction column per task
-    (multiclass: one per class, `task_k`), as CSV or Parquet by the output
+    Writes the input columns plus one prediction column per task,
+    `<task>_prediction` (multiclass: one per class, `<task>_prediction_<k>`),
+    as CSV or Parquet by the output
     file's extension. The input is read and written `chunk_rows` rows at a
     time, so a file larger than memory can be scored; the output appears
     only when every row is scored (a bad row anywhere leaves no partial

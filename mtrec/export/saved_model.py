@@ -1,5 +1,17 @@
-"""Export to a TensorFlow SavedModel that takes raw features."""
+"""Export to a TensorFlow SavedModel that takes raw features.
 
+An export is written whole: into `OUT.partial-<pid>/`, then renamed to
+`OUT` (`mtrec.utils.atomic`), so a kill at any moment leaves the previous
+export or the new one, loadable, and never the old `saved_model.pb` beside
+new variables. An existing export is replaced only when asked.
+
+Every feature has one serving name (`serving_input_names`), used alike by
+the `serving_default` signature (inputs and keyword arguments), the
+`tf.Example` keys, the warm-up requests, `assets.extra/mtrec_schema.json`
+(its `serving_names`) and `mtrec predict`.
+"""
+
+import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -8,28 +20,35 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mtrec.export.example_parsing import parse_examples
+from mtrec.utils.atomic import clean_leftovers, is_taken, write_folder_whole, write_text_atomic
+
 SCHEMA_FILE = "mtrec_schema.json"
 EXAMPLE_SIGNATURE = "serving_tf_example"
 
 
 def serving_input_names(schema):
-    """`{feature: signature input name}`.
+    """`{feature: serving name}`, one per feature, used everywhere it is served.
 
-    Signature inputs must match `[A-Za-z0-9.][A-Za-z0-9_.-]*`, so other
-    characters (spaces, `&`, ...) become `_`: the served input of column
-    "Class Name" is `Class_Name`. Raises if two features would collide.
+    A name must be a signature input name and a Python keyword argument
+    alike (`[A-Za-z][A-Za-z0-9_]*`), or TF renames the keyword argument
+    and the input has two names: every other character (`-`, space, `/`,
+    ...) becomes `_`, and a name not starting with a letter gets an `f`
+    in front. So column "educational-num" is served as `educational_num`,
+    "Class Name" as `Class_Name`, "1st" as `f1st`. Raises if two features
+    would get the same name.
     """
     names = {}
     for spec in schema.features:
-        name = re.sub(r"[^A-Za-z0-9_.\-]", "_", spec.name)
-        if not re.match(r"[A-Za-z0-9.]", name):
+        name = re.sub(r"[^A-Za-z0-9_]", "_", spec.name)
+        if not re.match(r"[A-Za-z]", name):
             name = "f" + name
         names[spec.name] = name
     clashes = [n for n, count in Counter(names.values()).items() if count > 1]
     if clashes:
         raise ValueError(
             f"Features {[f for f, n in names.items() if n in clashes]} all become the "
-            f"signature input {clashes[0]!r}; rename one of the columns.")
+            f"serving input {clashes[0]!r}; rename one of the columns.")
     return names
 
 
@@ -39,7 +58,7 @@ def raw_input_signature(schema):
     Strings for string categoricals, multi-hot and text; float32 for
     numerics (NaN = missing); int64 for integer categoricals (-1 =
     missing); float32 `(batch, dim)` for vectors. The batch is dynamic.
-    Each spec's `name` is the signature's input name
+    Each spec's `name` is the feature's serving name
     (`serving_input_names`).
     """
     names = serving_input_names(schema)
@@ -48,38 +67,95 @@ def raw_input_signature(schema):
 
 
 def example_parsing_spec(schema):
-    """`tf.io.parse_example` spec: every feature optional, and an absent one
-    gets the value that means "missing" in training (NaN for numbers and
-    vectors, `""` for strings, -1 for integer ids), so a request without it
-    is scored as if the value were missing."""
-    return {spec.name: spec.parsing_spec(schema.stats.get(spec.name))
+    """`tf.io.parse_example` spec `{serving name: FixedLenFeature}`: every
+    feature optional, and an absent one gets the value that means "missing"
+    in training (NaN for numbers and vectors, `""` for strings, -1 for
+    integer ids), so a request without it is scored as if the value were
+    missing.
+
+    This spec takes one list kind per feature (numbers as `float_list`);
+    the `serving_tf_example` signature also accepts `int64_list` for
+    numeric features (`mtrec.export.example_parsing`).
+    """
+    names = serving_input_names(schema)
+    return {names[spec.name]: spec.parsing_spec(schema.stats.get(spec.name))
             for spec in schema.features}
 
 
-def saved_model(model, path):
+def saved_model(model, path, overwrite=False):
     """Write `model` as a SavedModel that takes raw features.
 
     Signatures:
-    - `serving_default`: one named input per raw feature (see
-      `raw_input_signature`; names outside `[A-Za-z0-9_.-]` are mapped by
-      `serving_input_names`), outputs `{task_name: prediction}`.
+    - `serving_default`: one named input per raw feature, under its
+      serving name (`serving_input_names`: `educational-num` is served as
+      `educational_num`; see `raw_input_signature` for the dtypes),
+      outputs `{task_name: prediction}`.
     - `serving_tf_example`: input `examples`, a batch of serialised
-      `tf.Example` protos (any feature may be absent), same outputs.
+      `tf.Example` protos keyed by serving name (any feature may be
+      absent; numeric ones as `float_list` or `int64_list`), same outputs.
 
     The preprocessing (vocabularies, normalisation, tokenisation) is inside,
-    so served and Keras predictions agree. The schema is written as
-    `assets.extra/mtrec_schema.json`.
+    so served and Keras predictions agree. The schema and the serving names
+    are written as `assets.extra/mtrec_schema.json`.
+
+    The export is built in `path.partial-<pid>/` and renamed to `path` once
+    complete; partial folders of killed exports are removed first.
 
     Args:
         model: an mtrec `MultiTaskModel`.
         path: output folder.
+        overwrite: bool. Replace an existing export (or other files) at
+            `path`, by the final rename only. Defaults to `False`.
 
     Returns:
         pathlib.Path of the export.
+
+    Raises:
+        ValueError: `path` holds files and `overwrite` is False; `path` is
+            a TF Serving base folder (use `export_for_serving`), or one of
+            its versions and `overwrite` is True; another live process is
+            exporting to `path`.
     """
     path = Path(path)
-    signature = raw_input_signature(model.schema)
-    parsing = example_parsing_spec(model.schema)
+    check_export_target(path, overwrite)
+    return write_folder_whole(path, lambda folder: write_saved_model(model, folder),
+                              replace=overwrite)
+
+
+def check_export_target(path, overwrite=False):
+    """Refuse a target `saved_model` would not write (see there); remove the
+    partial folders of killed exports to it. Cheap: call it before loading
+    or training anything."""
+    path = Path(path)
+    if is_serving_base(path):
+        raise ValueError(
+            f"{path} is a TF Serving base folder (it holds version folders "
+            f"{_version_folders(path)[:5]}); export into it with "
+            f"export_for_serving(model, {str(path)!r}) (`mtrec export` does), which "
+            f"writes the next version, instead of replacing the folder.")
+    if overwrite and re.fullmatch(r"\d+", path.name) and is_serving_base(path.parent):
+        raise ValueError(
+            f"{path} is a version of the TF Serving base {path.parent}, and TF Serving "
+            f"does not reload a version it has loaded; write the next version instead "
+            f"(`mtrec export MODEL {path.parent}`, export_for_serving).")
+    clean_leftovers(path)
+    if is_taken(path) and not overwrite:
+        what = ("a SavedModel" if (path / "saved_model.pb").is_file()
+                else "files that are not a SavedModel")
+        raise ValueError(
+            f"{path} already holds {what}; refusing to overwrite it. Pass "
+            f"overwrite=True (`mtrec export --overwrite`) to replace it once the new "
+            f"export is complete, or choose another folder.")
+
+
+def write_saved_model(model, folder):
+    """Write the SavedModel of `model` into the (empty) `folder`, in place;
+    `saved_model` calls it on a temporary folder."""
+    folder = Path(folder)
+    schema = model.schema
+    names = serving_input_names(schema)
+    signature = raw_input_signature(schema)
+    parsing = example_parsing_spec(schema)
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -94,32 +170,68 @@ def saved_model(model, path):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(examples):
-        return predict(tf.io.parse_example(examples, parsing))
+        return predict(parse_examples(examples, schema, names, parsing))
 
     archive.add_endpoint(name="serving_default", fn=serve)
     archive.add_endpoint(name=EXAMPLE_SIGNATURE, fn=serve_examples)
-    archive.write_out(str(path), verbose=False)
-    extra = path / "assets.extra"
+    archive.write_out(str(folder), verbose=False)
+    extra = folder / "assets.extra"
     extra.mkdir(exist_ok=True)
-    model.schema.to_json(extra / SCHEMA_FILE, indent=1)
-    return path
+    write_text_atomic(extra / SCHEMA_FILE, json.dumps(
+        {**schema.to_dict(), "serving_names": names}, indent=1))
+    return folder
+
+
+def read_export_schema(path):
+    """`(schema, serving_names)` from the `assets.extra/mtrec_schema.json`
+    of an mtrec SavedModel (exports that predate `serving_names` get them
+    from `serving_input_names`)."""
+    from mtrec.schema import Schema
+
+    schema_file = Path(path) / "assets.extra" / SCHEMA_FILE
+    if not schema_file.is_file():
+        raise ValueError(
+            f"SavedModel {path} has no assets.extra/{SCHEMA_FILE}, so its input "
+            f"columns are unknown; export it with mtrec.export.saved_model "
+            f"(or `mtrec export MODEL.keras {path}`).")
+    data = json.loads(schema_file.read_text(encoding="utf-8"))
+    schema = Schema.from_dict(data)
+    return schema, data.get("serving_names") or serving_input_names(schema)
+
+
+def is_serving_base(path):
+    """Whether `path` is a TF Serving base folder: it holds integer-named
+    version folders and is not itself a SavedModel."""
+    path = Path(path)
+    return bool(_version_folders(path)) and not (path / "saved_model.pb").is_file()
+
+
+def _version_folders(path):
+    """Integer-named subfolders of `path` (TF Serving versions), sorted."""
+    path = Path(path)
+    if not path.is_dir():
+        return []
+    return sorted(int(p.name) for p in path.iterdir()
+                  if p.is_dir() and re.fullmatch(r"\d+", p.name))
 
 
 def to_tf_examples(schema, df):
-    """Serialise DataFrame rows as `tf.Example` protos (missing values are
-    left out of the proto, which the example signature reads as missing).
+    """Serialise DataFrame rows as `tf.Example` protos keyed by serving name
+    (missing values are left out of the proto, which the example signature
+    reads as missing; numbers are written as `float_list`).
 
     Returns:
         list of bytes.
     """
     raw = schema.raw_features(df)
+    names = serving_input_names(schema)
     out = []
     for i in range(len(df)):
         feature = {}
         for spec in schema.features:
             feature_value = _example_feature(spec, raw[spec.name][i])
             if feature_value is not None:
-                feature[spec.name] = feature_value
+                feature[names[spec.name]] = feature_value
         out.append(tf.train.Example(
             features=tf.train.Features(feature=feature)).SerializeToString())
     return out

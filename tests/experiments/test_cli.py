@@ -184,6 +184,36 @@ def test_export_writes_a_savedmodel_with_its_schema(exported):
     assert (exported / "assets.extra" / "mtrec_schema.json").is_file()
 
 
+def test_export_refuses_an_existing_export_unless_overwrite(run, tmp_path, capsys):
+    model = str(run["output"] / "model.keras")
+    target = tmp_path / "export"
+    assert main(["export", model, str(target)]) == 0
+    capsys.readouterr()
+    before = (target / "saved_model.pb").stat().st_mtime_ns
+    assert main(["export", model, str(target)]) == 2
+    line = error_line(capsys)
+    assert f"{target} already holds a SavedModel; refusing to overwrite it" in line
+    assert (target / "saved_model.pb").stat().st_mtime_ns == before
+    assert main(["export", model, str(target), "--overwrite"]) == 0
+    assert f"to SavedModel {target} " in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+
+
+def test_export_into_a_tf_serving_base_writes_the_next_version(run, tmp_path, capsys):
+    model = str(run["output"] / "model.keras")
+    base = tmp_path / "serving"
+    (base / "1").mkdir(parents=True)       # a version TF Serving already serves
+    (base / "1" / "saved_model.pb").write_bytes(b"version 1")
+    assert main(["export", model, str(base)]) == 0
+    assert f"to TF Serving version 2 at {base / '2'} " in capsys.readouterr().out
+    assert (base / "2" / "saved_model.pb").is_file()
+    assert (base / "1" / "saved_model.pb").read_bytes() == b"version 1"
+    assert main(["export", model, str(base), "--overwrite"]) == 2
+    assert "versions are never replaced; drop --overwrite to write version 3" in \
+        error_line(capsys)
+    assert sorted(p.name for p in base.iterdir()) == ["1", "2"]
+
+
 def test_export_of_a_missing_model_exits_2(tmp_path, capsys):
     assert main(["export", str(tmp_path / "none.keras"), str(tmp_path / "e")]) == 2
     assert "does not exist" in error_line(capsys)

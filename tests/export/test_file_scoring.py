@@ -44,8 +44,8 @@ def test_predict_matches_model_predict(trained, tmp_path, fmt, kind):
     assert lines == [f"Scored {len(test)} rows of {source} -> {target} "
                      f"(click_prediction, like_prediction)"]
     out = read_output(target)
-    # input columns first, then one column per task ('click' and 'like' are
-    # label columns of the input, so the predictions get a suffix)
+    # input columns first, then one column per task, always <task>_prediction
+    # ('click' and 'like' are also label columns of the input)
     assert list(out.columns) == list(test.columns) + ["click_prediction",
                                                       "like_prediction"]
     assert len(out) == len(test)
@@ -70,12 +70,15 @@ def test_predict_every_feature_kind_and_multiclass(table, schema, tmp_path, fmt)
     predict_file(tmp_path / "m.keras", source, tmp_path / "out.csv", batch_size=64,
                  log=None)
     out = pd.read_csv(tmp_path / "out.csv")
+    # without label columns in the input, the names are the same
+    grades = ["grade_prediction_0", "grade_prediction_1", "grade_prediction_2"]
     assert list(out.columns) == list(features.columns) + [
-        "click", "spend", "grade_0", "grade_1", "grade_2"]
-    np.testing.assert_allclose(out["click"], expected["click"].reshape(-1), atol=1e-5)
-    np.testing.assert_allclose(out["spend"], expected["spend"].reshape(-1), atol=1e-5)
-    np.testing.assert_allclose(out[["grade_0", "grade_1", "grade_2"]].to_numpy(),
-                               expected["grade"], atol=1e-5)
+        "click_prediction", "spend_prediction", *grades]
+    np.testing.assert_allclose(out["click_prediction"], expected["click"].reshape(-1),
+                               atol=1e-5)
+    np.testing.assert_allclose(out["spend_prediction"], expected["spend"].reshape(-1),
+                               atol=1e-5)
+    np.testing.assert_allclose(out[grades].to_numpy(), expected["grade"], atol=1e-5)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
@@ -207,12 +210,33 @@ def test_prediction_columns_of_a_multiclass_task():
     schema = mtrec.Schema([mtrec.Numeric("a")],
                           tasks=[mtrec.TaskSpec("grade", "multiclass", num_classes=3),
                                  mtrec.TaskSpec("ctr")])
-    columns = prediction_columns(
-        schema, {"grade": np.eye(3)[[0, 2]], "ctr": np.array([[0.1], [0.2]])},
-        existing=["a", "ctr"])
-    assert list(columns) == ["grade_0", "grade_1", "grade_2", "ctr_prediction"]
-    np.testing.assert_array_equal(columns["grade_2"], [0.0, 1.0])
+    predictions = {"grade": np.eye(3)[[0, 2]], "ctr": np.array([[0.1], [0.2]])}
+    grades = ["grade_prediction_0", "grade_prediction_1", "grade_prediction_2"]
+    for existing in ([], ["a", "ctr", "grade"]):   # the same names either way
+        columns = prediction_columns(schema, predictions, existing=existing)
+        assert list(columns) == [*grades, "ctr_prediction"]
+    np.testing.assert_array_equal(columns["grade_prediction_2"], [0.0, 1.0])
     np.testing.assert_array_equal(columns["ctr_prediction"], [0.1, 0.2])
     empty = prediction_columns(schema, {"grade": np.zeros((0,)), "ctr": np.zeros((0,))})
     assert {name: column.shape for name, column in empty.items()} == {
-        "grade_0": (0,), "grade_1": (0,), "grade_2": (0,), "ctr": (0,)}
+        **{name: (0,) for name in grades}, "ctr_prediction": (0,)}
+    with pytest.raises(ValueError, match=r"already has column\(s\) \['ctr_prediction'\]"):
+        prediction_columns(schema, predictions, existing=["a", "ctr_prediction"])
+
+
+def test_a_savedmodel_scorer_names_the_column_of_a_wrong_dtype(trained):
+    schema, score = file_scoring.load_scorer(trained["savedmodel"])
+    raw = schema.raw_features(trained["test"].iloc[:4])
+    with pytest.raises(ValueError, match=r"Column 'x1' \(served as 'x1'\) is <U1 but "
+                                         r"the model takes float32"):
+        score({**raw, "x1": np.array(["a", "b", "c", "d"])})
+    with pytest.raises(ValueError, match=r"Column 'color' \(served as 'color'\) is "
+                                         r"float64 but the model takes string"):
+        score({**raw, "color": np.zeros(4)})
+    with pytest.raises(ValueError, match=r"Column 'x2' .* has shape \(4, 2\) but the "
+                                         r"model takes \(rows\)"):
+        score({**raw, "x2": np.zeros((4, 2), "float32")})
+    # integers where the model takes floats are numbers all the same
+    as_ints = score({**raw, "x1": np.arange(4)})["click"]
+    as_floats = score({**raw, "x1": np.arange(4, dtype="float32")})["click"]
+    np.testing.assert_allclose(as_ints, as_floats)

@@ -36,6 +36,7 @@ def test_version_folders_and_schema(exported, schema, table):
     assert second == base / "2"
     with pytest.raises(ValueError, match="already exists"):
         export_for_serving(model, base, version=1)
+    assert sorted(p.name for p in base.iterdir()) == ["1", "2"]   # nothing left aside
     shutil.rmtree(second)
 
 
@@ -74,6 +75,38 @@ def test_example_signature_matches_raw_signature(exported, schema, table):
     reference = model.predict_on_batch(missing)
     for task in reference:
         np.testing.assert_allclose(empty[task].numpy(), reference[task], atol=1e-6)
+
+
+def test_example_signature_takes_numbers_as_float_or_int64_lists(exported, schema, table):
+    """Integer columns are the norm: a numeric feature may come as an
+    int64_list as well as a float_list (an empty list is missing)."""
+    model, _, path = exported
+    rows = table.head(4).copy()
+    rows["num"] = [3.0, -2.0, np.nan, 0.5]
+    protos = [tf.train.Example.FromString(b) for b in to_tf_examples(schema, rows)]
+    for i in (0, 1):                                   # 3 and -2 as int64_list
+        feature = protos[i].features.feature["num"]
+        value = int(feature.float_list.value[0])
+        feature.Clear()
+        feature.int64_list.value.append(value)
+    protos[2].features.feature["num"].int64_list.SetInParent()   # empty: missing
+    assert [p.features.feature["num"].WhichOneof("kind") for p in protos] == [
+        "int64_list", "int64_list", "int64_list", "float_list"]
+    serve = tf.saved_model.load(str(path)).signatures[EXAMPLE_SIGNATURE]
+    out = serve(examples=tf.constant([p.SerializeToString() for p in protos]))
+    expected = model.predict_on_batch(schema.raw_features(rows))
+    for task in expected:
+        np.testing.assert_allclose(out[task].numpy(), expected[task], atol=1e-6)
+    # text where a number belongs, or two numbers, are refused
+    wrong = tf.train.Example.FromString(protos[3].SerializeToString())
+    wrong.features.feature["num"].Clear()
+    wrong.features.feature["num"].bytes_list.value.append(b"3")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="holds a bytes_list"):
+        serve(examples=tf.constant([wrong.SerializeToString()]))
+    wrong.features.feature["num"].Clear()
+    wrong.features.feature["num"].int64_list.value.extend([1, 2])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="more than one value"):
+        serve(examples=tf.constant([wrong.SerializeToString()]))
 
 
 def test_saved_model_cli_lists_both_signatures(exported):
