@@ -1,6 +1,9 @@
 """Plain helpers shared by test modules (importable as `helpers`: setup.cfg
 puts tests/ on pytest's pythonpath; fixtures stay in the conftest files)."""
 
+import signal
+import time
+
 import pandas as pd
 import pytest
 
@@ -44,3 +47,20 @@ def write_table(frame, path):
 def read_output(path):
     """A CSV or Parquet file, by its suffix, as a DataFrame."""
     return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+
+
+def kill_when_ready(child, timeout=180):
+    """SIGKILL the subprocess `child` (stdout piped, text) once it prints a
+    line containing READY; fails the test if it exits before. Returns its
+    exit code (-SIGKILL when killed)."""
+    try:
+        deadline, line = time.monotonic() + timeout, ""
+        while "READY" not in line and time.monotonic() < deadline:
+            line = child.stdout.readline()
+            if not line and child.poll() is not None:
+                pytest.fail(f"the child exited with {child.returncode} before pausing")
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    return child.returncode

@@ -176,6 +176,7 @@ def test_report_has_a_peers_section(tmp_path):
     assert table.CONFIG_DIFFERENCES[0] in text
 
 
+@pytest.mark.slow  # ~20 s: trains on Census rows in a subprocess
 @pytest.mark.needs_data("census-income")
 def test_mtrec_runner_end_to_end_on_a_few_hundred_rows(tmp_path):
     folder, manifest, reused = prepare.prepare(tmp_path, rows=400)

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
@@ -17,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 import mtrec
+from helpers import kill_when_ready
 from mtrec.export import export_for_serving, saved_model, serving_input_names
 from mtrec.export.serving import WARMUP_FILE
 
@@ -149,17 +149,7 @@ def test_sigkill_mid_export_leaves_the_old_export_loadable(hyphenated, tmp_path)
     child = subprocess.Popen([sys.executable, "-c", KILLED_EXPORT,
                               str(tmp_path / "other.keras"), str(path)],
                              stdout=subprocess.PIPE, text=True, env=env)
-    try:
-        deadline, line = time.monotonic() + 120, ""
-        while "READY" not in line and time.monotonic() < deadline:
-            line = child.stdout.readline()
-            if not line and child.poll() is not None:
-                pytest.fail(f"the export exited with {child.returncode} before pausing")
-        child.send_signal(signal.SIGKILL)
-    finally:
-        child.kill()
-        child.wait()
-    assert child.returncode == -signal.SIGKILL
+    assert kill_when_ready(child, timeout=120) == -signal.SIGKILL
     # the new export was complete, aside; the old one is untouched and loads
     partial = tmp_path / f"m.partial-{child.pid}"
     assert (partial / "saved_model.pb").is_file()

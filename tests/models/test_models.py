@@ -18,18 +18,23 @@ TASKS = {"click": "binary", "spend": "regression", "grade": "multiclass"}
 SMALL = SMALL_MODEL_ARGS
 
 
-@pytest.fixture(scope="module")
-def trained(table, schema):
-    """One briefly trained model per class (shared by the tests below)."""
+def train_every_model(table, schema, **options):
+    """`{name: model}`: every named model, small, trained one epoch (seed 0)."""
     keras.utils.set_random_seed(0)
     data = mtrec.data.from_pandas(table, schema, batch_size=64, shuffle=True, seed=0)
     models = {}
     for name, cls in MODELS.items():
-        model = cls(schema, tower_units=[4], **SMALL[name])
+        model = cls(schema, tower_units=[4], **options, **SMALL[name])
         model.compile(optimizer=keras.optimizers.Adam(0.01))
         model.fit(data, epochs=1, verbose=0)
         models[name] = model
     return models
+
+
+@pytest.fixture(scope="module")
+def trained(table, schema):
+    """One briefly trained model per class (shared by the tests below)."""
+    return train_every_model(table, schema)
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -186,15 +191,7 @@ def test_gate_weights_refused_without_gates(trained, table, schema, name):
 @pytest.fixture(scope="module")
 def trained_with_batch_norm(table, schema):
     """One briefly trained model per class with batch normalisation."""
-    keras.utils.set_random_seed(0)
-    data = mtrec.data.from_pandas(table, schema, batch_size=64, shuffle=True, seed=0)
-    models = {}
-    for name, cls in MODELS.items():
-        model = cls(schema, tower_units=[4], batch_norm=True, **SMALL[name])
-        model.compile(optimizer=keras.optimizers.Adam(0.01))
-        model.fit(data, epochs=1, verbose=0)
-        models[name] = model
-    return models
+    return train_every_model(table, schema, batch_norm=True)
 
 
 def moving_statistics(layer):

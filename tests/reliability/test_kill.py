@@ -12,11 +12,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import keras
-import pytest
 
+from helpers import kill_when_ready
 from mtrec.experiments import runner
 from mtrec.experiments.config import parse_config
 
@@ -62,18 +61,7 @@ def run_until_ready_then_kill(out, where, timeout=180):
         p for p in [os.getcwd(), os.environ.get("PYTHONPATH")] if p)}
     child = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(TINY), str(out),
                               where], stdout=subprocess.PIPE, text=True, env=env)
-    try:
-        deadline = time.monotonic() + timeout
-        line = ""
-        while "READY" not in line and time.monotonic() < deadline:
-            line = child.stdout.readline()
-            if not line and child.poll() is not None:
-                pytest.fail(f"child exited with {child.returncode} before pausing")
-        child.send_signal(signal.SIGKILL)
-    finally:
-        child.kill()
-        child.wait()
-    return child.returncode
+    return kill_when_ready(child, timeout)
 
 
 def test_sigkill_in_training_and_in_the_writes_keeps_the_old_run(tmp_path):

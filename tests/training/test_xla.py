@@ -47,8 +47,8 @@ def assert_compiled_step_matches(make, batch):
 
 
 # Each case compiles two XLA programs (~5-10 s on 2 cores): the default run
-# covers the expert family's two extremes, the rest run with `make test-slow`.
-DEFAULT_RUN = ("MMoE", "PLE")
+# covers MMoE (with every feature kind), the rest run with `make test-slow`.
+DEFAULT_RUN = ("MMoE",)
 
 
 @pytest.mark.parametrize("name", [n if n in DEFAULT_RUN else pytest.param(n, marks=pytest.mark.slow)
@@ -61,8 +61,8 @@ def test_compiled_step_matches_uncompiled(table, schema, name):
         encoded_batch(table, schema))
 
 
-@pytest.mark.parametrize("fusion", [pytest.param("gated", marks=pytest.mark.slow),
-                                    "modality_experts"])
+@pytest.mark.slow
+@pytest.mark.parametrize("fusion", ["gated", "modality_experts"])
 def test_compiled_step_with_fusions(table, schema, fusion):
     batch = encoded_batch(table, schema)
     assert_compiled_step_matches(
@@ -70,6 +70,7 @@ def test_compiled_step_with_fusions(table, schema, fusion):
                                   tower_units=[4], fusion=fusion), batch)
 
 
+@pytest.mark.slow
 def test_modality_dropout_trains_compiled(table, schema):
     # Random masks inside the compiled step (no parity: the draws differ).
     keras.utils.set_random_seed(0)
@@ -96,7 +97,8 @@ def test_compiled_funnel_heads(cls):
 
 @pytest.mark.parametrize("weighting", [pytest.param("uncertainty", marks=pytest.mark.slow),
                                        pytest.param("dwa", marks=pytest.mark.slow),
-                                       "gradnorm", "pcgrad"])
+                                       "gradnorm",
+                                       pytest.param("pcgrad", marks=pytest.mark.slow)])
 def test_compiled_step_with_loss_weighting(table, schema, weighting):
     batch = encoded_batch(table, schema)
 
