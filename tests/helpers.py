@@ -23,6 +23,19 @@ SMALL_MODEL_ARGS = {
 }
 
 
+def tiny_run_config(model=None, **training):
+    """A run config dict: MMoE 2 x [8], towers [4] on `synthetic_tiny`
+    (2,000 rows), batch 256, Adam 0.01, seed 2, 2 epochs. `model` entries
+    update the model's args, keyword arguments the `training` section."""
+    return {
+        "dataset": {"name": "synthetic_tiny", "args": {"rows": 2000, "seed": 1}},
+        "model": {"name": "MMoE", "args": {"num_experts": 2, "expert_units": [8],
+                                           "tower_units": [4], **(model or {})}},
+        "training": {"epochs": 2, "batch_size": 256, "learning_rate": 0.01, "seed": 2,
+                     **training},
+    }
+
+
 def error_of(fn):
     """The message of the ValueError that `fn()` raises (fails if none)."""
     with pytest.raises(ValueError) as info:

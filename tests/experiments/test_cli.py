@@ -21,19 +21,13 @@ import mtrec
 from mtrec.cli import main
 from mtrec.data.registry import load_dataset
 from mtrec.experiments.config import load_config
-from helpers import read_output, write_table
+from helpers import read_output, tiny_run_config, write_table
 
 ROOT = Path(__file__).resolve().parents[2]
 MMOE_CONFIG = ROOT / "benchmarks" / "configs" / "census_income" / "mmoe.yaml"
 
-TINY = {
-    "dataset": {"name": "synthetic_tiny", "args": {"rows": 2000, "seed": 1}},
-    "model": {"name": "MMoE", "args": {"num_experts": 2, "expert_units": [8],
-                                       "tower_units": [4]}},
-    "training": {"epochs": 3, "batch_size": 256, "learning_rate": 0.01, "seed": 2,
-                 "early_stopping": {"monitor": "mean", "patience": 2}},
-    "output_dir": "set-by-each-test",
-}
+TINY = {**tiny_run_config(epochs=3, early_stopping={"monitor": "mean", "patience": 2}),
+        "output_dir": "set-by-each-test"}
 
 
 def write_config(path, config):

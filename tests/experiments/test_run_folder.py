@@ -9,17 +9,13 @@ import sys
 
 import pytest
 
+from helpers import tiny_run_config
 from mtrec.data import registry
 from mtrec.experiments import run_folder, runner
 from mtrec.experiments.config import parse_config
 from mtrec.experiments.run_folder import RunFolder, RunFolderError
 
-TINY = {
-    "dataset": {"name": "synthetic_tiny", "args": {"rows": 2000, "seed": 1}},
-    "model": {"name": "MMoE", "args": {"num_experts": 2, "expert_units": [8],
-                                       "tower_units": [4]}},
-    "training": {"epochs": 1, "batch_size": 256, "learning_rate": 0.01, "seed": 2},
-}
+TINY = tiny_run_config(epochs=1)
 
 
 def tiny(**sections):

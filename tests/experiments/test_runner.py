@@ -8,19 +8,14 @@ import numpy as np
 import pytest
 
 import mtrec
+from helpers import tiny_run_config
 from mtrec.data import registry
 from mtrec.experiments import record as run_record
 from mtrec.experiments import runner
 from mtrec.experiments.config import ConfigError, parse_config
 
-TINY = {
-    "dataset": {"name": "synthetic_tiny", "args": {"rows": 2000, "seed": 1}},
-    "model": {"name": "MMoE", "args": {"num_experts": 2, "expert_units": [8],
-                                       "tower_units": [4]}},
-    "training": {"epochs": 2, "batch_size": 256, "learning_rate": 0.01, "seed": 2,
-                 "early_stopping": {"monitor": "mean", "patience": 2}},
-    "output_dir": "set-by-each-test",
-}
+TINY = {**tiny_run_config(early_stopping={"monitor": "mean", "patience": 2}),
+        "output_dir": "set-by-each-test"}
 
 
 def tiny(**sections):

@@ -15,18 +15,12 @@ import sys
 
 import keras
 
-from helpers import kill_when_ready
+from helpers import kill_when_ready, tiny_run_config
 from mtrec.experiments import runner
 from mtrec.experiments.config import parse_config
 
-TINY = {
-    "dataset": {"name": "synthetic_tiny", "args": {"rows": 2000, "seed": 1}},
-    "model": {"name": "MMoE", "args": {"num_experts": 2, "expert_units": [8],
-                                       "tower_units": [4], "dropout": 0.1}},
-    "training": {"epochs": 3, "batch_size": 256, "learning_rate": 0.01, "seed": 2,
-                 "checkpoint_every_steps": 3,
-                 "early_stopping": {"monitor": "mean", "patience": 3}},
-}
+TINY = tiny_run_config(model={"dropout": 0.1}, epochs=3, checkpoint_every_steps=3,
+                       early_stopping={"monitor": "mean", "patience": 3})
 
 CHILD = """
 import json, sys, time, keras

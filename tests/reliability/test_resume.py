@@ -17,20 +17,16 @@ import keras
 import numpy as np
 import pytest
 
+from helpers import tiny_run_config
 from mtrec.experiments import runner
 from mtrec.experiments.config import parse_config
 from mtrec.training.callbacks import TrainingDiverged
 from mtrec.training.checkpoints import TrainingInterrupted, latest_checkpoint
 
 # 1400 training rows / 256 = 6 steps per epoch.
-TINY = {
-    "dataset": {"name": "synthetic_tiny", "args": {"rows": 2000, "seed": 1}},
-    "model": {"name": "MMoE", "args": {"num_experts": 2, "expert_units": [8],
-                                       "tower_units": [4], "dropout": 0.1}},
-    "training": {"epochs": 4, "batch_size": 256, "learning_rate": 0.01, "seed": 2,
-                 "loss_weighting": "dwa", "checkpoint_every_steps": 3,
-                 "early_stopping": {"monitor": "mean", "patience": 3}},
-}
+TINY = tiny_run_config(model={"dropout": 0.1}, epochs=4, loss_weighting="dwa",
+                       checkpoint_every_steps=3,
+                       early_stopping={"monitor": "mean", "patience": 3})
 
 
 def tiny():
