@@ -37,9 +37,9 @@ STEP_FUNCTIONS = ("train", "test", "predict")
 
 def check_jit_compile(jit_compile):
     """`jit_compile` if it is one of `JIT_COMPILE_CHOICES`, else a ValueError."""
-    if isinstance(jit_compile, str) or isinstance(jit_compile, bool):
-        if jit_compile in JIT_COMPILE_CHOICES:
-            return jit_compile
+    # A bool or exactly "auto" (1 == True, so no membership test on ints).
+    if isinstance(jit_compile, bool) or jit_compile == "auto":
+        return jit_compile
     raise ValueError(f"jit_compile must be 'auto', True or False, got {jit_compile!r}.")
 
 
