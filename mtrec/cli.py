@@ -120,12 +120,20 @@ def cmd_train(args):
 
 
 def cmd_validate(args):
-    from mtrec.experiments.config import load_config
+    from mtrec.experiments.config import ConfigError, dataset_file_problems, load_config
 
     config = load_config(args.config, args.overrides)
+    problems = dataset_file_problems(config)
+    if problems:
+        raise ConfigError(problems, source=args.config)
     model_args = ", ".join(f"{k}={v}" for k, v in config.model.args.items())
-    data_args = ", ".join(f"{k}={v}" for k, v in config.dataset.args.items())
-    print(f"{args.config}: valid. dataset {config.dataset.name}({data_args}), "
+    if config.dataset.files is None:
+        data_args = ", ".join(f"{k}={v}" for k, v in config.dataset.args.items())
+        data = f"dataset {config.dataset.name}({data_args})"
+    else:
+        data = (f"files {config.dataset.split_files()} with tasks "
+                f"{list(config.dataset.tasks)}")
+    print(f"{args.config}: valid. {data}, "
           f"model {config.model.name}({model_args}), "
           f"up to {config.training.epochs} epochs, output "
           f"{config.output_dir or 'runs/<dataset>-<model>-<timestamp>'}")
@@ -148,7 +156,7 @@ def cmd_evaluate(args):
     config = load_config(config_path, args.overrides)
     model = runner.load_model(args.model)
     report, data = runner.evaluate_run(model, config)
-    print(f"Test set of {config.dataset.name} ({len(data.test)} rows), "
+    print(f"Test set of {config.dataset.label} ({len(data.test)} rows), "
           f"{type(model).__name__} from {args.model}:")
     print(format_table(report))
     return 0

@@ -417,7 +417,7 @@ def stream_raw(schema, split="train", data_dir=None, common=None,
 # --------------------------------------------------------------------------
 # Registry
 # --------------------------------------------------------------------------
-@register_dataset("ali_ccp", tasks=TASK_NAMES)
+@register_dataset("ali_ccp", tasks=TASKS)
 def ali_ccp(sample=False, data_dir=None):
     """Ali-CCP in torch-rechub's flattened layout (train / validation / test
     files), tasks ctr, cvr (masked by click) and ctcvr. `sample=True`: the

@@ -208,7 +208,7 @@ def stream(schema, split="train", country="NL", data_dir=None, download=True,
     return streaming.from_csv(files[split], schema, **from_csv_kwargs)
 
 
-@register_dataset("aliexpress", tasks=TASK_NAMES)
+@register_dataset("aliexpress", tasks=TASKS)
 def aliexpress(country="NL", sample=False, valid_fraction=0.1, seed=0, data_dir=None):
     """AliExpress search logs of one country (AITM / MTReclib layout), tasks
     ctr, cvr (masked by click) and ctcvr; validation = `valid_fraction` of

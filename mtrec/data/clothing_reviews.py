@@ -82,7 +82,7 @@ def read(data_dir=None):
     return pd.read_csv(folder / KAGGLE_CSV, usecols=list(COLUMNS))[list(COLUMNS)]
 
 
-@register_dataset("clothing_reviews", tasks=list(TASKS))
+@register_dataset("clothing_reviews", tasks=TASKS)
 def clothing_reviews(seed=0, data_dir=None, max_rows=None):
     """Women's clothing reviews: tasks recommended (binary) and rating
     (regression), text side features title and review; `max_rows` keeps

@@ -261,7 +261,7 @@ def ratings_schema(embedding_dim=16):
 # --------------------------------------------------------------------------
 # Registry
 # --------------------------------------------------------------------------
-@register_dataset("movielens_funnel", tasks=[t.name for t in FUNNEL_TASKS])
+@register_dataset("movielens_funnel", tasks=FUNNEL_TASKS)
 def movielens_funnel(negatives_per_positive=4, seed=0, test_fraction=0.2,
                      valid_fraction=0.1, data_dir=None):
     """MovieLens latest-small as a derived impression -> click -> conversion
@@ -280,7 +280,7 @@ def movielens_funnel(negatives_per_positive=4, seed=0, test_fraction=0.2,
                     f"split {1 - test_fraction:g}/{test_fraction:g}")
 
 
-@register_dataset("movielens_ratings", tasks=[t.name for t in RATING_TASKS])
+@register_dataset("movielens_ratings", tasks=RATING_TASKS)
 def movielens_ratings(test_fraction=0.2, valid_fraction=0.1, seed=0, data_dir=None):
     """MovieLens latest-small ratings with tasks like (rating >= 4) and
     rating (regression) (`mtrec.data.movielens.ratings_tasks`)."""

@@ -27,7 +27,7 @@ import pandas as pd
 from mtrec.utils.suggestions import did_you_mean
 
 __all__ = ["DATASETS", "DatasetSplits", "dataset_arguments", "dataset_names",
-           "dataset_task_names", "load_dataset", "register_dataset"]
+           "dataset_task_kinds", "dataset_task_names", "load_dataset", "register_dataset"]
 
 
 @dataclasses.dataclass
@@ -70,10 +70,11 @@ def register_dataset(name, tasks=None):
 
     Args:
         name: str. The name configs use (`dataset: {name: ...}`).
-        tasks: optional. The task names the dataset yields, so configs can
-            be checked (loss weights, early stopping monitor) before any
-            data is read: a dict/list of task names, or a function taking
-            the dataset's arguments and returning them.
+        tasks: optional. The tasks the dataset yields, so configs can be
+            checked (loss weights, early stopping monitor) before any data
+            is read: a dict `{task: kind}`, a list of TaskSpecs or of task
+            names, or a function taking the dataset's arguments and
+            returning one of those.
 
     Returns:
         A decorator that registers the function and returns it unchanged.
@@ -129,6 +130,19 @@ def dataset_task_names(name, args=None):
     return [getattr(t, "name", t) for t in tasks]
 
 
+def dataset_task_kinds(name, args=None):
+    """`{task: kind}` a dataset declares for `args`, or None when it
+    declares names only (or nothing)."""
+    tasks = _entry(name).tasks
+    if callable(tasks):
+        tasks = tasks(**(args or {}))
+    if isinstance(tasks, dict):
+        return dict(tasks)
+    if tasks and all(hasattr(t, "kind") for t in tasks):
+        return {t.name: t.kind for t in tasks}
+    return None
+
+
 def load_dataset(name, **args):
     """Load a registered dataset.
 
@@ -170,7 +184,7 @@ def _census_tasks(group=1, **_):
     from mtrec.data import census_income
     if group not in census_income.TASKS:
         raise ValueError(f"census_income group must be 1 or 2, got {group!r}.")
-    return list(census_income.TASKS[group])
+    return {task: "binary" for task in census_income.TASKS[group]}
 
 
 @register_dataset("census_income", tasks=_census_tasks)
@@ -199,7 +213,7 @@ def census_income(group=1, seed=0, data_dir=None, max_rows=None):
                     + ("" if max_rows is None else f"; first {max_rows} training rows"))
 
 
-@register_dataset("synthetic_tiny", tasks=["click", "like"])
+@register_dataset("synthetic_tiny", tasks={"click": "binary", "like": "binary"})
 def synthetic_tiny(rows=3000, seed=0):
     """A small generated table for fast tests: one categorical (`color`),
     two numerics (`x1`, `x2`, the latter with 5% missing) and two binary

@@ -112,7 +112,7 @@ def label_correlation(y):
     return float(np.corrcoef(y[:, 0], y[:, 1])[0, 1])
 
 
-@register_dataset("synthetic", tasks=list(TASKS))
+@register_dataset("synthetic", tasks={task: "binary" for task in TASKS})
 def synthetic(correlation=0.5, num_samples=12000, dim=100, scale=1.0, num_sines=10,
               noise_std=0.1, seed=0, function_seed=0, valid_fraction=0.1,
               test_fraction=0.1):

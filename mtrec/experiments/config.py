@@ -30,6 +30,7 @@ dataset function's signatures. All problems are reported together in one
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import inspect
 import types
 import typing
@@ -37,13 +38,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError,
+                      create_model, model_validator)
 
 from mtrec.schema import FEATURE_KINDS, Schema, TaskSpec
 from mtrec.utils.suggestions import closest as _closest
 
 __all__ = ["ConfigError", "RunConfig", "apply_overrides", "check_task_references",
-           "load_config", "parse_config", "task_reference_problems", "OPTIMIZERS"]
+           "dataset_file_problems", "load_config", "model_argument_problems",
+           "monitor_keys", "parse_config", "task_reference_problems", "OPTIMIZERS"]
 
 # Optimizers a config may name (keras.optimizers classes).
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "nadam": "Nadam", "adamax": "Adamax",
@@ -72,9 +75,182 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
 
 
+def _by_shape(mapping_tag):
+    """A pydantic discriminator picking a union member by the YAML value's
+    shape (mapping, list or scalar), so an error is reported once, against
+    the member the user meant, not once per member."""
+    def shape(value):
+        if isinstance(value, (dict, BaseModel)):
+            return mapping_tag
+        return "list" if isinstance(value, list) else "scalar"
+    return Discriminator(shape)
+
+
+#: A path or glob pattern, or a list of them.
+Paths = Annotated[Union[Annotated[str, Tag("scalar")], Annotated[list[str], Tag("list")]],
+                  _by_shape("list")]
+
+
+class SplitFilesConfig(_Strict):
+    """`dataset.files` per split; a missing valid/test split is cut from the
+    train files by `dataset.split`."""
+
+    train: Paths
+    valid: Optional[Paths] = None
+    test: Optional[Paths] = None
+
+
+class SplitConfig(_Strict):
+    """`dataset.split`: how one table (or the train files) is cut into
+    splits; see `mtrec.data.user_files` for the three kinds of rule."""
+
+    valid: Optional[float] = Field(default=None, gt=0, lt=1)
+    test: Optional[float] = Field(default=None, gt=0, lt=1)
+    seed: int = Field(default=0, ge=0)
+    time_column: Optional[str] = None
+    valid_from: Optional[Union[datetime.datetime, datetime.date, int, float, str]] = None
+    test_from: Optional[Union[datetime.datetime, datetime.date, int, float, str]] = None
+    column: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _one_rule(self):
+        fractions = self.valid is not None or self.test is not None
+        cut_offs = self.valid_from is not None or self.test_from is not None
+        if self.column is not None and (fractions or cut_offs or self.time_column):
+            raise ValueError("split.column names each row's split, so it takes no "
+                             "fractions, time_column or cut-offs; keep one rule")
+        if cut_offs and self.time_column is None:
+            raise ValueError("valid_from / test_from are cut-offs on a time column; "
+                             "add time_column")
+        if cut_offs and fractions:
+            raise ValueError("give cut-offs (valid_from / test_from) or fractions "
+                             "(valid / test), not both")
+        if self.column is None and not fractions and not cut_offs:
+            raise ValueError("a split rule needs fractions (e.g. {valid: 0.1, test: "
+                             "0.1, seed: 0}), a time_column with cut-offs or "
+                             "fractions, or a column naming each row's split")
+        if (self.valid or 0) + (self.test or 0) >= 1:
+            raise ValueError("valid + test must be below 1, leaving rows to train on")
+        return self
+
+    def rule(self):
+        """The `mtrec.data.user_files.SplitRule`."""
+        from mtrec.data.user_files import SplitRule
+        return SplitRule(**self.model_dump())
+
+
+class TaskConfig(_Strict):
+    """A task of `dataset.tasks` given as a mapping (`mtrec.TaskSpec`'s
+    fields); a plain string is its kind."""
+
+    kind: str = "binary"
+    label: Optional[str] = None
+    num_classes: Optional[int] = Field(default=None, ge=2)
+    mask: Optional[str] = None
+
+
 class DatasetConfig(_Strict):
-    name: str
+    """`dataset`: a registered dataset (`name`, `args`) or the user's own
+    files (`files`, `tasks`, optionally `split`, `format`, `read_options`)."""
+
+    name: Optional[str] = None
     args: dict[str, Any] = Field(default_factory=dict)
+    files: Optional[Annotated[Union[Annotated[str, Tag("scalar")],
+                                    Annotated[list[str], Tag("list")],
+                                    Annotated[SplitFilesConfig, Tag("splits")]],
+                              _by_shape("splits")]] = None
+    split: Optional[SplitConfig] = None
+    tasks: Optional[dict[str, Annotated[Union[Annotated[str, Tag("scalar")],
+                                              Annotated[TaskConfig, Tag("task")]],
+                                        _by_shape("task")]]] = None
+    format: Optional[Literal["csv", "parquet"]] = None
+    read_options: dict[str, Any] = Field(default_factory=dict)
+    description: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _name_or_files(self):
+        if (self.name is None) == (self.files is None):
+            raise ValueError(
+                "give either name (a registered dataset, with args) or files (your "
+                "own CSV/Parquet files, with tasks), not both and not neither")
+        if self.name is not None:
+            extra = [key for key in ("split", "tasks", "format", "description")
+                     if getattr(self, key) is not None]
+            if self.read_options:
+                extra.append("read_options")
+            if extra:
+                raise ValueError(f"{', '.join(extra)} apply to dataset.files only; a "
+                                 f"registered dataset takes args")
+        else:
+            if self.args:
+                raise ValueError("args apply to a registered dataset (name); for "
+                                 "files, use split / format / read_options")
+            if not self.tasks:
+                raise ValueError("files need tasks: the label columns to predict, "
+                                 "e.g. tasks: {click: binary, spend: regression}")
+        return self
+
+    @property
+    def label(self):
+        """A short name for logs and run folders: the registered name, or
+        the (first) train file's stem."""
+        if self.name is not None:
+            return self.name
+        first = self.split_files()["train"]
+        first = first[0] if isinstance(first, list) else first
+        stem = Path(str(first)).name.split(".")[0]
+        return "".join(c for c in stem if c.isalnum() or c in "-_").strip("-_") or "files"
+
+    def split_files(self):
+        """`{split: path, glob or list}` of the files given (train at least)."""
+        if isinstance(self.files, SplitFilesConfig):
+            return {k: v for k, v in self.files.model_dump().items() if v is not None}
+        return {"train": self.files}
+
+    def task_specs(self):
+        """The files' tasks as `mtrec.TaskSpec`s."""
+        return [TaskSpec(name, kind=task) if isinstance(task, str)
+                else TaskSpec(name, **task.model_dump())
+                for name, task in (self.tasks or {}).items()]
+
+    def task_names(self):
+        """Task names, when known without reading data (else None)."""
+        if self.tasks is not None:
+            return list(self.tasks)
+        from mtrec.data import registry
+        return registry.dataset_task_names(self.name, self.args)
+
+    def load(self):
+        """The `DatasetSplits` this section names."""
+        from mtrec.data import registry, user_files
+        if self.name is not None:
+            return registry.load_dataset(self.name, **self.args)
+        files = (self.split_files() if isinstance(self.files, SplitFilesConfig)
+                 else self.files)
+        return user_files.load_files(
+            files, tasks=self.task_specs(),
+            split=self.split.rule() if self.split is not None else None,
+            format=self.format, read_options=dict(self.read_options),
+            description=self.description)
+
+    def with_paths_under(self, folder):
+        """A copy whose relative file paths are made absolute under `folder`
+        (a config's files are relative to the config file's folder)."""
+        if self.files is None:
+            return self
+
+        def absolute(paths):
+            if isinstance(paths, list):
+                return [absolute(p) for p in paths]
+            path = Path(paths).expanduser()
+            return str(path if path.is_absolute() else (Path(folder) / path).absolute())
+
+        if isinstance(self.files, SplitFilesConfig):
+            files = SplitFilesConfig(**{k: absolute(v) if v is not None else None
+                                        for k, v in self.files.model_dump().items()})
+        else:
+            files = absolute(self.files)
+        return self.model_copy(update={"files": files})
 
 
 def _feature_override_model(spec_cls):
@@ -123,7 +299,7 @@ class TrainingConfig(_Strict):
     loss_weights: dict[str, float] = Field(default_factory=dict)
     early_stopping: Optional[EarlyStoppingConfig] = Field(
         default_factory=EarlyStoppingConfig)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
     # Also checkpoint every this many steps (always at each epoch end).
     checkpoint_every_steps: Optional[int] = Field(default=None, ge=1)
 
@@ -151,7 +327,12 @@ class RunConfig(_Strict):
 
     def to_dict(self):
         """The resolved config (defaults filled in), as plain YAML/JSON data."""
-        return self.model_dump(mode="json", by_alias=True)
+        data = self.model_dump(mode="json", by_alias=True)
+        # Only the dataset keys that apply: {name, args} or files and theirs.
+        data["dataset"] = {key: value for key, value in data["dataset"].items()
+                           if value is not None and (value != {} or key == "args")
+                           and not (key == "args" and self.dataset.files is not None)}
+        return data
 
     def to_yaml(self, path=None):
         text = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
@@ -183,7 +364,10 @@ def load_config(path, overrides=None):
                            f"{' (it is a directory)' if path.is_dir() else ''}."],
                           source=path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except UnicodeDecodeError as error:
+        raise ConfigError([f"not UTF-8 text (byte {error.start}: {error.reason}); "
+                           f"save the config as UTF-8."], source=path) from None
     except yaml.YAMLError as error:
         where = getattr(error, "problem_mark", None)
         line = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
@@ -191,7 +375,34 @@ def load_config(path, overrides=None):
         raise ConfigError([f"not valid YAML{line}: {problem}."], source=path) from None
     if data is None:
         raise ConfigError(["the config file is empty."], source=path)
-    return parse_config(data, overrides=overrides, source=path)
+    config = parse_config(data, overrides=overrides, source=path)
+    # Files are relative to the config's folder; the run folder's copy of
+    # the config holds them absolute, so `mtrec evaluate RUN` finds them.
+    return config.model_copy(update={"dataset": config.dataset.with_paths_under(
+        path.resolve().parent)})
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (plain
+    YAML keeps the last value silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            self.flatten_mapping(node)
+            seen = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    first = seen.setdefault(key, key_node)
+                except TypeError:  # an unhashable key: the base class reports it
+                    continue
+                if first is not key_node:
+                    raise yaml.constructor.ConstructorError(
+                        None, None,
+                        f"duplicate key '{key}' (first given at line "
+                        f"{first.start_mark.line + 1}); keep one",
+                        key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
 
 
 def parse_config(data, overrides=None, source="config"):
@@ -314,6 +525,10 @@ def _step(tp, part):
         return typing.get_args(tp)[0], False
     if origin in (Union, types.UnionType):
         for member in typing.get_args(tp):
+            if typing.get_origin(member) is Annotated and any(
+                    isinstance(m, Tag) and m.tag == part
+                    for m in member.__metadata__):
+                return typing.get_args(member)[0], True
             member = _unwrap(member)
             if isinstance(member, type) and issubclass(member, BaseModel):
                 kind = member.model_fields.get("kind")
@@ -364,8 +579,14 @@ def _semantic_problems(data, bad_paths):
     training, schema = section("training"), section("schema")
 
     # dataset: registered name, accepted arguments; its tasks if it says.
-    task_names = None
-    if ok("dataset", "name") and "name" in dataset:
+    task_names = task_kinds = None
+    tasks = dataset.get("tasks")
+    if ok("dataset", "tasks") and isinstance(tasks, dict) and tasks:
+        task_names = list(tasks)
+        task_kinds = {name: task if isinstance(task, str) else task.get("kind", "binary")
+                      for name, task in tasks.items()}
+        problems += _task_kind_problems(task_kinds)
+    if ok("dataset", "name") and dataset.get("name") is not None:
         from mtrec.data import registry
         name = dataset["name"]
         if name not in registry.DATASETS:
@@ -379,6 +600,7 @@ def _semantic_problems(data, bad_paths):
                                                "dataset.args")
                 try:
                     task_names = registry.dataset_task_names(name, args)
+                    task_kinds = registry.dataset_task_kinds(name, args)
                 except (TypeError, ValueError) as error:
                     problems.append(f"dataset.args: {error}")
 
@@ -390,9 +612,10 @@ def _semantic_problems(data, bad_paths):
             problems.append(f"Unknown model '{name}' in model.name"
                             f"{_suggestion(name, list(MODELS), 'models')}")
         elif ok("model", "args"):
-            problems += _argument_problems(model.get("args") or {},
-                                           _init_arguments(MODELS[name], skip=("schema",)),
+            accepted = _init_arguments(MODELS[name], skip=("schema",))
+            problems += _argument_problems(model.get("args") or {}, accepted,
                                            f"model {name}", "model.args")
+            problems += model_argument_problems(model.get("args") or {}, accepted)
 
     # training: optimizer, loss weighting and its arguments, weights, monitor.
     if ok("training", "optimizer") and "optimizer" in training:
@@ -421,7 +644,8 @@ def _semantic_problems(data, bad_paths):
         monitor = stopping.get("monitor", "mean")
     if task_names is not None:  # else checked by the runner, once it knows them
         problems += task_reference_problems(
-            weights if ok("training", "loss_weights") else {}, monitor, task_names)
+            weights if ok("training", "loss_weights") else {}, monitor, task_names,
+            task_kinds)
 
     # schema overrides: each spec valid, not also excluded, not a label.
     features = schema.get("features") or {}
@@ -443,7 +667,30 @@ def _semantic_problems(data, bad_paths):
     return problems
 
 
-def task_reference_problems(loss_weights, monitor, task_names):
+def _task_kind_problems(task_kinds):
+    from mtrec.schema.task_kinds import TASK_KINDS
+    return [f"dataset.tasks.{name}: unknown task kind '{kind}'"
+            f"{_suggestion(str(kind), list(TASK_KINDS), 'kinds')}"
+            for name, kind in task_kinds.items() if kind not in TASK_KINDS]
+
+
+def monitor_keys(task_names, task_kinds=None):
+    """The validation log keys early stopping can watch: `val_loss`,
+    `val_mean_score`, and per task `val_<task>_loss` and
+    `val_<task>_<metric>` (the metric of its kind: auc, rmse, accuracy; any
+    of them when the kind is not known)."""
+    from mtrec.schema.task_kinds import TASK_KIND_TABLE, task_kind
+
+    keys = ["val_loss", "val_mean_score"]
+    for task in task_names:
+        kind = (task_kinds or {}).get(task)
+        metrics = ([task_kind(kind).monitor] if kind in TASK_KIND_TABLE
+                   else sorted({k.monitor for k in TASK_KIND_TABLE.values()}))
+        keys += [f"val_{task}_loss"] + [f"val_{task}_{metric}" for metric in metrics]
+    return keys
+
+
+def task_reference_problems(loss_weights, monitor, task_names, task_kinds=None):
     """Problems of the task names a config refers to.
 
     The one check of `training.loss_weights` and
@@ -455,6 +702,7 @@ def task_reference_problems(loss_weights, monitor, task_names):
         loss_weights: `{task: weight}`.
         monitor: str, or None without early stopping.
         task_names: list of str, the dataset's tasks.
+        task_kinds: optional `{task: kind}`, for the exact metric log keys.
 
     Returns:
         list of str, one sentence per problem.
@@ -464,25 +712,87 @@ def task_reference_problems(loss_weights, monitor, task_names):
                 f"{_suggestion(task, task_names, 'tasks')}"
                 for task in loss_weights if task not in task_names]
     allowed = ["mean"] + task_names
-    if monitor is not None and monitor not in allowed and not str(monitor).startswith("val_"):
-        close = _closest(monitor, allowed)
+    if monitor is None or monitor in allowed:
+        return problems
+    keys = monitor_keys(task_names, task_kinds)
+    if not str(monitor).startswith("val_"):
+        close = _closest(monitor, allowed + keys)
         hint = f" Did you mean '{close}'?" if close else ""
         problems.append(
             f"training.early_stopping.monitor is '{monitor}'; early stopping "
             f"watches the validation split only: use one of {allowed}, or a "
             f"validation log key such as 'val_loss'.{hint}")
+    elif monitor not in keys:
+        # Keras' EarlyStopping only warns on a key no epoch logs, and then
+        # never stops: refuse it here.
+        close = _closest(monitor, keys)
+        hint = f" Did you mean '{close}'?" if close else ""
+        problems.append(
+            f"training.early_stopping.monitor '{monitor}' is not a key the "
+            f"validation logs have, so early stopping would never stop.{hint} "
+            f"Use one of {allowed} or {keys}.")
     return problems
 
 
-def check_task_references(config, task_names):
+def check_task_references(config, task_names, task_kinds=None):
     """Raise `ConfigError` when a validated `RunConfig` names a task the data
     does not have (for datasets that do not declare their tasks up front)."""
     stopping = config.training.early_stopping
     problems = task_reference_problems(config.training.loss_weights,
                                        stopping.monitor if stopping is not None else None,
-                                       task_names)
+                                       task_names, task_kinds)
     if problems:
         raise ConfigError(problems)
+
+
+def dataset_file_problems(config):
+    """Problems of a files dataset found by reading only the files' headers:
+    every path or pattern matches files, and each file has the columns the
+    config names (labels, masks, split-rule columns, feature overrides,
+    the GAUC group column). Empty for a registered dataset.
+
+    Args:
+        config: `RunConfig`.
+
+    Returns:
+        list of str, one sentence per problem.
+    """
+    from mtrec.data import user_files
+
+    dataset = config.dataset
+    if dataset.files is None:
+        return []
+    needed = {}
+    for task in dataset.task_specs():
+        needed[task.label] = f"the label of task '{task.name}'"
+        if task.mask is not None:
+            needed[task.mask] = f"the mask of task '{task.name}'"
+    for column in (dataset.split.rule().columns() if dataset.split is not None else []):
+        needed[column] = "a column of the split rule"
+    for column in config.schema_.features:
+        needed.setdefault(column, "overridden in schema.features")
+    if config.evaluation.group_column is not None:
+        needed.setdefault(config.evaluation.group_column, "evaluation.group_column")
+    problems = []
+    for split, paths in dataset.split_files().items():
+        try:
+            headers = user_files.table_columns(paths, format=dataset.format,
+                                               read_options=dict(dataset.read_options),
+                                               what=f"dataset.files.{split}")
+        except (OSError, ValueError) as error:
+            problems.append(str(error))
+            continue
+        for path, columns in headers.items():
+            for column, why in needed.items():
+                if column in columns:
+                    continue
+                if split != "train" and dataset.split is not None and \
+                        column in dataset.split.rule().columns():
+                    continue  # the rule cuts the train files only
+                problems.append(
+                    f"{path} has no column '{column}' ({why})"
+                    f"{_suggestion(column, columns, 'columns')}")
+    return problems
 
 
 def _init_arguments(cls, skip=()):
@@ -504,6 +814,63 @@ def _argument_problems(args, accepted, owner, where):
         if default is inspect.Parameter.empty and arg not in args:
             problems.append(f"Missing required argument '{arg}' in {where} ({owner}).")
     return problems
+
+
+def model_argument_problems(args, accepted):
+    """Type and range problems of `model.args`, found before data loads.
+
+    Types follow each argument's default (an int default takes ints, a
+    tuple default a list, a bool default true/false), ranges the argument
+    names shared by every model: `num_*` counts are >= 1, `*_units` lists
+    of widths >= 1, `*dropout` rates in [0, 1).
+
+    Args:
+        args: `{argument: value}` from the config.
+        accepted: `{argument: default}` of the model class.
+
+    Returns:
+        list of str, one sentence per problem.
+    """
+    problems = []
+    for arg, value in args.items():
+        if arg not in accepted:
+            continue
+        where = f"model.args.{arg}"
+        expected = _expected_type(accepted[arg], arg)
+        if expected is not None and not expected[0](value):
+            problems.append(f"{where} is {_short(value)}; expected {expected[1]}.")
+            continue
+        if arg.startswith("num_") and isinstance(value, int) and value < 1:
+            problems.append(f"{where} is {value}; a count must be >= 1.")
+        elif arg.endswith("_units") and isinstance(value, list) and (
+                not value or any(not _is_int(u) or u < 1 for u in value)):
+            problems.append(f"{where} is {_short(value)}; expected a non-empty list of "
+                            f"layer widths >= 1, e.g. [16].")
+        elif arg.endswith("dropout") and _is_number(value) and not 0 <= value < 1:
+            problems.append(f"{where} is {value}; a dropout rate is in [0, 1), e.g. 0.1.")
+    return problems
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _expected_type(default, arg):
+    """`(test, words)` for an argument's value, from its default; None when
+    the default says nothing (None, required, or another type)."""
+    if isinstance(default, bool):
+        return (lambda v: isinstance(v, bool)), "true or false"
+    if _is_int(default) or arg.startswith("num_"):
+        return _is_int, "an integer"
+    if isinstance(default, float) or arg.endswith("dropout"):
+        return _is_number, "a number"
+    if isinstance(default, (tuple, list)) or arg.endswith("_units"):
+        return (lambda v: isinstance(v, list)), "a list, e.g. [16]"
+    return None
 
 
 def _loss_weighting_problems(value):

@@ -92,7 +92,7 @@ def default_output_dir(config, fingerprint, root="runs", now=None):
         pathlib.Path.
     """
     root = Path(root)
-    prefix = f"{config.dataset.name}-{config.model.name}-"
+    prefix = f"{config.dataset.label}-{config.model.name}-"
     for work in sorted(root.glob(f"{prefix}*.work"), reverse=True):
         if _read_json(work / RUN_STATE_FILE).get("fingerprint") == fingerprint:
             return work.with_name(work.name[:-len(".work")])

@@ -44,7 +44,7 @@ import pandas as pd
 
 from mtrec.data.leakage import check_leakage
 from mtrec.data.pandas_dataset import from_pandas
-from mtrec.data.registry import dataset_arguments, load_dataset
+from mtrec.data.registry import dataset_arguments
 from mtrec.evaluation import gate_diagnostics
 from mtrec.evaluation.report import evaluate, predict_with_labels
 from mtrec.evaluation.tables import format_table, markdown_table
@@ -134,6 +134,8 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
     if config.output_dir is None:
         config = config.model_copy(update={"output_dir": str(
             run_folder.default_output_dir(config, fingerprint))})
+    # Relative file paths are relative to where the run starts; recorded whole.
+    config = config.model_copy(update={"dataset": config.dataset.with_paths_under(Path.cwd())})
     out = Path(config.output_dir)
     folder = run_folder.RunFolder(out)
     # Before any data is loaded: refuse an existing run, claim the work folder.
@@ -143,8 +145,8 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
 
     set_seed(training.seed)
     if data is None:
-        data = load_dataset(config.dataset.name, **config.dataset.args)
-    log(f"{data.description or config.dataset.name}: {len(data.train)} train / "
+        data = config.dataset.load()
+    log(f"{data.description or config.dataset.label}: {len(data.train)} train / "
         f"{len(data.valid)} valid / {len(data.test)} test rows")
     specs = {spec.name: spec for spec in data.features if spec.name in data.train.columns}
     specs.update(config.schema_.feature_specs())
@@ -153,7 +155,8 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
     schema.adapt(data.train)
     # Refuse label copies among the features; warn on near-perfect ones.
     check_leakage(data.train, schema)
-    check_task_references(config, schema.task_names)
+    check_task_references(config, schema.task_names,
+                          {task.name: task.kind for task in schema.tasks})
     folder.check_schema(_schema_fingerprint(schema))
     log(repr(schema))
 
@@ -246,7 +249,7 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
             "versions": run_record.versions(),
             "seed": training.seed,
             "config": resolved.to_dict(),
-            "dataset": {"name": config.dataset.name, "description": data.description,
+            "dataset": {"name": config.dataset.label, "description": data.description,
                         "args": _dataset_arguments(config),
                         "rows": {"train": len(data.train), "valid": len(data.valid),
                                  "test": len(data.test)},
@@ -284,8 +287,8 @@ def _write_run(partial, model, schema, config, data, valid_data, record, test_re
     schema.to_json(partial / "schema.json", indent=1)
     run_folder.save_model_atomic(model, partial / "model.keras")
     record["gates"] = _gate_heatmap(model, valid_data, partial / "gates.png", log)
-    title = (f"{config.model.name} on {config.dataset.name} "
-             f"({data.description or config.dataset.name})")
+    title = (f"{config.model.name} on {config.dataset.label} "
+             f"({data.description or config.dataset.label})")
     best_epoch, epochs_run = record["best_epoch"], record["epochs_run"]
     notes = (f"{record['parameters']:,} parameters; {epochs_run} epoch(s) run"
              f"{f', best validation epoch {best_epoch}' if best_epoch else ''}"
@@ -366,7 +369,7 @@ def evaluate_run(model, config):
     Returns:
         `(report, data)`: the per-task DataFrame and the `DatasetSplits`.
     """
-    data = load_dataset(config.dataset.name, **config.dataset.args)
+    data = config.dataset.load()
     report = evaluate_model(model, data.test,
                             config.evaluation.group_column or data.group_column,
                             config.evaluation.batch_size)
@@ -377,7 +380,10 @@ def evaluate_run(model, config):
 # helpers
 # --------------------------------------------------------------------------
 def _dataset_arguments(config):
-    """The dataset's arguments with defaults filled in (for the record)."""
+    """The dataset's arguments with defaults filled in (for the record);
+    for files, the files, split rule, format and read options."""
+    if config.dataset.files is not None:
+        return config.dataset.model_dump(mode="json", exclude={"name", "args"})
     accepted = dataset_arguments(config.dataset.name)
     resolved = {name: default for name, default in accepted.items()
                 if default is not inspect.Parameter.empty}

@@ -255,3 +255,54 @@ def test_predict_file_errors(run, tmp_path, capsys, monkeypatch, args, message):
     (tmp_path / "in.json").write_text("{}")
     assert main(["predict", str(run["output"] / "model.keras"), *args]) == 2
     assert message in error_line(capsys)
+
+
+# --------------------------------------------------------------------------
+# a user's own files, from the CLI
+# --------------------------------------------------------------------------
+def test_train_evaluate_and_predict_a_users_csv(tmp_path, monkeypatch, capsys):
+    """The README's first example: a CSV and a split rule, nothing registered;
+    then `evaluate RUN` and `predict` from another folder with only the run."""
+    data = load_dataset("synthetic_tiny", rows=2000, seed=1)
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    table = pd.concat([data.train, data.valid, data.test], ignore_index=True)
+    table.to_csv(project / "data" / "clicks.csv", index=False)
+    config = dict(TINY, dataset={"files": "data/clicks.csv",
+                                 "split": {"valid": 0.15, "test": 0.15, "seed": 0},
+                                 "tasks": {"click": "binary", "like": "binary"}})
+    del config["output_dir"]
+    path = write_config(project / "run.yaml", config)
+    monkeypatch.chdir(tmp_path)                 # files are relative to the config
+    assert main(["validate", str(path)]) == 0
+    assert "valid. files" in capsys.readouterr().out
+    assert main(["train", str(path), "--set", "training.epochs=1"]) == 0
+    out = capsys.readouterr().out
+    assert "1400 train / 300 valid / 300 test rows" in out
+    (run,) = (tmp_path / "runs").iterdir()
+    assert run.name.startswith("clicks-MMoE-")
+    record = json.loads((run / "metrics.json").read_text())
+    assert record["dataset"]["args"]["files"] == str(project / "data" / "clicks.csv")
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["evaluate", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "Test set of clicks (300 rows)" in out
+    assert f"{record['metrics']['test']['like']['auc']:.4f}" in out
+    assert main(["predict", str(run), str(project / "data" / "clicks.csv"),
+                 "scored.csv"]) == 0
+    scored = pd.read_csv("scored.csv")
+    assert len(scored) == 2000 and {"click_prediction", "like_prediction"} <= set(scored)
+
+
+def test_validate_names_a_missing_file_and_column(tmp_path, capsys):
+    pd.DataFrame({"x": [1.0, 2.0], "click": [0, 1]}).to_csv(tmp_path / "a.csv", index=False)
+    config = dict(TINY, dataset={"files": {"train": "a.csv", "valid": "b.csv",
+                                           "test": "a.csv"},
+                                 "tasks": {"click": "binary", "like": "binary"}})
+    assert main(["validate", str(write_config(tmp_path / "c.yaml", config))]) == 2
+    line = error_line(capsys)
+    assert f"{tmp_path / 'a.csv'} has no column 'like' (the label of task 'like')" in line
+    assert f"dataset.files.valid: {tmp_path / 'b.csv'}: no such file" in line

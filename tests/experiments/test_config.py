@@ -424,3 +424,141 @@ def test_batch_norm_and_embeddings_initializers_reach_the_model():
     assert model.batch_norm and model.backbone.batch_norm
     assert model.embeddings_initializer == "glorot_uniform"
     assert schema.features_of("categorical")[0].embeddings_initializer == "zeros"
+
+
+# --------------------------------------------------------------------------
+# values `validate` used to pass and `train` refused after loading the data
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("args, message", [
+    ({"num_experts": "two"}, "model.args.num_experts is 'two'; expected an integer."),
+    ({"num_experts": 0}, "model.args.num_experts is 0; a count must be >= 1."),
+    ({"dropout": 1.5}, "model.args.dropout is 1.5; a dropout rate is in [0, 1), e.g. 0.1."),
+    ({"expert_units": 16}, "model.args.expert_units is 16; expected a list, e.g. [16]."),
+    ({"tower_units": [8, 0]}, "model.args.tower_units is [8, 0]; expected a non-empty "
+                              "list of layer widths >= 1, e.g. [16]."),
+    ({"batch_norm": "yes"}, "model.args.batch_norm is 'yes'; expected true or false."),
+])
+def test_model_argument_types_and_ranges_are_checked_up_front(args, message):
+    assert problems_of(tiny(model={"name": "MMoE", "args": args})) == [message]
+
+
+def test_a_negative_seed_is_refused():
+    problems = problems_of(tiny(training={"seed": -5}))
+    assert problems[0].startswith("training.seed: Input should be greater than or equal to 0")
+
+
+@pytest.mark.parametrize("monitor", ["val_auc", "val_click_rmse", "val_clicks_auc"])
+def test_a_monitor_no_epoch_logs_is_refused(monitor):
+    """Keras' EarlyStopping only warns on an unknown key and never stops."""
+    problems = problems_of(tiny(training={"early_stopping": {"monitor": monitor}}))
+    assert len(problems) == 1
+    assert f"monitor '{monitor}' is not a key the validation logs have" in problems[0]
+    assert "'val_click_auc'" in problems[0]
+
+
+def test_duplicate_yaml_keys_are_refused_with_both_lines(tmp_path):
+    path = tmp_path / "dup.yaml"
+    text = yaml.safe_dump(tiny(), sort_keys=False) + "training: {epochs: 3}\n"
+    path.write_text(text)
+    first, second = [i + 1 for i, line in enumerate(text.splitlines())
+                     if line.startswith("training:")]
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert (f"not valid YAML at line {second}, column 1: duplicate key 'training' "
+            f"(first given at line {first}); keep one.") in str(caught.value)
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("dataset: {name: synthetic_tiny}\nmodel: {name: MMoE}\n"
+                      "training:\n  epochs: 1\n  epochs: 2\n")
+    with pytest.raises(ConfigError, match=r"duplicate key 'epochs' \(first given at line "
+                                          r"4\); keep one"):
+        load_config(nested)
+
+
+# --------------------------------------------------------------------------
+# a user's own files
+# --------------------------------------------------------------------------
+def files_config(**dataset):
+    return tiny(dataset={"files": "data/all.csv", "split": {"valid": 0.1, "test": 0.1},
+                         "tasks": {"click": "binary", "spend": "regression"}, **dataset})
+
+
+def test_a_files_dataset_parses_with_its_tasks_and_rule():
+    config = parse_config(files_config(tasks={"click": "binary",
+                                              "spend": {"kind": "regression",
+                                                        "label": "amount",
+                                                        "mask": "click"}}))
+    assert config.dataset.label == "all"
+    specs = config.dataset.task_specs()
+    assert specs == [mtrec.TaskSpec("click"),
+                     mtrec.TaskSpec("spend", kind="regression", label="amount", mask="click")]
+    assert config.dataset.split.rule().valid == 0.1
+    assert "args" not in config.to_dict()["dataset"]
+    assert config.to_dict()["dataset"]["files"] == "data/all.csv"
+
+
+def test_task_references_are_checked_against_the_files_tasks():
+    problems = problems_of(files_config(), overrides=["training.loss_weights.clik=2"])
+    assert problems == ["Unknown task 'clik' in training.loss_weights; did you mean 'click'?"]
+    # a regression task logs rmse, not auc
+    problems = problems_of(files_config(), overrides=[
+        "training.early_stopping.monitor=val_spend_auc"])
+    assert "did you mean 'val_spend_loss'?" in problems[0].lower() or \
+        "'val_spend_rmse'" in problems[0]
+    parse_config(files_config(), overrides=["training.early_stopping.monitor=val_spend_rmse"])
+
+
+@pytest.mark.parametrize("dataset, message", [
+    ({"name": "synthetic_tiny", "files": "a.csv"}, "give either name"),
+    ({"args": {"rows": 3}}, "give either name"),
+    ({"files": "a.csv", "split": {"valid": 0.1}}, "files need tasks"),
+    ({"files": "a.csv", "tasks": {"c": "binary"}, "args": {"x": 1}}, "args apply to a "
+                                                                     "registered dataset"),
+    ({"name": "synthetic_tiny", "tasks": {"c": "binary"}}, "apply to dataset.files only"),
+    ({"files": {"train": "a.csv", "tset": "b.csv"}, "tasks": {"c": "binary"}},
+     "did you mean 'test'?"),
+    ({"files": "a.csv", "tasks": {"c": "binray"}}, "unknown task kind 'binray'; did you "
+                                                   "mean 'binary'?"),
+    ({"files": "a.csv", "tasks": {"c": "binary"}, "split": {"valid": 0.6, "test": 0.5}},
+     "valid + test must be below 1"),
+    ({"files": "a.csv", "tasks": {"c": "binary"}, "split": {"test_from": "2024-01-01"}},
+     "add time_column"),
+    ({"files": "a.csv", "tasks": {"c": "binary"}, "split": {"column": "s", "valid": 0.1}},
+     "keep one rule"),
+    ({"files": "a.csv", "tasks": {"c": "binary"}, "split": {"seed": 1}},
+     "a split rule needs fractions"),
+])
+def test_files_dataset_problems(dataset, message):
+    problems = problems_of(tiny(dataset=dataset))
+    assert any(message in p for p in problems), problems
+
+
+def test_relative_files_are_relative_to_the_config_file(tmp_path, monkeypatch):
+    (tmp_path / "conf").mkdir()
+    path = tmp_path / "conf" / "run.yaml"
+    path.write_text(yaml.safe_dump(files_config(
+        files={"train": "data/train-*.csv", "valid": ["v1.csv", "/abs/v2.csv"],
+               "test": "~/t.csv"}, split=None)))
+    monkeypatch.chdir(tmp_path)
+    files = load_config(path).dataset.split_files()
+    assert files == {"train": str(tmp_path / "conf" / "data" / "train-*.csv"),
+                     "valid": [str(tmp_path / "conf" / "v1.csv"), "/abs/v2.csv"],
+                     "test": str(Path("~/t.csv").expanduser())}
+
+
+def test_dataset_file_problems_name_the_file_and_column(tmp_path):
+    from mtrec.experiments.config import dataset_file_problems
+
+    pd.DataFrame({"x": [1, 2], "click": [0, 1], "dya": [1, 2]}).to_csv(
+        tmp_path / "all.csv", index=False)
+    config = parse_config(tiny(dataset={
+        "files": {"train": str(tmp_path / "all.csv"), "test": str(tmp_path / "t-*.csv")},
+        "tasks": {"click": "binary", "spend": "regression"},
+        "split": {"time_column": "day", "valid": 0.2}}))
+    problems = dataset_file_problems(config)
+    assert problems == [
+        f"{tmp_path / 'all.csv'} has no column 'spend' (the label of task 'spend'); "
+        f"columns: x, click, dya.",
+        f"{tmp_path / 'all.csv'} has no column 'day' (a column of the split rule); "
+        f"did you mean 'dya'?",
+        f"dataset.files.test: no file matches the pattern "
+        f"'{tmp_path / 't-*.csv'}'."]

@@ -40,7 +40,7 @@ def test_an_existing_run_is_refused_before_any_data_loads(tmp_path, monkeypatch)
     def no_loading(*args, **kwargs):
         raise AssertionError("data loaded before the output folder was checked")
 
-    monkeypatch.setattr(runner, "load_dataset", no_loading)
+    monkeypatch.setattr(registry, "load_dataset", no_loading)
     with pytest.raises(RunFolderError, match=rf"Output folder {out} already holds a "
                                              rf"complete run.*--overwrite"):
         runner.train(tiny(), output_dir=out, log=None)
