@@ -58,6 +58,10 @@ def build_parser():
     resume.add_argument("--restart", dest="resume", action="store_false",
                         help="discard the checkpoints of an interrupted run and start "
                              "again at epoch 1")
+    p.add_argument("--local-workers", type=int, metavar="N",
+                   help="run N worker processes on 127.0.0.1 with a generated TF_CONFIG "
+                        "and training.strategy=multi_worker (to try multi-worker "
+                        "training on one machine)")
     p.set_defaults(func=cmd_train)
 
     p = commands.add_parser("validate", help="validate a config YAML, run nothing")
@@ -110,6 +114,8 @@ def cmd_train(args):
     from mtrec.training.callbacks import TrainingDiverged
 
     config = load_config(args.config, args.overrides)
+    if args.local_workers:
+        return _train_on_local_workers(args, config)
     try:
         runner.train(config, output_dir=args.output, overwrite=args.overwrite,
                      resume=args.resume)
@@ -117,6 +123,25 @@ def cmd_train(args):
         print(f"mtrec train: {' '.join(str(error).split())}", file=sys.stderr)
         return EXIT_DIVERGED
     return 0
+
+
+def _train_on_local_workers(args, config):
+    """`mtrec train --local-workers N`: the same command in N processes."""
+    from mtrec.experiments import run_folder
+    from mtrec.training import distribution
+
+    output = args.output or config.output_dir
+    if output is None:  # one folder for all: named here, not by each worker
+        output = str(run_folder.default_output_dir(
+            config, run_folder.config_fingerprint(config)))
+    argv = ["train", str(args.config), "--output", str(output)]
+    for override in args.overrides:
+        argv += ["--set", override]
+    argv += (["--overwrite"] if args.overwrite else []) + \
+            ([] if args.resume else ["--restart"])
+    print(f"Starting {args.local_workers} workers on 127.0.0.1 (worker 0 is the "
+          f"chief and writes {output})", flush=True)
+    return distribution.run_local_workers(argv, args.local_workers)
 
 
 def cmd_validate(args):

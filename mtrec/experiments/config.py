@@ -16,6 +16,8 @@ training:
   early_stopping: {monitor: mean, patience: 2}
   seed: 1
   checkpoint_every_steps: null           # also checkpoint every N steps
+  strategy: none                         # mirrored | multi_worker (TF_CONFIG)
+  tensorboard: true                      # logs/ in the run folder
 evaluation: {group_column: null}
 output_dir: runs/census_income/mmoe      # default: runs/<dataset>-<model>-<time>
 ```
@@ -302,6 +304,11 @@ class TrainingConfig(_Strict):
     seed: int = Field(default=0, ge=0)
     # Also checkpoint every this many steps (always at each epoch end).
     checkpoint_every_steps: Optional[int] = Field(default=None, ge=1)
+    # none | mirrored | multi_worker (TF_CONFIG); batch_size is per replica.
+    strategy: Literal["none", "mirrored", "multi_worker"] = "none"
+    # Keras' TensorBoard callback, logs in the run folder's logs/ (watch
+    # them while training in OUT.work/logs/).
+    tensorboard: bool = True
 
     def loss_weighting_argument(self):
         """What `model.compile(loss_weighting=...)` takes."""

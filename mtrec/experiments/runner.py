@@ -20,6 +20,13 @@ folder into place (`mtrec.experiments.run_folder`):
                   ({task: reason} of tasks no better than chance)
     metrics.md    the per-task test table
     gates.png     expert usage per gate (gated models only)
+    logs/         TensorBoard logs (`training.tensorboard`, on by default;
+                  while training they are in `OUT.work/logs/`)
+
+With `training.strategy` mirrored or multi_worker
+(`mtrec.training.distribution`) the model trains under that strategy; every
+worker runs `train`, only the chief writes, and the evaluation and the
+saved model are a plain copy of the trained one.
 
 The record's provenance (versions, git state) is `mtrec.experiments.record`;
 the tables are `mtrec.evaluation.tables`; scoring files with the saved
@@ -33,6 +40,7 @@ import datetime
 import hashlib
 import inspect
 import json
+import shutil
 import sys
 import time
 import warnings
@@ -41,6 +49,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 
 from mtrec.data.leakage import check_leakage
 from mtrec.data.pandas_dataset import from_pandas
@@ -54,11 +63,13 @@ from mtrec.experiments.config import OPTIMIZERS, RunConfig, check_task_reference
 from mtrec.export.file_scoring import load_model
 from mtrec.models import ALL_MODELS as MODELS
 from mtrec.schema import Schema
-from mtrec.training import checkpoints, early_stopping, set_seed
+from mtrec.training import checkpoints, distribution, early_stopping, set_seed
 from mtrec.training.callbacks import StopOnNonFiniteLoss
 
 # A binary task whose validation AUC is at most 0.5 + this is at chance.
 CHANCE_AUC_MARGIN = 0.01
+# The TensorBoard logs, in the work folder while training, then the run folder.
+TENSORBOARD_DIR = "logs"
 
 __all__ = ["RunResult", "chance_level", "evaluate_model", "evaluate_run", "load_model", "train"]
 
@@ -130,6 +141,11 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
     if output_dir is not None:
         config = config.model_copy(update={"output_dir": str(output_dir)})
     log = log or (lambda *args, **kwargs: None)
+    training = config.training
+    worker = distribution.role(training.strategy)
+    if training.strategy == "multi_worker" and config.output_dir is None:
+        raise ValueError("A multi_worker run needs output_dir (or --output): every "
+                         "worker must name the same run folder.")
     fingerprint = run_folder.config_fingerprint(config)
     if config.output_dir is None:
         config = config.model_copy(update={"output_dir": str(
@@ -138,9 +154,17 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
     config = config.model_copy(update={"dataset": config.dataset.with_paths_under(Path.cwd())})
     out = Path(config.output_dir)
     folder = run_folder.RunFolder(out)
-    # Before any data is loaded: refuse an existing run, claim the work folder.
-    resuming = folder.prepare(fingerprint, overwrite=overwrite, resume=resume)
-    training = config.training
+    if worker.is_chief:
+        # Before any data is loaded: refuse an existing run, claim the work folder.
+        resuming = folder.prepare(fingerprint, overwrite=overwrite, resume=resume)
+    else:
+        # The other workers write nothing; they resume from the chief's checkpoints.
+        resuming = resume and folder.checkpoints.is_dir()
+        log = _prefixed(log, f"[worker {worker.index}] ")
+    # Before any other TF op: MultiWorkerMirroredStrategy configures the
+    # collectives at start-up.
+    strategy = distribution.make_strategy(training.strategy)
+    replicas = strategy.num_replicas_in_sync
     started = datetime.datetime.now(datetime.timezone.utc)
 
     set_seed(training.seed)
@@ -160,16 +184,25 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
     folder.check_schema(_schema_fingerprint(schema))
     log(repr(schema))
 
-    model = MODELS[config.model.name](schema, **config.model.args)
-    optimizer = getattr(keras.optimizers, OPTIMIZERS[training.optimizer])(
-        learning_rate=training.learning_rate)
-    model.compile(optimizer=optimizer,
-                  loss_weighting=training.loss_weighting_argument(),
-                  loss_weights=dict(training.loss_weights) or None)
+    with strategy.scope():
+        model = MODELS[config.model.name](schema, **config.model.args)
+        optimizer = getattr(keras.optimizers, OPTIMIZERS[training.optimizer])(
+            learning_rate=training.learning_rate)
+        # XLA is left to single-process runs: collectives under jit_compile
+        # are not what tf.distribute tests on CPU.
+        model.compile(optimizer=optimizer,
+                      loss_weighting=training.loss_weighting_argument(),
+                      loss_weights=dict(training.loss_weights) or None,
+                      **({} if training.strategy == "none" else {"jit_compile": False}))
     parameters = int(model.count_params())
     log(f"{config.model.name}: {parameters:,} parameters")
+    if training.strategy != "none":
+        log(f"Strategy {training.strategy}: {replicas} replica(s) in sync, "
+            f"{worker.num_workers} worker(s), global batch {training.batch_size} x "
+            f"{replicas} = {training.batch_size * replicas}.")
 
-    valid_data = from_pandas(data.valid, schema, batch_size=config.evaluation.batch_size)
+    valid_data = _distributable(
+        from_pandas(data.valid, schema, batch_size=config.evaluation.batch_size), training)
     run_callbacks = []
     if training.early_stopping is not None:
         # Model selection on the validation split only.
@@ -189,16 +222,20 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
         verbose = 1 if sys.stdout.isatty() else 2
     # A fresh dataset (its own shuffle generator) per fit: two when resuming
     # mid-epoch, else one.
-    stream = checkpoints.EpochStream(lambda: from_pandas(
-        data.train, schema, batch_size=training.batch_size, shuffle=True,
-        seed=training.seed))
+    stream = checkpoints.EpochStream(lambda: _distributable(from_pandas(
+        data.train, schema, batch_size=training.batch_size * replicas, shuffle=True,
+        seed=training.seed), training))
     saver = checkpoints.TrainingCheckpoint(
         folder.checkpoints, every_steps=training.checkpoint_every_steps,
-        early_stopping=stopper, epochs=training.epochs)
+        early_stopping=stopper, epochs=training.epochs, write=worker.is_chief)
     guard = StopOnNonFiniteLoss(
         [t.name for t in schema.tasks if t.name not in model.untrained_tasks],
         checkpoints=folder.checkpoints)
-    run_callbacks += [guard, saver, *callbacks]
+    run_callbacks += [guard, saver]
+    if training.tensorboard and worker.is_chief:
+        run_callbacks.append(keras.callbacks.TensorBoard(
+            log_dir=str(folder.work / TENSORBOARD_DIR), update_freq="epoch"))
+    run_callbacks += list(callbacks)
     with checkpoints.interrupt_saves_checkpoint(saver):
         while True:
             if checkpoint is not None:
@@ -224,6 +261,15 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
     epochs_run = len(history)
     best_epoch = (int(stopper.best_epoch) + 1
                   if stopper is not None and stopper.best_weights is not None else None)
+    if not worker.is_chief:
+        log(f"Trained {epochs_run} epoch(s) in {train_seconds:.1f} s; the chief "
+            f"evaluates and writes {out}.")
+        return RunResult(out, model, schema, None, None, {})
+    if training.strategy != "none":
+        # Evaluate, diagnose and save a plain copy: predicting under the
+        # strategy would shard the rows across workers that have stopped.
+        model = _outside_strategy(model, folder.work)
+        valid_data = from_pandas(data.valid, schema, batch_size=config.evaluation.batch_size)
 
     group_column = config.evaluation.group_column or data.group_column
     valid_report = evaluate_model(model, data.valid, group_column,
@@ -242,6 +288,8 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
     resolved = config.model_copy(update={"output_dir": str(out)})
     partial = folder.begin_partial()
     try:
+        if (folder.work / TENSORBOARD_DIR).is_dir():
+            shutil.copytree(folder.work / TENSORBOARD_DIR, partial / TENSORBOARD_DIR)
         record = _write_run(partial, model, schema, resolved, data, valid_data, {
             "record_version": run_record.RECORD_VERSION,
             "created": started.isoformat(timespec="seconds"),
@@ -260,6 +308,9 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
             "best_epoch": best_epoch,
             "stopped_early": bool(stopper is not None and stopper.stopped_epoch > 0),
             "resumed_from": resumed_from,
+            "strategy": {"name": training.strategy, "replicas": replicas,
+                         "workers": worker.num_workers,
+                         "global_batch_size": training.batch_size * replicas},
             "train_seconds": round(train_seconds, 3),
             "test_eval_seconds": round(eval_seconds, 3),
             "metrics": {"valid": run_record.report_to_dict(valid_report),
@@ -276,7 +327,8 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
         f"{best_epoch or epochs_run} of {epochs_run}, {train_seconds:.1f} s training):")
     log(format_table(test_report))
     log(f"\nWrote {out}/: config.yaml schema.json model.keras metrics.json metrics.md"
-        f"{' gates.png' if record['gates'] else ''}")
+        f"{' gates.png' if record['gates'] else ''}"
+        f"{' logs/' if (out / TENSORBOARD_DIR).is_dir() else ''}")
     return RunResult(out, model, schema, valid_report, test_report, record)
 
 
@@ -388,6 +440,33 @@ def _dataset_arguments(config):
     resolved = {name: default for name, default in accepted.items()
                 if default is not inspect.Parameter.empty}
     return {**resolved, **config.dataset.args}
+
+
+def _distributable(dataset, training):
+    """`dataset` as tf.distribute shards it across workers: by batch (its
+    rows are not files), so every worker reads the same seeded order and
+    keeps its share."""
+    if training.strategy != "multi_worker":
+        return dataset
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA)
+    return dataset.with_options(options)
+
+
+def _outside_strategy(model, work):
+    """A copy of `model` (weights, compile state) whose variables belong to
+    no strategy, through a `.keras` file in the work folder."""
+    path = work / "trained-under-strategy.keras"
+    run_folder.save_model_atomic(model, path)
+    try:
+        return load_model(path)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _prefixed(log, prefix):
+    return lambda *args, **kwargs: log(prefix + " ".join(map(str, args)), **kwargs)
 
 
 def _schema_fingerprint(schema):

@@ -19,8 +19,9 @@ from mtrec.models.raw_inputs import encoded_in_pipeline
 from mtrec.schema import Schema
 from mtrec.schema.features import DEFAULT_EMBEDDINGS_INITIALIZER, check_initializer
 from mtrec.training import loss_weighting as loss_weighting_lib
-from mtrec.training import xla
+from mtrec.training import distribution, xla
 from mtrec.training.callbacks import LossWeightingLogger
+from mtrec.training.distribution import replica_share, undo_replica_share
 from mtrec.training.losses import TaskLoss
 from mtrec.training.metrics import default_metrics
 
@@ -394,12 +395,20 @@ class MultiTaskModel(keras.Model):
         if (not training or weighting is None
                 or isinstance(weighting, loss_weighting_lib.FixedWeighting)):
             return total
-        task_losses = self._step_task_losses(y, y_pred, sample_weight)
+        # The weighting sees whole losses; the sum is this replica's share
+        # (the extra losses come shared by Keras).
+        task_losses = undo_replica_share(self._step_task_losses(y, y_pred, sample_weight))
         weighting.observe(task_losses)
         extra = self._additional_loss()
-        return weighting.combine(task_losses) + (0.0 if extra is None else extra)
+        return replica_share(weighting.combine(task_losses)) + (0.0 if extra is None else extra)
 
     def train_step(self, data):
+        return distribution.reducible_logs(self._train_step(data))
+
+    def test_step(self, data):
+        return distribution.reducible_logs(super().test_step(data))
+
+    def _train_step(self, data):
         weighting = getattr(self, "loss_weighting", None)
         if weighting is None or not weighting.needs_task_gradients:
             return super().train_step(data)
@@ -413,13 +422,26 @@ class MultiTaskModel(keras.Model):
             extra = self._additional_loss()
         # Keras' loss tracker is the first of the public metrics, named "loss".
         loss_tracker = next(m for m in self.metrics if m.name == "loss")
-        loss_tracker.update_state(tracked, sample_weight=tf.shape(next(iter(y.values())))[0])
+        loss_tracker.update_state(undo_replica_share(tracked),
+                                  sample_weight=tf.shape(next(iter(y.values())))[0])
         variables = self.trainable_weights
         grads = weighting.gradients(tape, task_losses, extra, variables,
                                     self.shared_variables())
         del tape
         self.optimizer.apply_gradients(zip(grads, variables))
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # keras-team/keras#20329: Keras reduces the whole first batch with
+        # strategy.reduce("MEAN", ...) to build the model from it, which
+        # MultiWorkerMirroredStrategy refuses for a dict of features. Only
+        # the batch's shapes matter: take this worker's first replica's.
+        if iterator is not None and getattr(self, "_distribute_strategy", None) is not None:
+            for _, _, batches in iterator:
+                data_batch = distribution.first_replica_values(next(batches))
+                break
+            iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def compile_from_config(self, config):
         # Keras skips this for models with a custom compile(); ours takes

@@ -39,7 +39,8 @@ stopping's state nor the data order nor the history, and it deletes its
 checkpoint when `fit` ends -- before the run folder is written. Its layout
 (weights file + JSON metadata with epoch and batch) and `save_freq`
 semantics are kept. Keras 3's BackupAndRestore also has no chief/worker
-logic; for multi-worker runs (issue 14) only the chief writes here.
+logic; in multi-worker runs only the chief writes here (`write=False` on
+the others), and every worker resumes from the chief's checkpoints.
 """
 
 from __future__ import annotations
@@ -199,11 +200,16 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         early_stopping: the `keras.callbacks.EarlyStopping` of the run, or
             None.
         epochs: int, the `epochs` of the run (to mark the last one).
+        write: bool. Write checkpoints; False on the workers of a
+            multi-worker run other than the chief (they keep the history
+            and resume from the chief's checkpoints).
     """
 
-    def __init__(self, directory, every_steps=None, early_stopping=None, epochs=None):
+    def __init__(self, directory, every_steps=None, early_stopping=None, epochs=None,
+                 write=True):
         super().__init__()
         self.directory = Path(directory)
+        self.write = write
         self.every_steps = every_steps
         self.early_stopping = early_stopping
         self.epochs = epochs
@@ -279,6 +285,8 @@ class TrainingCheckpoint(keras.callbacks.Callback):
                 f"they were not saved, the last good checkpoint in {self.directory} "
                 f"is kept. Lower training.learning_rate, then rerun with --restart.",
                 epoch=epoch + (step > 0), step=step)
+        if not self.write:
+            return None
         name = f"epoch-{epoch:04d}-step-{step:06d}"
         final = self.directory / name
         temporary = self.directory / f"tmp-{name}-{os.getpid()}"

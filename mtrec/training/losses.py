@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from mtrec.schema.task_kinds import task_kind
+from mtrec.training.distribution import replica_share
 
 
 @keras.saving.register_keras_serializable(package="mtrec")
@@ -39,7 +40,10 @@ class TaskLoss(keras.losses.Loss):
         # The value of the latest call (a tensor of the step being traced):
         # MultiTaskModel's loss weighting reads it back instead of computing
         # the task's loss a second time in the same step.
-        self.last_value = super().__call__(y_true, y_pred, sample_weight=sample_weight)
+        # Under tf.distribute, this replica's share (gradients are summed
+        # over replicas; Keras does the same for mean-reduced losses only).
+        self.last_value = replica_share(
+            super().__call__(y_true, y_pred, sample_weight=sample_weight))
         return self.last_value
 
     def call(self, y_true, y_pred):
