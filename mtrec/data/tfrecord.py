@@ -131,14 +131,15 @@ def tfrecord_frames(path, chunk_rows, columns=None, compression=None, list_colum
         if columns is None:
             # a tf.Example has no column order: by name, new keys last
             known.extend(sorted(set(_keys(serialized[:1000])) - set(known)))
-        for name in known:
-            if name not in kinds:
-                # the head of the chunk usually tells; the whole chunk otherwise
-                found = (_kind_of(path, serialized[:256], name)
-                         if len(serialized) > 256 else None)
-                found = found or _kind_of(path, serialized, name)
-                if found is not None:
-                    kinds[name] = found
+        unknown = [name for name in known if name not in kinds]
+        if unknown:
+            # the first records usually tell; parse attempts on the chunk otherwise
+            kinds.update(_kinds_seen(serialized[:64], unknown))
+            for name in unknown:
+                if name not in kinds:
+                    found = _kind_of(path, serialized, name)
+                    if found is not None:
+                        kinds[name] = found
         parsed = _parse(path, serialized, {n: kinds[n] for n in known if n in kinds})
         rows = len(serialized)
         yield pd.DataFrame({
@@ -208,7 +209,7 @@ def _record_chunks(path, chunk_rows, compression):
             return
         except tf.errors.OpError as error:   # DataLossError: corrupt, or compressed
             raise ValueError(
-                f"{path}: cannot read TFRecord records ({error.message.strip()}); check "
+                f"{path}: cannot read TFRecord records ({_tf_message(error)}); check "
                 f"that it is a TFRecord file and its compression "
                 f"({compression or 'none'}; pass compression='GZIP' for a gzipped file "
                 f"not named .gz).") from None
@@ -221,6 +222,23 @@ def _keys(serialized):
     for record in serialized:
         keys.update(dict.fromkeys(tf.train.Example.FromString(record).features.feature))
     return list(keys)
+
+
+def _kinds_seen(serialized, names):
+    """`{name: dtype}` for the `names` these records hold a value of (as the
+    first record holding one stores it)."""
+    dtypes = dict(_KINDS)
+    found = {}
+    wanted = set(names)
+    for record in serialized:
+        for name, feature in tf.train.Example.FromString(record).features.feature.items():
+            if name in wanted and name not in found:
+                kind = feature.WhichOneof("kind")
+                if kind is not None and len(getattr(feature, kind).value):
+                    found[name] = dtypes[kind]
+        if len(found) == len(wanted):
+            break
+    return found
 
 
 def _kind_of(path, serialized, name):
@@ -255,11 +273,11 @@ def _parse(path, serialized, kinds):
         key = re.search(r"Key: ([^,]+),", error.message)
         name = key.group(1) if key else "?"
         found = kinds.get(name)
+        first = dict((dtype, kind) for kind, dtype in _KINDS).get(found, "?")
         raise ValueError(
-            f"{path}: feature '{name}' changes list kind within the file (read as "
-            f"{found.name if found is not None else '?'} in earlier records; "
-            f"{error.message.strip()}); write every record's '{name}' with the same "
-            f"kind.") from None
+            f"{path}: feature '{name}' is stored with different list kinds in different "
+            f"records ({first} in the first ones; {_tf_message(error)}); write every "
+            f"record's '{name}' with the same kind.") from None
 
 
 def _column(path, name, sparse, rows, as_lists):
@@ -296,6 +314,12 @@ def _column(path, name, sparse, rows, as_lists):
     out = np.full(rows, None, dtype=object)
     out[row_of] = values
     return out
+
+
+def _tf_message(error):
+    """A TF op error's message without its function-node and op tags."""
+    text = re.sub(r"\{\{function_node [^}]*\}\}", "", error.message)
+    return " ".join(re.sub(r"\[Op:\w+\]", "", text).split())
 
 
 def _decode(path, name, values):

@@ -125,10 +125,20 @@ def test_the_list_kind_is_learned_per_file(tmp_path):
     with pytest.raises(ValueError, match=r"mixed.tfrecord: feature 'age' is stored with "
                                          r"different list kinds"):
         list(tfrecord.tfrecord_frames(mixed, 10, columns=["age"]))
+    # the same, past the first records (found by parse attempts, not by the head)
+    sparse = write_records(tmp_path / "sparse.tfrecord", [example(click=[1])] * 70
+                           + [example(age=[30]), example(age=[41.5])])
+    with pytest.raises(ValueError, match=r"sparse.tfrecord: feature 'age' is stored with "
+                                         r"different list kinds"):
+        list(tfrecord.tfrecord_frames(sparse, 100, columns=["age"]))
+    frame = next(tfrecord.tfrecord_frames(sparse, 71, columns=["age"]))  # one int in 71
+    assert frame["age"].dtype == "Int64" and frame["age"].tolist()[70] == 30
     # a kind change in a later chunk is named too
     later = write_records(tmp_path / "later.tfrecord",
                           [example(age=[30])] * 3 + [example(age=[1.5])])
-    with pytest.raises(ValueError, match=r"later.tfrecord: feature 'age' changes list kind"):
+    with pytest.raises(ValueError, match=r"later.tfrecord: feature 'age' is stored with "
+                                         r"different list kinds in different records "
+                                         r"\(int64_list in the first ones"):
         list(tfrecord.tfrecord_frames(later, 3, columns=["age"]))
 
 
