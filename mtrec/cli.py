@@ -91,6 +91,12 @@ def build_parser():
                         "is complete); TF Serving versions are never replaced")
     p.set_defaults(func=cmd_export)
 
+    p = commands.add_parser("data", help="data tools: mtrec data shard ...")
+    data_commands = p.add_subparsers(dest="data_command", metavar="DATA_COMMAND",
+                                     required=True)
+    from mtrec.data.shard_writer import add_shard_parser
+    add_shard_parser(data_commands)
+
     p = commands.add_parser("predict", help="score a CSV or Parquet file")
     p.add_argument("model", help=".keras file, run folder or SavedModel folder")
     p.add_argument("input", help="input .csv or .parquet with the model's feature "

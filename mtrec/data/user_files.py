@@ -1,9 +1,9 @@
 """A user's own files as train / validation / test DataFrames.
 
 What a run config's `dataset: {files: ..., tasks: ...}` loads (see
-`mtrec.experiments.config`): CSV or Parquet files, each split given as a
-path, a glob pattern or a list of them, or one table cut into splits by a
-rule:
+`mtrec.experiments.config`): CSV, Parquet or TFRecord (of `tf.Example`)
+files, each split given as a path, a glob pattern, a folder or a list of
+them, or one table cut into splits by a rule:
 
 ```python
 splits = load_files({"train": "data/train-*.parquet", "valid": "data/valid.parquet",
@@ -35,22 +35,23 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import glob
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from mtrec.data import shards, tfrecord
 from mtrec.data.registry import DatasetSplits
 
-__all__ = ["SPLITS", "SplitRule", "expand_paths", "file_format", "load_files", "read_table",
-           "split_table", "table_columns"]
+__all__ = ["FORMATS", "SPLITS", "SplitRule", "load_files", "read_table", "split_table",
+           "table_columns"]
 
 #: The three splits, in order.
 SPLITS = ("train", "valid", "test")
-#: File suffix -> format.
-FORMATS = {".csv": "csv", ".csv.gz": "csv", ".tsv": "csv", ".parquet": "parquet",
-           ".pq": "parquet"}
+#: The file formats (by suffix: `mtrec.data.shards.FORMAT_SUFFIXES`).
+FORMATS = tuple(shards.FORMAT_SUFFIXES)
+# Records parsed at a time when a TFRecord table is read whole.
+TFRECORD_CHUNK_ROWS = 65536
 # Values of a split column, and the split each names.
 _SPLIT_VALUES = {"train": "train", "valid": "valid", "validation": "valid", "val": "valid",
                  "test": "test"}
@@ -154,73 +155,34 @@ def load_files(files, tasks, split=None, format=None, read_options=None, descrip
                          description=description)
 
 
-def expand_paths(paths, what="dataset.files"):
-    """Files of a path, a glob pattern or a list of them, in order (each
-    pattern's matches sorted).
-
-    Raises:
-        FileNotFoundError: naming the path or pattern that matches nothing.
-    """
-    items = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    if not items:
-        raise ValueError(f"{what}: no files given.")
-    files = []
-    for item in items:
-        text = str(item)
-        if glob.has_magic(text):
-            matched = sorted(glob.glob(text))
-            if not matched:
-                raise FileNotFoundError(f"{what}: no file matches the pattern {text!r}.")
-            files.extend(Path(m) for m in matched)
-        elif Path(text).is_file():
-            files.append(Path(text))
-        else:
-            what_is = "a folder, not a file" if Path(text).is_dir() else "no such file"
-            raise FileNotFoundError(f"{what}: {text}: {what_is}.")
-    return files
-
-
-def file_format(path, format=None):
-    """`"csv"` or `"parquet"`: `format` when given, else from the suffix."""
-    if format is not None:
-        if format not in set(FORMATS.values()):
-            raise ValueError(f"Unknown file format {format!r}; expected one of "
-                             f"{sorted(set(FORMATS.values()))}.")
-        return format
-    name = Path(path).name.lower()
-    for suffix, kind in sorted(FORMATS.items(), key=lambda item: -len(item[0])):
-        if name.endswith(suffix):
-            return kind
-    raise ValueError(f"{path}: cannot tell the file format from its name; expected a "
-                     f"name ending in {', '.join(FORMATS)}, or set dataset.format.")
-
-
-def read_table(paths, format=None, read_options=None, columns=None):
+def read_table(paths, format=None, read_options=None, columns=None, what="dataset.files"):
     """One DataFrame of all rows of the files (in order).
 
     Args:
-        paths: a path, a glob pattern or a list of them.
-        format: `"csv"` / `"parquet"` or None (by suffix).
+        paths: a path, a glob pattern, a folder or a list of them
+            (`mtrec.data.shards.expand_shards`).
+        format: `"csv"`, `"parquet"`, `"tfrecord"` or None (by suffix).
         read_options: dict for `pandas.read_csv`.
         columns: list of str to read, or None for all.
+        what: the config key, for error messages.
 
     Returns:
         DataFrame with a fresh 0..n-1 index.
     """
-    files = expand_paths(paths)
+    files = shards.expand_shards(paths, what)
+    kind = _format(files, format)
     parts = []
     for path in files:
-        kind = file_format(path, format)
         if kind == "csv":
-            options = {"sep": "\t"} if path.name.lower().endswith(".tsv") else {}
-            options.update(read_options or {})
-            parts.append(pd.read_csv(path, usecols=columns, **options))
-        else:
+            parts.append(pd.read_csv(path, usecols=columns, **_csv_options(path, read_options)))
+        elif kind == "parquet":
             parts.append(pd.read_parquet(path, columns=columns))
-    if len(parts) > 1:
+        else:
+            parts.extend(tfrecord.tfrecord_frames(path, TFRECORD_CHUNK_ROWS, columns=columns))
+    if len(files) > 1 and kind != "tfrecord":
         first = list(parts[0].columns)
         for path, part in zip(files, parts):
-            if list(part.columns) != first and set(part.columns) != set(first):
+            if set(part.columns) != set(first):
                 raise ValueError(f"{path} has columns {list(part.columns)}, but the "
                                  f"first file has {first}; every file of a split must "
                                  f"have the same columns.")
@@ -229,17 +191,20 @@ def read_table(paths, format=None, read_options=None, columns=None):
 
 
 def table_columns(paths, format=None, read_options=None, what="dataset.files"):
-    """`{path: [column, ...]}` of each file, read from its header/metadata
-    only (no rows), for `mtrec validate`."""
+    """`{path: [column, ...]}` of each file, from its header / metadata
+    (TFRecord: the keys of its first records), for `mtrec validate`."""
+    files = shards.expand_shards(paths, what)
+    kind = _format(files, format)
     columns = {}
-    for path in expand_paths(paths, what):
-        if file_format(path, format) == "csv":
-            options = {"sep": "\t"} if path.name.lower().endswith(".tsv") else {}
-            options.update(read_options or {})
-            columns[path] = list(pd.read_csv(path, nrows=0, **options).columns)
-        else:
+    for path in files:
+        if kind == "csv":
+            columns[path] = list(pd.read_csv(path, nrows=0,
+                                             **_csv_options(path, read_options)).columns)
+        elif kind == "parquet":
             import pyarrow.parquet as pq
             columns[path] = list(pq.read_schema(path).names)
+        else:
+            columns[path] = list(tfrecord.tfrecord_sample(path, rows=1000).columns)
     return columns
 
 
@@ -260,6 +225,20 @@ def split_table(frame, rule):
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------
+def _format(files, format):
+    if format is None:
+        return shards.file_format(files)
+    if format not in FORMATS:
+        raise ValueError(f"Unknown file format {format!r}; expected one of {list(FORMATS)}.")
+    return format
+
+
+def _csv_options(path, read_options):
+    options = {"sep": "\t"} if path.name.lower().endswith((".tsv", ".tsv.gz")) else {}
+    options.update(read_options or {})
+    return options
+
+
 def _as_split_files(files):
     if isinstance(files, dict):
         unknown = [k for k in files if k not in SPLITS]

@@ -88,7 +88,7 @@ def _by_shape(mapping_tag):
     return Discriminator(shape)
 
 
-#: A path or glob pattern, or a list of them.
+#: A path, glob pattern or folder, or a list of them.
 Paths = Annotated[Union[Annotated[str, Tag("scalar")], Annotated[list[str], Tag("list")]],
                   _by_shape("list")]
 
@@ -153,7 +153,8 @@ class TaskConfig(_Strict):
 
 class DatasetConfig(_Strict):
     """`dataset`: a registered dataset (`name`, `args`) or the user's own
-    files (`files`, `tasks`, optionally `split`, `format`, `read_options`)."""
+    CSV / Parquet / TFRecord files (`files`, `tasks`, optionally `split`,
+    `format`, `read_options`)."""
 
     name: Optional[str] = None
     args: dict[str, Any] = Field(default_factory=dict)
@@ -165,7 +166,7 @@ class DatasetConfig(_Strict):
     tasks: Optional[dict[str, Annotated[Union[Annotated[str, Tag("scalar")],
                                               Annotated[TaskConfig, Tag("task")]],
                                         _by_shape("task")]]] = None
-    format: Optional[Literal["csv", "parquet"]] = None
+    format: Optional[Literal["csv", "parquet", "tfrecord"]] = None
     read_options: dict[str, Any] = Field(default_factory=dict)
     description: Optional[str] = None
 

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtrec.data.user_files import (SplitRule, expand_paths, load_files, read_table,
-                                   split_table, table_columns)
+from mtrec.data.shard_writer import write_shards
+from mtrec.data.user_files import SplitRule, load_files, read_table, split_table, table_columns
 from helpers import error_of, write_table
 
 TASKS = {"click": "binary"}
@@ -101,22 +101,34 @@ def test_globs_read_every_shard_in_order(tmp_path):
         write_table(frame.iloc[30 * i:30 * (i + 1)], tmp_path / f"part-{i}.csv")
     table = read_table(str(tmp_path / "part-*.csv"))
     pd.testing.assert_frame_equal(table, frame.reset_index(drop=True), check_dtype=False)
-    assert [p.name for p in expand_paths([tmp_path / "part-2.csv",
-                                          str(tmp_path / "part-[01].csv")])] == \
-        ["part-2.csv", "part-0.csv", "part-1.csv"]
+    listed = read_table([tmp_path / "part-2.csv", str(tmp_path / "part-[01].csv")])
+    pd.testing.assert_frame_equal(listed, pd.concat([frame.iloc[60:], frame.iloc[:60]],
+                                                    ignore_index=True), check_dtype=False)
+
+
+def test_tfrecord_shards_read_as_one_table(tmp_path):
+    frame = clicks(60)
+    write_shards(frame, tmp_path / "shards", num_shards=3, format="tfrecord")
+    table = read_table(tmp_path / "shards")             # a folder of shards
+    assert len(table) == 60
+    # tf.Example floats are float32
+    pd.testing.assert_frame_equal(table[frame.columns].sort_values("day", ignore_index=True),
+                                  frame, check_dtype=False, atol=1e-6)
+    columns = table_columns(str(tmp_path / "shards" / "*.tfrecord"))
+    assert all(set(found) == set(frame.columns) for found in columns.values())
 
 
 def test_file_errors_name_the_path_or_pattern(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"no file matches the pattern '.*nope-\*"):
         read_table(str(tmp_path / "nope-*.csv"))
-    with pytest.raises(FileNotFoundError, match="a folder, not a file"):
+    with pytest.raises(FileNotFoundError, match="holds no data file"):
         read_table(tmp_path)
     write_table(clicks(10), tmp_path / "a.csv")
     write_table(clicks(10).drop(columns="price"), tmp_path / "b.csv")
     message = error_of(lambda: read_table(str(tmp_path / "*.csv")))
     assert "b.csv has columns" in message and "same columns" in message
     (tmp_path / "c.json").write_text("{}")
-    assert "cannot tell the file format" in error_of(lambda: read_table(tmp_path / "c.json"))
+    assert "Cannot tell the format of" in error_of(lambda: read_table(tmp_path / "c.json"))
 
 
 def test_table_columns_reads_headers_only(tmp_path):
@@ -125,8 +137,9 @@ def test_table_columns_reads_headers_only(tmp_path):
     parquet = write_table(frame, tmp_path / "a.parquet")
     semicolons = tmp_path / "b.csv"
     frame.to_csv(semicolons, sep=";", index=False)
-    assert table_columns([csv, parquet]) == {csv: list(frame.columns),
-                                             parquet: list(frame.columns)}
+    assert table_columns([csv]) == {csv: list(frame.columns)}
+    assert table_columns(parquet) == {parquet: list(frame.columns)}
+    assert "The files mix formats" in error_of(lambda: table_columns([csv, parquet]))
     assert table_columns(semicolons, read_options={"sep": ";"})[semicolons] == \
         list(frame.columns)
 
