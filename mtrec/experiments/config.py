@@ -2,6 +2,12 @@
 
 ```yaml
 dataset: {name: census_income, args: {group: 1}}
+# or your own files (mtrec.data.user_files), relative to this file:
+#   dataset:
+#     files: {train: "data/train-*.parquet", valid: data/valid.parquet, test: data/test.parquet}
+#     tasks: {click: binary, spend: {kind: regression, mask: click}}
+#   or one table and a rule: files: data/all.csv, split: {valid: 0.15, test: 0.15, seed: 0}
+#   (also {time_column: ts, valid_from: 2024-06-01, test_from: 2024-06-15} or {column: split})
 schema:                                  # optional: overrides of Schema.infer
   exclude: []
   features: {age: {kind: categorical, embedding_dim: 8}}
@@ -23,10 +29,13 @@ output_dir: runs/census_income/mmoe      # default: runs/<dataset>-<model>-<time
 ```
 
 `load_config(path, overrides)` validates everything before anything runs:
-unknown or misspelt keys (with the nearest valid key suggested), the model
-and dataset names, and their arguments against the model class's and the
-dataset function's signatures. All problems are reported together in one
-`ConfigError`.
+unknown or misspelt keys (with the nearest valid key suggested), keys given
+twice, the model and dataset names, their arguments against the model
+class's and the dataset function's signatures (and the model arguments'
+types and ranges), task names in loss weights, and early-stopping monitors
+against the keys the validation logs will have. All problems are reported
+together in one `ConfigError`. `dataset_file_problems(config)` (what
+`mtrec validate` adds) checks that the files exist and have the columns.
 """
 
 from __future__ import annotations

@@ -305,4 +305,4 @@ def test_validate_names_a_missing_file_and_column(tmp_path, capsys):
     assert main(["validate", str(write_config(tmp_path / "c.yaml", config))]) == 2
     line = error_line(capsys)
     assert f"{tmp_path / 'a.csv'} has no column 'like' (the label of task 'like')" in line
-    assert f"dataset.files.valid: {tmp_path / 'b.csv'}: no such file" in line
+    assert f"dataset.files.valid: no such file: {tmp_path / 'b.csv'}" in line
