@@ -14,8 +14,8 @@ from mtrec.schema.features import FEATURE_KINDS, not_adapted_error
 from mtrec.schema.inference import infer_spec
 from mtrec.schema.tasks import TaskSpec, as_task_specs
 from mtrec.schema.validation import (
-    check_adapt_frame, check_mask, check_tasks_labelled, out_of_range,
-    warn_degenerate_features)
+    check_adapt_frame, check_mask, check_tasks_labelled, check_unique_columns,
+    out_of_range, warn_degenerate_features)
 from mtrec.utils.messages import plain
 from mtrec.utils.suggestions import closest
 
@@ -245,6 +245,7 @@ class Schema:
             raise ValueError(
                 f"Expected a pandas DataFrame, got {type(df).__name__}.")
         _require_columns(df, self.feature_names, what="feature column")
+        check_unique_columns(df.columns, self._columns(labels))
         for spec in self.features:
             spec.check(df[spec.name])
         if labels:
@@ -256,6 +257,13 @@ class Schema:
                     _require_columns(df, [task.mask],
                                      what=f"mask column of task '{task.name}'")
                     check_mask(task, df[task.mask])
+
+    def _columns(self, labels):
+        """The columns `validate` reads: features, and labels and masks."""
+        columns = list(self.feature_names)
+        if labels:
+            columns += [c for t in self.tasks for c in (t.label, t.mask) if c is not None]
+        return columns
 
     def out_of_range(self, df):
         """Numeric values of `df` outside the range learned at adapt.

@@ -51,7 +51,8 @@ from mtrec.schema.conversion import is_missing
 from mtrec.utils.messages import plain
 
 __all__ = ["DataValidationError", "DataWarning", "check_adapt_frame", "check_integer_column",
-           "check_mask", "check_tasks_labelled", "csv_header", "integer_ids",
+           "check_mask", "check_tasks_labelled", "check_unique_columns", "csv_header",
+           "integer_ids",
            "labelled_counts", "out_of_range", "read_csv_chunks", "warn_degenerate_features"]
 
 #: Example values / rows an error message shows.
@@ -206,6 +207,18 @@ def numbers(series, column, what):
     return values
 
 
+def check_unique_columns(columns, needed, where="the data"):
+    """Refuse column names that appear twice among `columns`, if `needed`
+    (the columns the schema reads): which one is meant cannot be told."""
+    counts = pd.Index([str(c) for c in columns]).value_counts()
+    twice = [c for c in dict.fromkeys(needed) if counts.get(c, 0) > 1]
+    if twice:
+        raise DataValidationError(
+            f"Column(s) {twice} appear more than once in {where}; the schema reads "
+            f"each by name, so which one is meant is ambiguous. Drop or rename the "
+            f"duplicates (e.g. df.loc[:, ~df.columns.duplicated()]).", column=twice[0])
+
+
 # --------------------------------------------------------------------------
 # adapt and fit
 # --------------------------------------------------------------------------
@@ -317,7 +330,11 @@ def out_of_range(schema, df):
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            values = pd.to_numeric(df[spec.name], errors="coerce").astype("float64")
+            values = pd.to_numeric(df[spec.name], errors="coerce").to_numpy(
+                dtype="float64", na_value=np.nan)
+        # compared as float32, as the model reads them (and as min/max are kept)
+        with np.errstate(over="ignore"):
+            values = values.astype("float32")
         values = values[np.isfinite(values)]
         below, above = int((values < low).sum()), int((values > high).sum())
         if below or above:
@@ -602,9 +619,18 @@ def _parser_error(path, error):
 
 
 def csv_header(path, **options):
-    """The column names of a CSV file (its header line), errors naming the file."""
+    """The column names of a CSV file (its header line), errors naming the file.
+
+    A name repeated in the header is refused (pandas would rename the second
+    `price` to `price.1` and read the first without a word)."""
     try:
-        return [str(c) for c in pd.read_csv(path, nrows=0, **options).columns]
+        names = [str(c) for c in pd.read_csv(path, nrows=0, **options).columns]
+        if any("." in name for name in names):    # pandas' renaming of repeats
+            raw = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False,
+                              **{k: v for k, v in options.items() if k != "header"})
+            check_unique_columns(raw.iloc[0].tolist(), raw.iloc[0].tolist(),
+                                 where=f"the header of {path}")
+        return names
     except UnicodeDecodeError as error:
         raise _encoding_error(path, options, error) from None
     except pd.errors.EmptyDataError:
