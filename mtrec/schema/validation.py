@@ -40,6 +40,7 @@ import bz2
 import contextlib
 import csv
 import gzip
+import io
 import lzma
 import warnings
 from pathlib import Path
@@ -125,12 +126,13 @@ def integer_ids(series, column, what="an integer Categorical"):
             warnings.simplefilter("ignore")
             numbers = pd.to_numeric(text, errors="coerce", dtype_backend="numpy_nullable")
         present = series.notna() & ~series.map(_blank)
+        flags = series.map(lambda v: isinstance(v, (bool, np.bool_)))  # True is no id
         if pd.api.types.is_integer_dtype(numbers):
-            bad = present & numbers.isna()
+            bad = present & (numbers.isna() | flags)
         else:
             as_float = numbers.astype("Float64")
             integral = (as_float == as_float.round()) & (as_float.abs() < 2.0**63)
-            bad = present & ~integral.fillna(False).astype(bool)
+            bad = present & (~integral.fillna(False).astype(bool) | flags)
         if not bad.any():
             if not pd.api.types.is_integer_dtype(numbers):
                 numbers = numbers.astype("Float64").astype("Int64")
@@ -359,7 +361,7 @@ _MAX_RECORD_BYTES = 16 << 20
 _NEWLINE, _CR = 10, 13
 
 
-class _RecordCheck:
+class _RecordCheck(io.RawIOBase):
     """A binary file object that counts the fields of each CSV record in the
     bytes pandas reads through it, and raises `DataValidationError` at the
     first block holding a record whose field count differs from the
@@ -371,6 +373,7 @@ class _RecordCheck:
     """
 
     def __init__(self, raw, path, delimiter, quotechar, utf8, max_records=None):
+        super().__init__()
         self.raw = raw
         self.path = path
         self.delimiter = ord(delimiter)
@@ -383,25 +386,24 @@ class _RecordCheck:
         self.records = 0       # data records checked
         self.active = True
 
-    # -- file protocol (what pandas uses) --
+    # -- file protocol (an io.RawIOBase, so pandas decodes other encodings) --
     def read(self, size=-1):
         data = self.raw.read(size)
         if self.active:
             self._scan(data, final=not data)
         return data
 
-    def __iter__(self):
-        return iter(self.raw)
-
-    def close(self):
-        self.raw.close()
-
-    @property
-    def closed(self):
-        return self.raw.closed
+    def readinto(self, buffer):
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
 
     def readable(self):
         return True
+
+    def close(self):
+        self.raw.close()
+        super().close()
 
     # -- the check --
     def _scan(self, data, final):
