@@ -5,6 +5,7 @@ import pandas as pd
 import tensorflow as tf
 
 from mtrec.layers.feature_preprocessing import FeaturePreprocessing
+from mtrec.schema.validation import check_tasks_labelled
 
 # Rows encoded per eager call. Each call of the layer has a fixed cost
 # (16,384-row chunks made a 50,000-row chunk's encoding 1.9x slower than
@@ -213,7 +214,9 @@ def dataframe_arguments(schema, x, y, kwargs, purpose):
     order (`predict` reads features only). A DataFrame `validation_data`
     becomes the evaluation dataset of the same frame (batch size
     `validation_batch_size`, else `DATAFRAME_BATCH_SIZE`). Anything else
-    passes through untouched.
+    passes through untouched. A training DataFrame in which some task has
+    no label at all (all NaN or masked) is refused, naming the task; a
+    validation frame may lack a task's labels.
 
     Args:
         schema: the model's adapted Schema.
@@ -251,6 +254,7 @@ def dataframe_arguments(schema, x, y, kwargs, purpose):
         seed = int(np.random.randint(0, 2**31 - 1)) if shuffle else None
         dataset = from_pandas(x, schema, batch_size=batch_size or FIT_BATCH_SIZE,
                               shuffle=bool(shuffle), seed=seed)
+        check_tasks_labelled(schema, x, "model.fit(df)")
         kwargs["shuffle"] = False     # the dataset shuffles itself
     else:
         dataset = from_pandas(x, schema, batch_size=batch_size or DATAFRAME_BATCH_SIZE,

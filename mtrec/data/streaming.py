@@ -41,6 +41,7 @@ import tensorflow as tf
 
 from mtrec.data.pandas_dataset import encode_frame, sliced_batches
 from mtrec.layers.feature_preprocessing import FeaturePreprocessing, dummy_raw_batch
+from mtrec.schema.validation import csv_header, read_csv_chunks
 
 __all__ = ["csv_dtypes", "from_csv", "from_frames", "from_parquet", "output_signature",
            "schema_sample"]
@@ -80,6 +81,17 @@ def from_csv(paths, schema, batch_size=1024, chunk_rows=100_000, labels=True,
             `compression`, `na_values`); `dtype` entries override the
             schema's.
 
+    Every chunk is checked before it is encoded (`mtrec.schema.validation`):
+    a line whose number of fields differs from the header's (pandas would
+    read a short line with its last columns missing), bytes that are not
+    UTF-8, and a value its column's dtype cannot hold (`"x"` in an integer
+    id or numeric column, `"yes"` in a mask) stop the iteration with an
+    error naming the file and the line, or the column, rows and values;
+    then the label and mask checks of `Schema.validate(labels=True)`. An
+    error in a later chunk reaches the caller through tf.data (as
+    `tf.errors.InvalidArgumentError` whose message holds mtrec's), after
+    the batches before it.
+
     Returns:
         `tf.data.Dataset` of `(features, labels)`, or features only. Its
         length is unknown until the first pass ends; Keras 3.15's `fit`
@@ -92,14 +104,12 @@ def from_csv(paths, schema, batch_size=1024, chunk_rows=100_000, labels=True,
     options = _csv_options(schema, labels, read_csv_kwargs)
     required = options["usecols"]
     for path in files:
-        header = pd.read_csv(path, nrows=0, **{k: v for k, v in options.items()
-                                               if k not in ("usecols", "dtype")})
-        _require(path, header.columns, required)
+        _require(path, _csv_columns(path, options), required)
+    describe = _describe_columns(schema, labels)
 
     def frames():
         for path in files:
-            with pd.read_csv(path, chunksize=chunk_rows, **options) as reader:
-                yield from reader
+            yield from read_csv_chunks(path, chunk_rows, describe=describe, **options)
 
     return from_frames(frames, schema, batch_size=batch_size, labels=labels,
                        shuffle_buffer=shuffle_buffer, seed=seed,
@@ -281,10 +291,9 @@ def schema_sample(paths, rows=100_000, schema=None, labels=True, **read_csv_kwar
             options = (_csv_options(schema, labels, read_csv_kwargs) if schema is not None
                        else dict(read_csv_kwargs))
             if schema is not None:
-                header = pd.read_csv(path, nrows=0, **{k: v for k, v in options.items()
-                                                       if k not in ("usecols", "dtype")})
-                _require(path, header.columns, options["usecols"])
-            part = pd.read_csv(path, nrows=remaining, **options)
+                _require(path, _csv_columns(path, options), options["usecols"])
+            describe = _describe_columns(schema, labels) if schema is not None else None
+            [part] = read_csv_chunks(path, nrows=remaining, describe=describe, **options)
         parts.append(part)
         remaining -= len(part)
     frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
@@ -359,6 +368,26 @@ def _csv_options(schema, labels, read_csv_kwargs):
     options["dtype"] = dtypes
     options["usecols"] = _needed_columns(schema, labels)
     return options
+
+
+def _csv_columns(path, options):
+    """The header of a CSV file, read with the reader's options."""
+    return csv_header(path, **{k: v for k, v in options.items()
+                               if k not in ("usecols", "dtype")})
+
+
+def _describe_columns(schema, labels):
+    """`{column: what it is}` for the messages of the CSV value checks."""
+    described = {spec.name: f"a {type(spec).__name__} feature" for spec in schema.features}
+    described.update({spec.name: "an integer Categorical" for spec in schema.features
+                      if spec.raw_dtype == "int64"})
+    if labels:
+        for task in schema.tasks:
+            described[task.label] = f"the label of {task.kind} task '{task.name}'"
+            if task.mask is not None:
+                described[task.mask] = (f"the mask column of task '{task.name}', which "
+                                        f"takes 0/1")
+    return described
 
 
 def _require(path, columns, required):

@@ -5,6 +5,10 @@ that are already free of missing labels; `mtrec.evaluate` masks NaN labels
 per task before calling them. scikit-learn computes the standard metrics
 (AUC, log loss, RMSE, MAE, accuracy, top-k accuracy); GAUC and ECE, which
 scikit-learn does not provide, are written here and documented below.
+
+A metric that is undefined on its input is NaN, never 0.0 and never an
+exception: AUC (and GAUC) over labels of one class, any metric over no
+example at all (a task without labels in the evaluated split).
 """
 
 import numpy as np
@@ -47,6 +51,8 @@ def binary_logloss(y_true, y_pred):
     to `[1e-7, 1 - 1e-7]`."""
     y_true, y_pred = _as_1d(y_true, "y_true"), _as_1d(y_pred, "y_pred")
     _check_same_length(y_true, y_pred)
+    if len(y_true) == 0:
+        return float("nan")
     return float(skm.log_loss(y_true, np.clip(y_pred, EPSILON, 1 - EPSILON),
                               labels=[0, 1]))
 
@@ -173,8 +179,8 @@ def binary_metrics(y_true, y_pred, groups=None, num_bins=10):
     row.update(logloss=binary_logloss(y_true, y_pred),
                calibration=calibration(y_true, y_pred),
                ece=expected_calibration_error(y_true, y_pred, num_bins),
-               positive_rate=float(y_true.mean()),
-               mean_prediction=float(y_pred.mean()))
+               positive_rate=float(y_true.mean()) if len(y_true) else float("nan"),
+               mean_prediction=float(y_pred.mean()) if len(y_pred) else float("nan"))
     return row
 
 
@@ -182,12 +188,16 @@ def binary_metrics(y_true, y_pred, groups=None, num_bins=10):
 # regression
 # --------------------------------------------------------------------------
 def rmse(y_true, y_pred):
-    """Root mean squared error (scikit-learn)."""
+    """Root mean squared error (scikit-learn); NaN without examples."""
+    if len(y_true) == 0:
+        return float("nan")
     return float(np.sqrt(skm.mean_squared_error(y_true, y_pred)))
 
 
 def mae(y_true, y_pred):
-    """Mean absolute error (scikit-learn)."""
+    """Mean absolute error (scikit-learn); NaN without examples."""
+    if len(y_true) == 0:
+        return float("nan")
     return float(skm.mean_absolute_error(y_true, y_pred))
 
 
@@ -220,8 +230,11 @@ def _class_probabilities(y_true, y_prob):
 
 
 def accuracy(y_true, y_prob):
-    """Share of examples whose most probable class is the label."""
+    """Share of examples whose most probable class is the label; NaN without
+    examples."""
     y_true, y_prob = _class_probabilities(y_true, y_prob)
+    if len(y_true) == 0:
+        return float("nan")
     return float(skm.accuracy_score(y_true, y_prob.argmax(axis=1)))
 
 
@@ -232,6 +245,8 @@ def top_k_accuracy(y_true, y_prob, k):
         raise ValueError(f"k must be an integer >= 1, got {k!r}.")
     y_true, y_prob = _class_probabilities(y_true, y_prob)
     num_classes = y_prob.shape[1]
+    if len(y_true) == 0:
+        return float("nan")
     if k >= num_classes:
         return 1.0
     # scikit-learn takes the positive class's score alone for two classes
@@ -244,6 +259,8 @@ def multiclass_logloss(y_true, y_prob):
     """Mean categorical cross-entropy in nats (scikit-learn); probabilities
     clipped to `[1e-7, 1]` and renormalised per row."""
     y_true, y_prob = _class_probabilities(y_true, y_prob)
+    if len(y_true) == 0:
+        return float("nan")
     y_prob = np.clip(y_prob, EPSILON, 1.0)
     y_prob = y_prob / y_prob.sum(axis=1, keepdims=True)
     return float(skm.log_loss(y_true, y_prob, labels=np.arange(y_prob.shape[1])))

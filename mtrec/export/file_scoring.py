@@ -23,6 +23,7 @@ import pandas as pd
 
 from mtrec.data.streaming import CSV_SUFFIXES, PARQUET_SUFFIXES, csv_dtypes, parquet_frames
 from mtrec.schema import Schema, task_kind
+from mtrec.schema.validation import csv_header, integer_ids, read_csv_chunks
 from mtrec.utils.suggestions import closest
 
 __all__ = ["PREDICTION_SUFFIX", "iter_table", "load_model", "load_scorer", "predict_file",
@@ -197,24 +198,31 @@ def _iter_parquet(path, chunk_rows):
 
 
 def _iter_csv(path, schema, chunk_rows):
-    header = list(pd.read_csv(path, nrows=0).columns)
+    header = csv_header(path)
     dtypes = _feature_csv_dtypes(schema)
     # The model's string columns are read as strings (as streaming.from_csv
-    # reads them: ids keep their leading zeros), with only "" missing. Every
-    # other column is left to pandas' inference: numbers keep their full
-    # precision in the copied input columns, and a bad value ("high" in a
-    # numeric column) leaves an object column that schema.validate names,
-    # where a typed read would fail without naming the column.
+    # reads them: ids keep their leading zeros), with only "" missing; its
+    # integer-id columns as text too, parsed by `integer_ids`, which refuses
+    # what is not an integer (a coercing read turned it into "missing", and
+    # the output's copy of the column into NaN). Every other column is left
+    # to pandas' inference: numbers keep their full precision in the copied
+    # input columns, and a bad value ("high" in a numeric column) leaves an
+    # object column that schema.validate names, where a typed read would
+    # fail without naming the column. Lines are checked as they are read
+    # (`read_csv_chunks`: field counts, UTF-8).
     strings = {column for column, dtype in dtypes.items() if dtype is str}
+    integers = {column for column, dtype in dtypes.items()
+                if dtype not in (str, "vector") and pd.api.types.is_integer_dtype(dtype)}
     options = {"keep_default_na": False,
-               "dtype": {c: str for c in header if c in strings},
+               "dtype": {c: str for c in header if c in strings | integers},
                "na_values": {c: ([""] if c in strings else _NA_STRINGS) for c in header}}
     empty = True
-    for frame in pd.read_csv(path, chunksize=chunk_rows, **options):
+    for frame in read_csv_chunks(path, chunk_rows, **options):
         empty = False
         yield _as_csv_dtypes(frame, schema, dtypes)
     if empty:  # chunked reading of a header-only file yields nothing
-        yield pd.read_csv(path, nrows=0, **options)
+        [frame] = read_csv_chunks(path, nrows=0, **options)
+        yield _as_csv_dtypes(frame, schema, dtypes)
 
 
 def _feature_csv_dtypes(schema):
@@ -242,7 +250,7 @@ def _as_csv_dtypes(frame, schema, dtypes):
         elif dtype == "vector":
             frame[column] = [_parse_vector(v) for v in values]
         elif pd.api.types.is_integer_dtype(dtype):  # missing kept as NA
-            frame[column] = pd.to_numeric(values, errors="coerce").astype(dtype)
+            frame[column] = integer_ids(values, column)
         # floats stay as read (see _iter_csv)
     return frame
 

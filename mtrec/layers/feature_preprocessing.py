@@ -124,6 +124,11 @@ class FeaturePreprocessing(keras.layers.Layer):
             self._numeric_mean = means
             self._numeric_std = np.where(stds > 1e-6, stds, 1.0).astype("float32")
             self._numeric_log1p = np.array([f.log1p for f in self.numeric])
+            # Numeric(clip=True): raw values clipped to the training range
+            # (+-inf bounds leave the others as they are).
+            self._numeric_clip = any(f.clip for f in self.numeric)
+            if self._numeric_clip:
+                self._numeric_low, self._numeric_high = _clip_bounds(s, self.numeric)
 
     def _categorical_lookup(self, spec):
         stats = self.schema.stats[spec.name]
@@ -172,11 +177,13 @@ class FeaturePreprocessing(keras.layers.Layer):
         if self.numeric:
             # (batch, num_numeric)
             x = tf.stack([_column(inputs[f.name], "float32") for f in self.numeric], axis=1)
+            is_missing = tf.math.logical_not(tf.math.is_finite(x))
+            if self._numeric_clip:  # no ops for schemas without clip
+                x = tf.clip_by_value(x, self._numeric_low, self._numeric_high)
             if self._numeric_log1p.any():  # no ops for schemas without log1p
                 logged = tf.sign(x) * tf.math.log1p(tf.abs(x))
                 x = logged if self._numeric_log1p.all() else tf.where(
                     self._numeric_log1p, logged, x)
-            is_missing = tf.math.logical_not(tf.math.is_finite(x))
             x = tf.where(is_missing, self._numeric_mean, x)
             scaled = (x - self._numeric_mean) / self._numeric_std
             out[NUMERIC_KEY] = tf.concat([scaled, tf.cast(is_missing, "float32")], axis=1)
@@ -202,6 +209,25 @@ class FeaturePreprocessing(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "schema": self.schema.to_dict()}
+
+
+def _clip_bounds(schema, numeric):
+    """float32 `(low, high)` arrays `(num_numeric,)`: the training range of
+    each `Numeric(clip=True)` feature, +-inf for the others."""
+    low = np.full(len(numeric), -np.inf, "float32")
+    high = np.full(len(numeric), np.inf, "float32")
+    for i, spec in enumerate(numeric):
+        if not spec.clip:
+            continue
+        stats = schema.stats[spec.name]
+        if "min" not in stats:
+            raise ValueError(
+                f"Numeric '{spec.name}' has clip=True but its statistics have no "
+                f"training range (adapted by an mtrec without ranges); adapt the "
+                f"schema again, or set clip=False.")
+        if stats["min"] is not None:   # None: no finite training value
+            low[i], high[i] = stats["min"], stats["max"]
+    return low, high
 
 
 def _fingerprints(strings):

@@ -41,6 +41,7 @@ from mtrec.schema.conversion import (
     FLOAT32_MAX, first_non_numeric, is_list_column, is_missing, is_stringish,
     string_values, to_float32)
 from mtrec.schema.tokenizer import text_tokens
+from mtrec.schema.validation import check_integer_column
 from mtrec.utils.messages import plain
 from mtrec.utils.suggestions import closest
 
@@ -59,9 +60,9 @@ _POSITIVE = ("embedding_dim", "max_tokens", "min_frequency", "num_hash_bins",
              "max_items", "max_length", "dim", "projection_dim", "encoder_layers")
 _LEARNED = ("max_tokens", "max_items", "max_length", "dim")
 # Fields added after schemas were first saved: `to_dict` writes them only
-# when set, so the dicts (and the .keras files and exports holding them) of
-# schemas that do not use them stay byte-identical.
-_WRITTEN_WHEN_SET = ("embeddings_initializer",)
+# when they differ from their default, so the dicts (and the .keras files and
+# exports holding them) of schemas that do not use them stay byte-identical.
+_WRITTEN_WHEN_SET = ("embeddings_initializer", "clip")
 
 #: The initializer of embedding tables unless told otherwise: Keras'
 #: `Embedding` default (uniform in [-0.05, 0.05]), which mtrec has always used.
@@ -193,9 +194,10 @@ class FeatureSpec:
 
     def to_dict(self):
         """`{"kind": ..., field: value, ...}`: what `Schema.to_dict` writes
-        (`_WRITTEN_WHEN_SET` fields only when not None)."""
+        (`_WRITTEN_WHEN_SET` fields only when not their default)."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
         fields = {k: v for k, v in dataclasses.asdict(self).items()
-                  if not (k in _WRITTEN_WHEN_SET and v is None)}
+                  if not (k in _WRITTEN_WHEN_SET and v == defaults.get(k))}
         return {"kind": self.kind, **fields}
 
     # -- learned state and conversion ----------------------------------------
@@ -265,12 +267,7 @@ class Categorical(FeatureSpec):
     def check(self, series):
         name, dtype = self.name, series.dtype
         if self.dtype == "int64":
-            if not pd.api.types.is_integer_dtype(series) and not series.isna().all():
-                raise ValueError(
-                    f"Column '{name}' is {dtype} in the data but the schema "
-                    f"declares it an integer Categorical; cast it to int64 "
-                    f"(or pandas 'Int64' when it has missing values), or "
-                    f"declare Categorical('{name}') for strings.")
+            check_integer_column(series, name)
             if (pd.api.types.is_unsigned_integer_dtype(series) and len(series)
                     and series.max() > np.iinfo(np.int64).max):
                 raise ValueError(
@@ -310,15 +307,25 @@ class Categorical(FeatureSpec):
 class Numeric(FeatureSpec):
     """A float column, standardised with statistics learned in `adapt`.
 
-    NaN is imputed with the training mean and flagged by a missing
-    indicator, so the model sees `(value, is_missing)` per column.
+    NaN (and +-inf) is imputed with the training mean and flagged by a
+    missing indicator, so the model sees `(value, is_missing)` per column.
     `log1p` first maps `sign(x) * log(1 + |x|)`, for heavy-tailed money
     columns.
+
+    `adapt` also learns the training range (`min`, `max` of the finite raw
+    values; `Schema.out_of_range(df)` reports values outside it). With
+    `clip=True` the model clips raw values to that range before anything
+    else, in the graph (so in serving too): a request with 1e30 for a
+    feature trained on [0, 10] is read as 10, where unclipped it would be
+    scaled to ~1e29 and produce a prediction far outside anything seen in
+    training. The default, `False`, leaves values as they are (what every
+    model trained before had), since a clip also hides real drift.
     """
 
     name: str
     log1p: bool = False
     modality: str = "tabular"
+    clip: bool = False
     kind: ClassVar[str] = "numeric"
     raw_dtype: ClassVar[str] = "float32"
     missing_value: ClassVar = np.nan
@@ -326,6 +333,14 @@ class Numeric(FeatureSpec):
 
     def csv_dtype(self):
         return "float32"
+
+    def validate(self):
+        super().validate()
+        for field in ("log1p", "clip"):
+            if not isinstance(getattr(self, field), (bool, np.bool_)):
+                raise ValueError(
+                    f"Numeric '{self.name}' has {field}={getattr(self, field)!r}; "
+                    f"expected True or False.")
 
     def check(self, series):
         if not (pd.api.types.is_numeric_dtype(series) or series.isna().all()):
@@ -341,11 +356,14 @@ class Numeric(FeatureSpec):
         # The model gets float32: larger values arrive as inf and are
         # imputed as missing, so they must not enter the statistics either.
         values = values[values.abs() <= FLOAT32_MAX]
+        # the raw training range (float32, as the graph compares it)
+        low = float(np.float32(values.min())) if len(values) else None
+        high = float(np.float32(values.max())) if len(values) else None
         if self.log1p:
             values = np.sign(values) * np.log1p(np.abs(values))
         mean = float(values.mean()) if len(values) else 0.0
         variance = float(values.var(ddof=0)) if len(values) else 1.0
-        return {"mean": mean, "variance": variance}
+        return {"mean": mean, "variance": variance, "min": low, "max": high}
 
     def to_array(self, series, stats):
         return to_float32(series)

@@ -13,6 +13,9 @@ from mtrec.schema.conversion import FLOAT32_MAX
 from mtrec.schema.features import FEATURE_KINDS, not_adapted_error
 from mtrec.schema.inference import infer_spec
 from mtrec.schema.tasks import TaskSpec, as_task_specs
+from mtrec.schema.validation import (
+    check_adapt_frame, check_mask, check_tasks_labelled, check_unique_columns,
+    out_of_range, warn_degenerate_features)
 from mtrec.utils.messages import plain
 from mtrec.utils.suggestions import closest
 
@@ -120,12 +123,25 @@ class Schema:
         """Learn vocabularies, normalisation statistics and lengths from `df`.
 
         Validates the data against the schema first (every column present,
-        dtypes that fit the declared kinds, labels valid for the task kind).
+        dtypes that fit the declared kinds, labels and masks valid for the
+        task kind), then refuses data a model cannot learn from: no rows, or
+        a task without a single label (all NaN or masked out). Features
+        that are all missing or constant get a `DataWarning` naming them
+        (`mtrec.schema.validation`). Numeric features also learn their
+        training range (`min`/`max`), which `out_of_range` reports against
+        and `Numeric(clip=True)` clips to.
 
         Returns:
             self, for chaining.
+
+        Raises:
+            DataValidationError (a ValueError): naming the column or task.
         """
+        if isinstance(df, pd.DataFrame):
+            check_adapt_frame(df)
         self.validate(df, labels=True)
+        check_tasks_labelled(self, df, "Schema.adapt")
+        warn_degenerate_features(self, df)
         stats = {}
         for spec in self.features:
             stats[spec.name] = spec.adapt(df[spec.name])
@@ -210,14 +226,26 @@ class Schema:
     def validate(self, df, labels=False):
         """Check that `df` fits the schema; raise ValueError naming the column.
 
+        Every feature column must be present and fit its kind (an integer
+        Categorical holds integers; the values that are not are named with
+        their rows). With `labels`, every task's label column must hold
+        valid labels for its kind and its mask column (if any) 0/1,
+        True/False or NaN. Values outside the training range are not an
+        error here; see `out_of_range`.
+
         Args:
             df: pandas DataFrame.
-            labels: bool. Also check every task's label column.
+            labels: bool. Also check every task's label and mask columns.
+
+        Raises:
+            ValueError (`mtrec.schema.validation.DataValidationError` for
+            bad values): naming the column, the rows and the fix.
         """
         if not isinstance(df, pd.DataFrame):
             raise ValueError(
                 f"Expected a pandas DataFrame, got {type(df).__name__}.")
         _require_columns(df, self.feature_names, what="feature column")
+        check_unique_columns(df.columns, self._columns(labels))
         for spec in self.features:
             spec.check(df[spec.name])
         if labels:
@@ -228,6 +256,30 @@ class Schema:
                 if task.mask is not None:
                     _require_columns(df, [task.mask],
                                      what=f"mask column of task '{task.name}'")
+                    check_mask(task, df[task.mask])
+
+    def _columns(self, labels):
+        """The columns `validate` reads: features, and labels and masks."""
+        columns = list(self.feature_names)
+        if labels:
+            columns += [c for t in self.tasks for c in (t.label, t.mask) if c is not None]
+        return columns
+
+    def out_of_range(self, df):
+        """Numeric values of `df` outside the range learned at adapt.
+
+        A report, not an error (TFDV's out-of-range anomaly): serving data
+        drifts, and a value beyond the training range is still a number.
+        To bound what the model sees instead, declare the feature
+        `Numeric(name, clip=True)`.
+
+        Returns:
+            `{feature: {"below": int, "above": int, "min": float, "max": float}}`
+            for the Numeric features with values outside `[min, max]`
+            (empty when none; schemas adapted before ranges were learned
+            report nothing).
+        """
+        return out_of_range(self, df)
 
     # -- serialisation ---------------------------------------------------------
     def to_dict(self):

@@ -1,6 +1,8 @@
 """Keras callbacks for multi-task training: loss-weighting logs, the mean
 validation score, early stopping, and the guard against a diverged loss."""
 
+import warnings
+
 import keras
 import numpy as np
 
@@ -29,6 +31,11 @@ class MeanValidationScore(keras.callbacks.Callback):
     for binary, accuracy for multiclass, -RMSE for regression),
     so early stopping can select on all tasks at once. Place it before the
     EarlyStopping / ModelCheckpoint callbacks that monitor it.
+
+    A task whose score is undefined (NaN: its validation labels hold one
+    class, or none) is left out of the mean; since the validation data is
+    the same every epoch, so is the set of tasks averaged. When no task has
+    a score the mean is NaN, which `early_stopping` skips.
     """
 
     def on_epoch_end(self, epoch, logs=None):
@@ -38,14 +45,39 @@ class MeanValidationScore(keras.callbacks.Callback):
         for task in self.model.schema.tasks:
             kind = task_kind(task.kind)
             value = logs.get(f"val_{task.name}_{kind.monitor}")
-            scores.append(None if value is None else kind.score(value))
+            scores.append(None if value is None else kind.score(float(value)))
         if all(s is not None for s in scores):
-            logs["val_mean_score"] = float(np.mean(scores))
+            defined = [s for s in scores if np.isfinite(s)]
+            logs["val_mean_score"] = float(np.mean(defined)) if defined else float("nan")
+
+
+class NanSkippingEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras' `EarlyStopping`, except that an epoch whose monitored value is
+    NaN (an undefined metric, e.g. AUC over one class) is skipped: it is
+    never the best epoch, never the fallback "best" weights, and does not
+    count towards `patience`. A `RuntimeWarning` names the key the first
+    time. (Keras compares NaN as "no improvement" but still takes the first
+    epoch's weights as the best when it is NaN.)
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        current = self.get_monitor_value(logs)
+        if current is not None and not np.isfinite(float(current)):
+            if not getattr(self, "_warned_nan", False):
+                self._warned_nan = True
+                warnings.warn(
+                    f"Early stopping: '{self.monitor}' is {float(current)} at epoch "
+                    f"{epoch + 1} (undefined: e.g. AUC over validation labels of one "
+                    f"class); such epochs are never taken as the best.",
+                    RuntimeWarning, stacklevel=2)
+            return
+        super().on_epoch_end(epoch, logs)
 
 
 def early_stopping(monitor="mean", patience=3, tasks=None):
     """Callbacks for early stopping on the validation split, restoring the
-    best weights.
+    best weights. Epochs whose monitored value is NaN (undefined) are
+    skipped (`NanSkippingEarlyStopping`).
 
     Args:
         monitor: `"mean"` (mean validation score over tasks), a task name
@@ -68,7 +100,7 @@ def early_stopping(monitor="mean", patience=3, tasks=None):
     else:
         key = monitor
         mode = "min" if "loss" in monitor or "rmse" in monitor else "max"
-    callbacks.append(keras.callbacks.EarlyStopping(
+    callbacks.append(NanSkippingEarlyStopping(
         monitor=key, mode=mode, patience=patience, restore_best_weights=True))
     return callbacks
 

@@ -339,3 +339,24 @@ def test_dataframe_errors_name_the_problem(table, small_model):
         small_model.fit(table, validation_split=0.2, epochs=1, verbose=0)
     with pytest.raises(ValueError, match=r"Missing feature column\(s\) \['num'\]"):
         small_model.fit(table, validation_data=table.drop(columns=["num"]), verbose=0)
+
+
+def test_fit_refuses_a_task_without_labels_but_validation_may_lack_them(table, schema):
+    from mtrec.data.pandas_dataset import dataframe_arguments
+
+    unlabelled = table.assign(spend=np.nan)
+    with pytest.raises(ValueError, match=r"model.fit\(df\): task\(s\) 'spend' .*no label"):
+        dataframe_arguments(schema, unlabelled, None, {}, "fit")
+    _, _, kwargs = dataframe_arguments(schema, table, None,
+                                       {"validation_data": unlabelled}, "fit")
+    assert isinstance(kwargs["validation_data"], tf.data.Dataset)
+
+
+def test_a_mask_column_of_strings_is_refused(table):
+    from mtrec import TaskSpec
+
+    frame = table.assign(shown=["yes", "no"] * (len(table) // 2))
+    schema = Schema([Numeric("num")], [TaskSpec("click", mask="shown")])
+    with pytest.raises(ValueError, match=r"Mask column 'shown' of task 'click' must hold "
+                                         r"0/1 .*'yes', 'no'"):
+        schema.adapt(frame)

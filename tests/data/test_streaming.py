@@ -282,3 +282,27 @@ def test_drop_remainder_gives_streamed_batches_a_static_batch_dimension(files, s
     unlabelled = streaming.from_csv(files / "all.csv", stream_schema, batch_size=64,
                                     labels=False, drop_remainder=True)
     assert all(spec.shape[0] == 64 for spec in unlabelled.element_spec.values())
+
+
+def test_a_short_line_stops_the_stream_naming_the_line(files, stream_schema, tmp_path):
+    lines = (files / "all.csv").read_text().splitlines()
+    lines[120] = ",".join(lines[120].split(",")[:3])     # in the 3rd chunk of 50
+    path = tmp_path / "short.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(Exception, match=r"DataValidationError: .*short.csv: line 121 "
+                                        r"has 3 field\(s\), but the header has"):
+        batches(streaming.from_csv(path, stream_schema, batch_size=50, chunk_rows=50))
+    with pytest.raises(ValueError, match="line 121 has 3 field"):
+        streaming.schema_sample(path, rows=200, schema=stream_schema)
+    assert len(streaming.schema_sample(path, rows=100, schema=stream_schema)) == 100
+
+
+def test_a_value_its_dtype_cannot_hold_is_named(files, stream_schema, tmp_path):
+    table = pd.read_csv(files / "all.csv")
+    table["num"] = table["num"].astype(object)
+    table.loc[60, "num"] = "high"
+    path = tmp_path / "bad.csv"
+    table.to_csv(path, index=False)
+    with pytest.raises(Exception, match=r"Column 'num' \(a Numeric feature\) holds values "
+                                        r"that are not numbers: 'high' in row\(s\) 60"):
+        batches(streaming.from_csv(path, stream_schema, batch_size=50, chunk_rows=50))

@@ -159,3 +159,17 @@ def test_multiclass_rejects_bad_labels_and_k():
         metrics.accuracy([0, 3], y_prob)
     with pytest.raises(ValueError, match="k must be"):
         metrics.top_k_accuracy([0, 1], y_prob, 0)
+
+
+def test_undefined_metrics_are_nan_not_zero_nor_an_error():
+    # one class: AUC is undefined; the rest is computed
+    row = metrics.binary_metrics([1, 1, 1], [0.2, 0.5, 0.9])
+    assert math.isnan(row["auc"]) and row["logloss"] > 0
+    # no example at all (a task without labels in the split)
+    empty = np.zeros(0)
+    for name, value in metrics.binary_metrics(empty, empty).items():
+        assert name == "count" and value == 0 or math.isnan(value), name
+    assert all(math.isnan(v) for k, v in metrics.regression_metrics(empty, empty).items()
+               if k != "count")
+    row = metrics.multiclass_metrics(empty, np.zeros((0, 3)))
+    assert all(math.isnan(v) for k, v in row.items() if k != "count")

@@ -240,3 +240,25 @@ def test_a_savedmodel_scorer_names_the_column_of_a_wrong_dtype(trained):
     as_ints = score({**raw, "x1": np.arange(4)})["click"]
     as_floats = score({**raw, "x1": np.arange(4, dtype="float32")})["click"]
     np.testing.assert_allclose(as_ints, as_floats)
+
+
+def test_integer_ids_that_are_not_integers_are_refused(table, schema, tmp_path):
+    keras.utils.set_random_seed(0)
+    mtrec.models.MMoE(schema, num_experts=2, expert_units=[4],
+                      tower_units=[4]).save(tmp_path / "m.keras")
+    features = table.drop(columns=["click", "spend", "grade"]).head(40)
+    features["user_id"] = features["user_id"].astype("Int64")
+    features.loc[[3, 9], "user_id"] = pd.NA
+    source = write_table(features, tmp_path / "in.csv")
+    predict_file(tmp_path / "m.keras", source, tmp_path / "out.csv", log=None)
+    # missing ids stay missing in the output's copy, the others unchanged
+    out = pd.read_csv(tmp_path / "out.csv", dtype={"user_id": "Int64"})
+    pd.testing.assert_series_equal(out["user_id"], features["user_id"])
+    bad = features.astype({"user_id": object})
+    bad.loc[5, "user_id"] = "u17"
+    source = write_table(bad, tmp_path / "bad.csv")
+    with pytest.raises(ValueError, match=r"Column 'user_id' is an integer Categorical but "
+                                         r"holds values that are not integers: 'u17' in "
+                                         r"row\(s\) 5"):
+        predict_file(tmp_path / "m.keras", source, tmp_path / "bad-out.csv", log=None)
+    assert not (tmp_path / "bad-out.csv").exists()

@@ -146,3 +146,18 @@ def test_feature_preprocessing_contract(run_layer_test, tiny):
     layer = run_layer_test(FeaturePreprocessing, dict(schema=schema), schema.raw_features(df),
                            [(4, 1), (4, 3), (4, 2), (4, 2), (4, 3)],
                            expected_num_trainable_weights=0)
+
+
+def test_numeric_clip_bounds_raw_values_to_the_training_range():
+    df = pd.DataFrame({"a": [0.0, 10.0], "b": [0.0, 10.0], "click": [0, 1]})
+    schema = mtrec.Schema([mtrec.Numeric("a", clip=True), mtrec.Numeric("b")],
+                          {"click": "binary"}).adapt(df)
+    layer = FeaturePreprocessing(schema)
+    raw = {"a": np.array([1e30, -1e30, np.nan, 5.0], "float32"),
+           "b": np.array([1e30, -1e30, np.nan, 5.0], "float32")}
+    numeric = layer(raw)[NUMERIC_KEY].numpy()
+    # mean 5, std 5: clipped a is +-1; b (clip off, the default) as it was
+    np.testing.assert_allclose(numeric[:, 0], [1.0, -1.0, 0.0, 0.0])
+    np.testing.assert_allclose(numeric[:2, 1], [2e29, -2e29], rtol=1e-5)
+    # missing stays missing under the clip
+    np.testing.assert_array_equal(numeric[:, 2], [0, 0, 1, 0])

@@ -69,7 +69,7 @@ def test_adapt_numeric_ignores_values_beyond_float32():
     # missing, so the statistics must not include it either.
     df = pd.DataFrame({"x": [1.0, 3.0, 1e39], "click": [0, 1, 0]})
     schema = base_schema(Numeric("x")).adapt(df)
-    assert schema.stats["x"] == {"mean": 2.0, "variance": 1.0}
+    assert schema.stats["x"] == {"mean": 2.0, "variance": 1.0, "min": 1.0, "max": 3.0}
     raw = schema.raw_features(df)["x"]
     assert raw.dtype == np.float32 and np.isinf(raw[2])
 

@@ -89,7 +89,12 @@ def test_to_json_is_byte_identical_to_the_previous_release(df):
                      Text("review", max_tokens=8, pooling="attention"),
                      Vector("emb", normalize=True)],
                     [TaskSpec("click"), TaskSpec("spend", "regression", mask="click")])
-    assert schema.adapt(df).to_json() == PREVIOUS_RELEASE_JSON
+    # Numeric stats now also hold the training range; nothing else changed.
+    with_range = PREVIOUS_RELEASE_JSON.replace(
+        '"price": {"mean": 3.6, "variance": 3.44}',
+        '"price": {"mean": 3.6, "variance": 3.44, "min": 1.0, "max": 6.0}')
+    assert schema.adapt(df).to_json() == with_range
+    # A schema saved before ranges existed loads and saves unchanged.
     assert Schema.from_json(PREVIOUS_RELEASE_JSON).to_json() == PREVIOUS_RELEASE_JSON
 
 

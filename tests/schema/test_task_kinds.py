@@ -49,11 +49,14 @@ def test_multiclass_labels_out_of_range():
     assert "'grade'" in error_of(lambda: schema.adapt(df))
 
 
-def test_multiclass_labels_all_missing():
+@pytest.mark.parametrize("num_classes", [None, 3])
+def test_multiclass_labels_all_missing(num_classes):
+    # No label at all: nothing to learn num_classes from, nor to train on.
     df = pd.DataFrame({"x": [1.0, 2.0], "grade": [np.nan, np.nan]})
-    schema = Schema([Numeric("x")], {"grade": "multiclass"})
+    schema = Schema([Numeric("x")], [TaskSpec("grade", "multiclass",
+                                              num_classes=num_classes)])
     message = error_of(lambda: schema.adapt(df))
-    assert "'grade'" in message and "num_classes=..." in message
+    assert "task(s) 'grade'" in message and "no label in any of the 2 rows" in message
 
 
 LABELS = st.one_of(st.none(), st.integers(-3, 12), st.booleans(),
