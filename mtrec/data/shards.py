@@ -278,17 +278,16 @@ def _csv_reader(files, schema, labels, chunk_rows, read_csv_kwargs):
     """`path -> chunks` reading CSV as `streaming.from_csv` does (its private
     `_csv_options` / `_require`: same dtypes, same columns); headers are
     checked now, before any worker starts streaming."""
-    import pandas as pd
+    from mtrec.schema.validation import read_csv_chunks
 
     options = streaming._csv_options(schema, labels, read_csv_kwargs)
-    header_options = {k: v for k, v in options.items() if k not in ("usecols", "dtype")}
     for path in files:
-        header = pd.read_csv(path, nrows=0, **header_options)
-        streaming._require(path, header.columns, options["usecols"])
+        streaming._require(path, streaming._csv_columns(path, options), options["usecols"])
+    describe = streaming._describe_columns(schema, labels)
 
     def read(path):
-        with pd.read_csv(path, chunksize=chunk_rows, **options) as reader:
-            yield from reader
+        # The checked reader of every CSV stream: line widths, UTF-8, values.
+        yield from read_csv_chunks(path, chunk_rows, describe=describe, **options)
 
     return read
 

@@ -42,6 +42,7 @@ import pandas as pd
 
 from mtrec.data import shards, tfrecord
 from mtrec.data.registry import DatasetSplits
+from mtrec.schema.validation import read_csv_chunks
 
 __all__ = ["FORMATS", "SPLITS", "SplitRule", "load_files", "read_table", "split_table",
            "table_columns"]
@@ -174,7 +175,10 @@ def read_table(paths, format=None, read_options=None, columns=None, what="datase
     parts = []
     for path in files:
         if kind == "csv":
-            parts.append(pd.read_csv(path, usecols=columns, **_csv_options(path, read_options)))
+            # The checked reader: a line with too few or too many fields, or
+            # bytes that are not UTF-8, is an error naming file and line.
+            parts.extend(read_csv_chunks(path, usecols=columns,
+                                         **_csv_options(path, read_options)))
         elif kind == "parquet":
             parts.append(pd.read_parquet(path, columns=columns))
         else:

@@ -131,6 +131,13 @@ def test_file_errors_name_the_path_or_pattern(tmp_path):
     assert "Cannot tell the format of" in error_of(lambda: read_table(tmp_path / "c.json"))
 
 
+def test_a_short_csv_line_is_refused_naming_the_line(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text("user,price,click\n1,0.5,1\n2,0.7\n3,0.1,0\n")
+    message = error_of(lambda: read_table(path))
+    assert "a.csv" in message and "line 3" in message
+
+
 def test_table_columns_reads_headers_only(tmp_path):
     frame = clicks(20)
     csv = write_table(frame, tmp_path / "a.csv")
