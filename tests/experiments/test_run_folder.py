@@ -64,7 +64,7 @@ def test_overwrite_replaces_the_old_run_only_at_the_end(tmp_path, monkeypatch):
 
     monkeypatch.setattr(run_folder, "publish", watching_publish)
     result = runner.train(tiny(), output_dir=out, verbose=0, log=None, overwrite=True)
-    assert seen == [(["config.yaml", "gates.png", "metrics.json", "metrics.md",
+    assert seen == [(["config.yaml", "gates.png", "logs", "metrics.json", "metrics.md",
                       "model.keras", "schema.json"], {"marker": "old"})]
     assert result.record == json.loads((out / "metrics.json").read_text())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]   # nothing left

@@ -36,8 +36,11 @@ def test_train_returns_what_it_wrote(result):
     assert isinstance(result, runner.RunResult)
     assert result.output_dir.is_dir()
     assert sorted(p.name for p in result.output_dir.iterdir()) == [
-        "config.yaml", "gates.png", "metrics.json", "metrics.md", "model.keras",
+        "config.yaml", "gates.png", "logs", "metrics.json", "metrics.md", "model.keras",
         "schema.json"]
+    # TensorBoard's event files, one folder per split as Keras writes them
+    assert {p.name for p in (result.output_dir / "logs").iterdir()} == {"train", "validation"}
+    assert any((result.output_dir / "logs" / "train").glob("events.out.tfevents.*"))
     assert list(result.test.index) == ["click", "like"]
     assert result.record == json.loads((result.output_dir / "metrics.json").read_text())
     assert result.schema.task_names == ["click", "like"]
@@ -82,7 +85,7 @@ def test_metrics_markdown_is_the_test_table(result):
 def test_the_log_ends_with_the_test_table(result):
     assert result.lines[0].endswith(": 1400 train / 300 valid / 300 test rows")
     assert result.lines[-2] == mtrec.evaluation.format_table(result.test)
-    assert result.lines[-1].endswith("metrics.json metrics.md gates.png")
+    assert result.lines[-1].endswith("metrics.json metrics.md gates.png logs/")
 
 
 def test_model_keeps_the_best_validation_weights(result):
