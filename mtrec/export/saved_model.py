@@ -13,7 +13,6 @@ the `serving_default` signature (inputs and keyword arguments), the
 
 import json
 import re
-from collections import Counter
 from pathlib import Path
 
 import keras
@@ -22,6 +21,7 @@ import tensorflow as tf
 
 from mtrec.export.example_parsing import parse_examples
 from mtrec.utils.atomic import clean_leftovers, is_taken, write_folder_whole, write_text_atomic
+from mtrec.utils.names import safe_name, serving_names
 
 SCHEMA_FILE = "mtrec_schema.json"
 EXAMPLE_SIGNATURE = "serving_tf_example"
@@ -32,24 +32,16 @@ def serving_input_names(schema):
 
     A name must be a signature input name and a Python keyword argument
     alike (`[A-Za-z][A-Za-z0-9_]*`), or TF renames the keyword argument
-    and the input has two names: every other character (`-`, space, `/`,
-    ...) becomes `_`, and a name not starting with a letter gets an `f`
-    in front. So column "educational-num" is served as `educational_num`,
-    "Class Name" as `Class_Name`, "1st" as `f1st`. Raises if two features
-    would get the same name.
+    and the input has two names (`mtrec.utils.names.serving_name`): every
+    other ASCII character (`-`, space, `/`, ...) becomes `_`, non-ASCII
+    letters lose their accents and other non-ASCII characters become their
+    code point, and a name not starting with a letter gets an `f` in front.
+    So column "educational-num" is served as `educational_num`, "Class
+    Name" as `Class_Name`, "1st" as `f1st`, "é" as `e`, "年龄" as
+    `u5e74u9f84`. Raises if two features would get the same name
+    (`MultiTaskModel` checks this when it is built, before training).
     """
-    names = {}
-    for spec in schema.features:
-        name = re.sub(r"[^A-Za-z0-9_]", "_", spec.name)
-        if not re.match(r"[A-Za-z]", name):
-            name = "f" + name
-        names[spec.name] = name
-    clashes = [n for n, count in Counter(names.values()).items() if count > 1]
-    if clashes:
-        raise ValueError(
-            f"Features {[f for f, n in names.items() if n in clashes]} all become the "
-            f"serving input {clashes[0]!r}; rename one of the columns.")
-    return names
+    return serving_names(schema.feature_names)
 
 
 def raw_input_signature(schema):
@@ -162,7 +154,9 @@ def write_saved_model(model, folder):
 
     def predict(features):
         outputs = model(features, training=False)
-        return {name: tf.identity(value, name=name) for name, value in outputs.items()}
+        # op names are scopes (ASCII); the output keys stay the task names
+        return {name: tf.identity(value, name=safe_name(name))
+                for name, value in outputs.items()}
 
     @tf.function(input_signature=[signature])
     def serve(features):

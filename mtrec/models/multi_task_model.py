@@ -10,7 +10,7 @@ from mtrec.layers.backbone import Backbone
 from mtrec.layers.feature_embedding import (
     FeatureEmbedding, initializer_config, modality_groups)
 from mtrec.layers.feature_preprocessing import (
-    FeaturePreprocessing, dummy_raw_batch, is_encoded)
+    FeaturePreprocessing, batch_size_message, dummy_raw_batch, is_encoded)
 from mtrec.layers.legacy_aliases import layout_0_1_0
 from mtrec.layers.mlp import check_batch_norm
 from mtrec.layers.modality_fusion import ModalityFusion
@@ -23,6 +23,7 @@ from mtrec.training import xla
 from mtrec.training.callbacks import LossWeightingLogger
 from mtrec.training.losses import TaskLoss
 from mtrec.training.metrics import default_metrics
+from mtrec.utils.names import serving_names
 
 #: How the embedding's modality groups reach the backbone.
 FUSIONS = ("concat", "gated", "modality_experts")
@@ -40,7 +41,23 @@ def as_adapted_schema(schema):
         raise ValueError(
             "The schema has not learned its vocabularies and statistics; "
             "call schema.adapt(train_df) before building a model.")
+    # Every feature must have its own serving name (the export's signature
+    # inputs): refused here, before training, not at export.
+    serving_names(schema.feature_names)
     return schema
+
+
+def check_row_counts(*dicts):
+    """Raise, naming each array's length, when the `{name: array}` dicts
+    given (features, labels) do not all have the same number of rows;
+    anything else (datasets, DataFrames, None) is skipped."""
+    sizes = {}
+    for values in dicts:
+        if isinstance(values, dict):
+            sizes.update({name: int(np.shape(v)[0]) for name, v in values.items()
+                          if np.ndim(v) > 0 and not isinstance(v, tf.data.Dataset)})
+    if len(set(sizes.values())) > 1:
+        raise ValueError(batch_size_message(sizes))
 
 
 class MultiTaskModel(keras.Model):
@@ -460,6 +477,7 @@ class MultiTaskModel(keras.Model):
     def fit(self, x=None, y=None, **kwargs):
         # A DataFrame (labels = its task columns) becomes from_pandas batches.
         x, y, kwargs = dataframe_arguments(self.schema, x, y, kwargs, "fit")
+        check_row_counts(x, y)
         # Raw-column datasets: lookups in tf.data, ahead of the step.
         x = encoded_in_pipeline(self, x)
         validation = kwargs.get("validation_data")
@@ -487,6 +505,7 @@ class MultiTaskModel(keras.Model):
             x, y, kwargs = dataframe_arguments(self.schema, x, y,
                                                {"batch_size": batch_size, **kwargs},
                                                "evaluate")
+            check_row_counts(x, y)
             x = encoded_in_pipeline(self, x)
             self._plan_xla({"test": xla.plan_inference(self._requested_jit(), self, x, "test")})
         else:
@@ -496,6 +515,7 @@ class MultiTaskModel(keras.Model):
     def predict(self, x, batch_size=None, **kwargs):
         x, _, kwargs = dataframe_arguments(self.schema, x, None,
                                            {"batch_size": batch_size, **kwargs}, "predict")
+        check_row_counts(x)
         x = encoded_in_pipeline(self, x)
         self._plan_xla({"predict": xla.plan_inference(self._requested_jit(), self, x,
                                                       "predict")})
