@@ -179,7 +179,12 @@ def write_saved_model(model, folder):
 def read_export_schema(path):
     """`(schema, serving_names)` from the `assets.extra/mtrec_schema.json`
     of an mtrec SavedModel (exports that predate `serving_names` get them
-    from `serving_input_names`)."""
+    from `serving_input_names`).
+
+    Raises:
+        ValueError: the file is missing, or exists but is not valid JSON or
+            not an mtrec schema (corrupt or truncated), with the reason.
+    """
     from mtrec.schema import Schema
 
     schema_file = Path(path) / "assets.extra" / SCHEMA_FILE
@@ -188,9 +193,48 @@ def read_export_schema(path):
             f"SavedModel {path} has no assets.extra/{SCHEMA_FILE}, so its input "
             f"columns are unknown; export it with mtrec.export.saved_model "
             f"(or `mtrec export MODEL.keras {path}`).")
-    data = json.loads(schema_file.read_text(encoding="utf-8"))
-    schema = Schema.from_dict(data)
+    corrupt = (f"{schema_file} exists but is not a valid mtrec schema (corrupt or "
+               f"truncated: {{}}); export the model again with `mtrec export`.")
+    try:
+        data = json.loads(schema_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(corrupt.format(error)) from None
+    if not isinstance(data, dict) or not {"features", "tasks"} <= set(data):
+        raise ValueError(corrupt.format("no 'features' and 'tasks' entries"))
+    try:
+        schema = Schema.from_dict(data)
+    except (TypeError, KeyError, AttributeError) as error:
+        raise ValueError(corrupt.format(f"{type(error).__name__}: {error}")) from None
     return schema, data.get("serving_names") or serving_input_names(schema)
+
+
+def load_saved_model(path):
+    """`tf.saved_model.load(path)`, with errors that say what is wrong with
+    the folder: not found, no or damaged `saved_model.pb`, missing or
+    damaged `variables/` (TF's own say "Cannot parse file", "Unsuccessful
+    TensorSliceReader constructor" or "Read less bytes than requested").
+
+    Raises:
+        ValueError: naming the folder, the file at fault and the fix.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise ValueError(f"SavedModel folder {path} not found (it does not exist).")
+    again = "export the model again (`mtrec export`)"
+    if not (path / "saved_model.pb").is_file():
+        raise ValueError(f"{path} is not a SavedModel: it has no saved_model.pb; {again}.")
+    index = path / "variables" / "variables.index"
+    if not index.is_file():
+        raise ValueError(
+            f"SavedModel {path} exists but is incomplete: {index.relative_to(path)} "
+            f"(the weights) is missing; {again}.")
+    try:
+        return tf.saved_model.load(str(path))
+    except Exception as error:   # TF raises OSError, IndexError, NotFoundError, ...
+        raise ValueError(
+            f"SavedModel {path} exists but is not valid (corrupt or truncated: "
+            f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}); "
+            f"{again}.") from error
 
 
 def is_serving_base(path):
