@@ -23,7 +23,7 @@ from mtrec.training import xla
 from mtrec.training.callbacks import LossWeightingLogger
 from mtrec.training.losses import TaskLoss
 from mtrec.training.metrics import default_metrics
-from mtrec.utils.names import serving_names
+from mtrec.utils.names import safe_name, serving_names
 
 #: How the embedding's modality groups reach the backbone.
 FUSIONS = ("concat", "gated", "modality_experts")
@@ -331,7 +331,7 @@ class MultiTaskModel(keras.Model):
         # task's loss is computed once per step.
         default_loss = loss is None
         if default_loss:
-            loss = {t.name: TaskLoss(t.kind, name=f"{t.name}_loss") for t in tasks
+            loss = {t.name: TaskLoss(t.kind, name=f"{safe_name(t.name)}_loss") for t in tasks
                     if t.name not in self.untrained_tasks}
         if metrics is None:
             metrics = {t.name: default_metrics(t.kind) for t in tasks}
@@ -521,6 +521,16 @@ class MultiTaskModel(keras.Model):
                                                       "predict")})
         return super().predict(x, **kwargs)
 
+    def predict_on_batch(self, x):
+        check_row_counts(x)
+        try:
+            return super().predict_on_batch(x)
+        except (TypeError, ValueError) as error:
+            # Keras converts the arrays first and names none ("Failed to
+            # convert a NumPy array to a Tensor (Unsupported object type
+            # NoneType)"): find the column, on the error path only.
+            raise unconvertible_input(x) or error
+
     def get_config(self):
         return {**super().get_config(), "schema": self.schema.to_dict(),
                 "tower_units": self.tower_units, "dropout": self.dropout,
@@ -544,6 +554,23 @@ class MultiTaskModel(keras.Model):
         if format_version < FORMAT_VERSION:
             backbone_class = layout_0_1_0(backbone_class, modalities)
         return backbone_class(*args, modalities=modalities, **kwargs)
+
+
+def unconvertible_input(x):
+    """A ValueError naming the first input of the dict `x` that is not a
+    tensor's worth of values (None or mixed types in an object array), or
+    None when each converts."""
+    if not isinstance(x, dict):
+        return None
+    for name, values in x.items():
+        try:
+            tf.convert_to_tensor(values)
+        except (TypeError, ValueError) as error:
+            return ValueError(
+                f"Input '{name}' cannot be read as a tensor ({error}); missing values "
+                f"are '' for strings, NaN for numbers and -1 for integer ids "
+                f"(Schema.raw_features converts a DataFrame).")
+    return None
 
 
 def check_fusion(fusion):
