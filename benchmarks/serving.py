@@ -25,10 +25,13 @@ and checking the named inputs of `signatures["serving_default"](**x)`; no
 change to the exported graph can remove it (TF Serving, in C++, does not pay
 it). The row "current, tf.Example signature" serves the same export through
 its one-input `serving_tf_example` signature (serialized `tf.Example`s,
-parsed in the graph), which binds one tensor instead of 38.
+parsed in the graph), which binds one tensor instead of 38; with
+--baseline-ref the baseline export gets the same row. `--int64-examples`
+writes the numeric features of those protos as `int64_list` where the value
+is an integer (as clients of integer columns do) instead of `float_list`.
 
     python benchmarks/serving.py [--requests 2000] [--models MMoE] [--baseline-ref main]
-        [--output benchmarks/results/serving.json]
+        [--int64-examples] [--output benchmarks/results/serving.json]
 """
 
 import argparse
@@ -45,8 +48,12 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-#: Row label of the current export served through its tf.Example signature.
-EXAMPLE_LABEL = "current, tf.Example signature"
+#: Row labels of an export served through its tf.Example signature.
+EXAMPLE_SUFFIX = ", tf.Example signature"
+
+
+def example_label(export_label):
+    return export_label + EXAMPLE_SUFFIX
 
 
 def directory_size(path):
@@ -60,6 +67,25 @@ def timed_calls(fn, inputs, repeats):
         fn(inputs)
         times.append(time.perf_counter() - start)
     return times
+
+
+def with_int64_numbers(serialized, keys):
+    """The `tf.Example`s `serialized` with the float_list of each of `keys`
+    that holds an integer value rewritten as an int64_list."""
+    import tensorflow as tf
+
+    out = []
+    for data in serialized:
+        example = tf.train.Example.FromString(data)
+        for key in keys:
+            feature = example.features.feature.get(key)
+            values = feature.float_list.value if feature is not None else []
+            if len(values) == 1 and float(values[0]).is_integer():
+                value = int(values[0])
+                feature.Clear()
+                feature.int64_list.value.append(value)
+        out.append(example.SerializeToString())
+    return out
 
 
 def cpu_model():
@@ -127,6 +153,9 @@ def main(argv=None):
                              "models for a same-run before/after comparison")
     parser.add_argument("--rounds", type=int, default=10,
                         help="interleaved timing rounds per model")
+    parser.add_argument("--int64-examples", action="store_true",
+                        help="send integer-valued numeric features of the tf.Example "
+                             "rows as int64_list instead of float_list")
     parser.add_argument("--output", default="benchmarks/results/serving.json")
     args = parser.parse_args(argv)
 
@@ -136,7 +165,8 @@ def main(argv=None):
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     import keras
     import mtrec
-    from mtrec.export.saved_model import EXAMPLE_SIGNATURE, to_tf_examples
+    from mtrec.export.example_parsing import numeric_scalars
+    from mtrec.export.saved_model import EXAMPLE_SIGNATURE, serving_input_names, to_tf_examples
 
     keras.utils.set_random_seed(0)
     train, valid, _ = mtrec.data.census_income.load(group=1)
@@ -176,15 +206,20 @@ def main(argv=None):
         loaded["signature floor"] = floor_module
         calls = {label: (lambda x, f=module.signatures["serving_default"]: f(**x))
                  for label, module in loaded.items()}
-        # The same export through its one-input tf.Example signature: one
+        # The same exports through their one-input tf.Example signature: one
         # serialized string tensor to bind instead of 38 named tensors.
-        example_fn = loaded["current"].signatures[EXAMPLE_SIGNATURE]
-        calls[EXAMPLE_LABEL] = lambda x, f=example_fn: f(examples=x)
+        for label in exports:
+            example_fn = loaded[label].signatures[EXAMPLE_SIGNATURE]
+            calls[example_label(label)] = lambda x, f=example_fn: f(examples=x)
         expected = model.predict_on_batch(big)
-        examples = {"b1": tf.constant(to_tf_examples(schema, valid.head(1))),
-                    "b1024": tf.constant(to_tf_examples(schema, valid.head(1024)))}
+        examples = {"b1": to_tf_examples(schema, valid.head(1)),
+                    "b1024": to_tf_examples(schema, valid.head(1024))}
+        if args.int64_examples:
+            numbers = [serving_input_names(schema)[f] for f in numeric_scalars(schema)]
+            examples = {k: with_int64_numbers(v, numbers) for k, v in examples.items()}
+        examples = {k: tf.constant(v) for k, v in examples.items()}
         batches = {label: ({"b1": examples["b1"], "b1024": examples["b1024"]}
-                           if label == EXAMPLE_LABEL else {"b1": one_t, "b1024": big_t})
+                           if label.endswith(EXAMPLE_SUFFIX) else {"b1": one_t, "b1024": big_t})
                    for label in calls}
         for label, call in calls.items():
             if label == "signature floor":
@@ -209,7 +244,8 @@ def main(argv=None):
                                                      max(1, 30 // args.rounds))
         keras_1 = np.array(timed_calls(call_keras, one, args.requests)) * 1e3
         keras_big = np.median(timed_calls(call_keras, big, 30))
-        for label, path in [*exports.items(), (EXAMPLE_LABEL, exports["current"]),
+        for label, path in [*exports.items(),
+                            *((example_label(k), p) for k, p in exports.items()),
                             ("signature floor", floor_path)]:
             served_1 = np.array(times[label]["b1"]) * 1e3
             row = {
@@ -251,10 +287,18 @@ def main(argv=None):
                   f"b1024 {before['served_b1024_rows_per_s']:,.0f} -> "
                   f"{now['served_b1024_rows_per_s']:,.0f} rows/s "
                   f"(x{now['served_b1024_rows_per_s'] / before['served_b1024_rows_per_s']:.2f})")
+            now = rows[example_label("current")]
+            before = rows[example_label(f"baseline {baseline_commit}")]
+            print(f"  {name} tf.Example: b1 p50 {before['served_b1_p50_ms']:.3f} -> "
+                  f"{now['served_b1_p50_ms']:.3f} ms, b1024 "
+                  f"{before['served_b1024_rows_per_s']:,.0f} -> "
+                  f"{now['served_b1024_rows_per_s']:,.0f} rows/s "
+                  f"(x{now['served_b1024_rows_per_s'] / before['served_b1024_rows_per_s']:.2f})")
     print(f"CPU: {cpu_model()}, {args.threads} TF thread(s)")
     record = {"machine": platform.platform(), "processor": cpu_model(),
               "cpu_count": os.cpu_count(), "threads": args.threads,
               "requests": args.requests, "rounds": args.rounds,
+              "int64_examples": args.int64_examples,
               "baseline_commit": baseline_commit, "tensorflow": tf.__version__,
               "keras": keras.__version__, "mtrec": mtrec.__version__, "results": results}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)

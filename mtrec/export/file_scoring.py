@@ -38,7 +38,17 @@ _NA_STRINGS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-n
 
 def load_model(path):
     """A saved mtrec model from a `.keras` file or a run folder holding
-    `model.keras`."""
+    `model.keras`.
+
+    Raises:
+        ValueError: the file is not found; or it exists but is not a valid
+            `.keras` archive (empty, truncated, not a zip, a member missing
+            or damaged) or cannot be loaded, with the reason; Keras itself
+            reports all of these as "File not found".
+    """
+    import json
+    import zipfile
+
     path = Path(path)
     if path.is_dir():
         if not (path / "model.keras").is_file():
@@ -46,16 +56,46 @@ def load_model(path):
                              f"file or a run folder written by `mtrec train`.")
         path = path / "model.keras"
     if not path.is_file():
-        raise ValueError(f"Model file {path} does not exist.")
+        raise ValueError(f"Model file {path} not found (it does not exist); pass a "
+                         f".keras file or a run folder written by `mtrec train`.")
     if path.suffix != ".keras":
         raise ValueError(f"{path} is not a .keras file.")
-    return keras.saving.load_model(path)
+    size = path.stat().st_size
+    reason = None
+    if size == 0:
+        reason = "the file is empty"
+    elif not zipfile.is_zipfile(path):
+        reason = f"not a zip archive ({size} bytes)"
+    else:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = set(archive.namelist())
+                lacking = sorted({"config.json", "model.weights.h5"} - names)
+                damaged = archive.testzip()   # the first member whose CRC fails
+            if lacking:
+                reason = f"it lacks {', '.join(lacking)}"
+            elif damaged:
+                reason = f"member {damaged} is damaged"
+        except (zipfile.BadZipFile, OSError, EOFError) as error:
+            reason = str(error)
+    if reason:
+        raise ValueError(f"{path} exists but is not a valid .keras file (corrupt or "
+                         f"truncated: {reason}); re-export or re-train the model.")
+    try:
+        return keras.saving.load_model(path)
+    except (OSError, KeyError, EOFError, json.JSONDecodeError) as error:
+        raise ValueError(
+            f"{path} exists but could not be loaded as a .keras file (corrupt or "
+            f"truncated: {type(error).__name__}: {error}); re-export or re-train the "
+            f"model.") from error
 
 
 def load_scorer(path):
     """`(schema, score)` for a `.keras` file, a run folder or a SavedModel
     folder; `score(raw_features) -> {task: np.ndarray}`, where
-    `raw_features` is `schema.raw_features(frame)`."""
+    `raw_features` is `schema.raw_features(frame)` (other keys are
+    ignored; a feature missing, or arrays of different lengths, raise a
+    ValueError naming them)."""
     path = Path(path)
     if path.is_dir() and (path / "saved_model.pb").is_file():
         return _saved_model_scorer(path)
@@ -63,8 +103,8 @@ def load_scorer(path):
         raise ValueError(f"{path} is a folder but neither a SavedModel (no "
                          f"saved_model.pb) nor a run folder (no model.keras).")
     if not path.exists():
-        raise ValueError(f"Model {path} does not exist; pass a .keras file, a run "
-                         f"folder or a SavedModel folder.")
+        raise ValueError(f"Model {path} not found (it does not exist); pass a .keras "
+                         f"file, a run folder or a SavedModel folder.")
     model = load_model(path)
 
     def score(features):
@@ -75,12 +115,11 @@ def load_scorer(path):
 
 
 def _saved_model_scorer(path):
-    import tensorflow as tf
-
-    from mtrec.export.saved_model import read_export_schema
+    from mtrec.export.saved_model import load_saved_model, read_export_schema
+    from mtrec.layers.feature_preprocessing import batch_size_message
 
     schema, served_name = read_export_schema(path)
-    loaded = tf.saved_model.load(str(path))
+    loaded = load_saved_model(path)
     if "serving_default" not in loaded.signatures:
         raise ValueError(f"SavedModel {path} has no 'serving_default' signature.")
     serve = loaded.signatures["serving_default"]
@@ -94,6 +133,18 @@ def _saved_model_scorer(path):
             f"again with `mtrec export`.")
 
     def score(features):
+        # As the .keras scorer: every feature needed, other keys ignored, and
+        # errors that name the column (TF's name the position of the input).
+        missing = [f for f in schema.feature_names if f not in features]
+        if missing:
+            raise ValueError(
+                f"Inputs lack feature(s) {missing}; the model takes every schema "
+                f"feature: {schema.feature_names}. Send missing values as '' "
+                f"(strings), NaN (numbers) or -1 (integer ids).")
+        features = {f: features[f] for f in schema.feature_names}
+        rows = {f: len(v) for f, v in features.items()}
+        if len(set(rows.values())) > 1:
+            raise ValueError(batch_size_message(rows))
         feed = serving_feed(features, {column: specs[served_name[column]]
                                        for column in features})
         return {task: value.numpy()

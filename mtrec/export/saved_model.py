@@ -13,7 +13,6 @@ the `serving_default` signature (inputs and keyword arguments), the
 
 import json
 import re
-from collections import Counter
 from pathlib import Path
 
 import keras
@@ -22,6 +21,7 @@ import tensorflow as tf
 
 from mtrec.export.example_parsing import parse_examples
 from mtrec.utils.atomic import clean_leftovers, is_taken, write_folder_whole, write_text_atomic
+from mtrec.utils.names import safe_name, serving_names
 
 SCHEMA_FILE = "mtrec_schema.json"
 EXAMPLE_SIGNATURE = "serving_tf_example"
@@ -32,24 +32,16 @@ def serving_input_names(schema):
 
     A name must be a signature input name and a Python keyword argument
     alike (`[A-Za-z][A-Za-z0-9_]*`), or TF renames the keyword argument
-    and the input has two names: every other character (`-`, space, `/`,
-    ...) becomes `_`, and a name not starting with a letter gets an `f`
-    in front. So column "educational-num" is served as `educational_num`,
-    "Class Name" as `Class_Name`, "1st" as `f1st`. Raises if two features
-    would get the same name.
+    and the input has two names (`mtrec.utils.names.serving_name`): every
+    other ASCII character (`-`, space, `/`, ...) becomes `_`, non-ASCII
+    letters lose their accents and other non-ASCII characters become their
+    code point, and a name not starting with a letter gets an `f` in front.
+    So column "educational-num" is served as `educational_num`, "Class
+    Name" as `Class_Name`, "1st" as `f1st`, "é" as `e`, "年龄" as
+    `u5e74u9f84`. Raises if two features would get the same name
+    (`MultiTaskModel` checks this when it is built, before training).
     """
-    names = {}
-    for spec in schema.features:
-        name = re.sub(r"[^A-Za-z0-9_]", "_", spec.name)
-        if not re.match(r"[A-Za-z]", name):
-            name = "f" + name
-        names[spec.name] = name
-    clashes = [n for n, count in Counter(names.values()).items() if count > 1]
-    if clashes:
-        raise ValueError(
-            f"Features {[f for f, n in names.items() if n in clashes]} all become the "
-            f"serving input {clashes[0]!r}; rename one of the columns.")
-    return names
+    return serving_names(schema.feature_names)
 
 
 def raw_input_signature(schema):
@@ -162,7 +154,9 @@ def write_saved_model(model, folder):
 
     def predict(features):
         outputs = model(features, training=False)
-        return {name: tf.identity(value, name=name) for name, value in outputs.items()}
+        # op names are scopes (ASCII); the output keys stay the task names
+        return {name: tf.identity(value, name=safe_name(name))
+                for name, value in outputs.items()}
 
     @tf.function(input_signature=[signature])
     def serve(features):
@@ -185,7 +179,12 @@ def write_saved_model(model, folder):
 def read_export_schema(path):
     """`(schema, serving_names)` from the `assets.extra/mtrec_schema.json`
     of an mtrec SavedModel (exports that predate `serving_names` get them
-    from `serving_input_names`)."""
+    from `serving_input_names`).
+
+    Raises:
+        ValueError: the file is missing, or exists but is not valid JSON or
+            not an mtrec schema (corrupt or truncated), with the reason.
+    """
     from mtrec.schema import Schema
 
     schema_file = Path(path) / "assets.extra" / SCHEMA_FILE
@@ -194,9 +193,48 @@ def read_export_schema(path):
             f"SavedModel {path} has no assets.extra/{SCHEMA_FILE}, so its input "
             f"columns are unknown; export it with mtrec.export.saved_model "
             f"(or `mtrec export MODEL.keras {path}`).")
-    data = json.loads(schema_file.read_text(encoding="utf-8"))
-    schema = Schema.from_dict(data)
+    corrupt = (f"{schema_file} exists but is not a valid mtrec schema (corrupt or "
+               f"truncated: {{}}); export the model again with `mtrec export`.")
+    try:
+        data = json.loads(schema_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(corrupt.format(error)) from None
+    if not isinstance(data, dict) or not {"features", "tasks"} <= set(data):
+        raise ValueError(corrupt.format("no 'features' and 'tasks' entries"))
+    try:
+        schema = Schema.from_dict(data)
+    except (TypeError, KeyError, AttributeError) as error:
+        raise ValueError(corrupt.format(f"{type(error).__name__}: {error}")) from None
     return schema, data.get("serving_names") or serving_input_names(schema)
+
+
+def load_saved_model(path):
+    """`tf.saved_model.load(path)`, with errors that say what is wrong with
+    the folder: not found, no or damaged `saved_model.pb`, missing or
+    damaged `variables/` (TF's own say "Cannot parse file", "Unsuccessful
+    TensorSliceReader constructor" or "Read less bytes than requested").
+
+    Raises:
+        ValueError: naming the folder, the file at fault and the fix.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise ValueError(f"SavedModel folder {path} not found (it does not exist).")
+    again = "export the model again (`mtrec export`)"
+    if not (path / "saved_model.pb").is_file():
+        raise ValueError(f"{path} is not a SavedModel: it has no saved_model.pb; {again}.")
+    index = path / "variables" / "variables.index"
+    if not index.is_file():
+        raise ValueError(
+            f"SavedModel {path} exists but is incomplete: {index.relative_to(path)} "
+            f"(the weights) is missing; {again}.")
+    try:
+        return tf.saved_model.load(str(path))
+    except Exception as error:   # TF raises OSError, IndexError, NotFoundError, ...
+        raise ValueError(
+            f"SavedModel {path} exists but is not valid (corrupt or truncated: "
+            f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}); "
+            f"{again}.") from error
 
 
 def is_serving_base(path):

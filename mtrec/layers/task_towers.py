@@ -5,6 +5,7 @@ from keras import ops
 
 from mtrec.layers.mlp import MLP, check_batch_norm
 from mtrec.schema.task_kinds import task_kind
+from mtrec.utils.names import safe_name
 
 
 @keras.saving.register_keras_serializable(package="mtrec.layers")
@@ -39,13 +40,13 @@ class TaskTowers(keras.layers.Layer):
         self.dropout = dropout
         self.batch_norm = check_batch_norm(batch_norm)
         self.towers = [MLP(self.tower_units, dropout=dropout, batch_norm=self.batch_norm,
-                           dtype=self.dtype_policy, name=f"tower_{t['name']}")
+                           dtype=self.dtype_policy, name=f"tower_{safe_name(t['name'])}")
                        for t in self.tasks]
         self._kinds = [task_kind(t["kind"]) for t in self.tasks]
         self.heads = [keras.layers.Dense(kind.head_units(t["num_classes"]),
                                          activation=kind.head_activation,
                                          dtype=self.dtype_policy,
-                                         name=f"head_{t['name']}")
+                                         name=f"head_{safe_name(t['name'])}")
                       for t, kind in zip(self.tasks, self._kinds)]
 
     def build(self, input_shape):

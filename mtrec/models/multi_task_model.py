@@ -10,7 +10,7 @@ from mtrec.layers.backbone import Backbone
 from mtrec.layers.feature_embedding import (
     FeatureEmbedding, initializer_config, modality_groups)
 from mtrec.layers.feature_preprocessing import (
-    FeaturePreprocessing, dummy_raw_batch, is_encoded)
+    FeaturePreprocessing, batch_size_message, dummy_raw_batch, is_encoded)
 from mtrec.layers.legacy_aliases import layout_0_1_0
 from mtrec.layers.mlp import check_batch_norm
 from mtrec.layers.modality_fusion import ModalityFusion
@@ -24,6 +24,7 @@ from mtrec.training.callbacks import LossWeightingLogger
 from mtrec.training.distribution import replica_share, undo_replica_share
 from mtrec.training.losses import TaskLoss
 from mtrec.training.metrics import default_metrics
+from mtrec.utils.names import safe_name, serving_names
 
 #: How the embedding's modality groups reach the backbone.
 FUSIONS = ("concat", "gated", "modality_experts")
@@ -41,7 +42,23 @@ def as_adapted_schema(schema):
         raise ValueError(
             "The schema has not learned its vocabularies and statistics; "
             "call schema.adapt(train_df) before building a model.")
+    # Every feature must have its own serving name (the export's signature
+    # inputs): refused here, before training, not at export.
+    serving_names(schema.feature_names)
     return schema
+
+
+def check_row_counts(*dicts):
+    """Raise, naming each array's length, when the `{name: array}` dicts
+    given (features, labels) do not all have the same number of rows;
+    anything else (datasets, DataFrames, None) is skipped."""
+    sizes = {}
+    for values in dicts:
+        if isinstance(values, dict):
+            sizes.update({name: int(np.shape(v)[0]) for name, v in values.items()
+                          if np.ndim(v) > 0 and not isinstance(v, tf.data.Dataset)})
+    if len(set(sizes.values())) > 1:
+        raise ValueError(batch_size_message(sizes))
 
 
 class MultiTaskModel(keras.Model):
@@ -315,7 +332,7 @@ class MultiTaskModel(keras.Model):
         # task's loss is computed once per step.
         default_loss = loss is None
         if default_loss:
-            loss = {t.name: TaskLoss(t.kind, name=f"{t.name}_loss") for t in tasks
+            loss = {t.name: TaskLoss(t.kind, name=f"{safe_name(t.name)}_loss") for t in tasks
                     if t.name not in self.untrained_tasks}
         if metrics is None:
             metrics = {t.name: default_metrics(t.kind) for t in tasks}
@@ -482,6 +499,7 @@ class MultiTaskModel(keras.Model):
     def fit(self, x=None, y=None, **kwargs):
         # A DataFrame (labels = its task columns) becomes from_pandas batches.
         x, y, kwargs = dataframe_arguments(self.schema, x, y, kwargs, "fit")
+        check_row_counts(x, y)
         # Raw-column datasets: lookups in tf.data, ahead of the step.
         x = encoded_in_pipeline(self, x)
         validation = kwargs.get("validation_data")
@@ -509,6 +527,7 @@ class MultiTaskModel(keras.Model):
             x, y, kwargs = dataframe_arguments(self.schema, x, y,
                                                {"batch_size": batch_size, **kwargs},
                                                "evaluate")
+            check_row_counts(x, y)
             x = encoded_in_pipeline(self, x)
             self._plan_xla({"test": xla.plan_inference(self._requested_jit(), self, x, "test")})
         else:
@@ -518,10 +537,21 @@ class MultiTaskModel(keras.Model):
     def predict(self, x, batch_size=None, **kwargs):
         x, _, kwargs = dataframe_arguments(self.schema, x, None,
                                            {"batch_size": batch_size, **kwargs}, "predict")
+        check_row_counts(x)
         x = encoded_in_pipeline(self, x)
         self._plan_xla({"predict": xla.plan_inference(self._requested_jit(), self, x,
                                                       "predict")})
         return super().predict(x, **kwargs)
+
+    def predict_on_batch(self, x):
+        check_row_counts(x)
+        try:
+            return super().predict_on_batch(x)
+        except (TypeError, ValueError) as error:
+            # Keras converts the arrays first and names none ("Failed to
+            # convert a NumPy array to a Tensor (Unsupported object type
+            # NoneType)"): find the column, on the error path only.
+            raise unconvertible_input(x) or error
 
     def get_config(self):
         return {**super().get_config(), "schema": self.schema.to_dict(),
@@ -546,6 +576,23 @@ class MultiTaskModel(keras.Model):
         if format_version < FORMAT_VERSION:
             backbone_class = layout_0_1_0(backbone_class, modalities)
         return backbone_class(*args, modalities=modalities, **kwargs)
+
+
+def unconvertible_input(x):
+    """A ValueError naming the first input of the dict `x` that is not a
+    tensor's worth of values (None or mixed types in an object array), or
+    None when each converts."""
+    if not isinstance(x, dict):
+        return None
+    for name, values in x.items():
+        try:
+            tf.convert_to_tensor(values)
+        except (TypeError, ValueError) as error:
+            return ValueError(
+                f"Input '{name}' cannot be read as a tensor ({error}); missing values "
+                f"are '' for strings, NaN for numbers and -1 for integer ids "
+                f"(Schema.raw_features converts a DataFrame).")
+    return None
 
 
 def check_fusion(fusion):
