@@ -311,11 +311,30 @@ class Schema:
 
     @classmethod
     def from_json(cls, text_or_path):
-        text = str(text_or_path)
+        """A schema from `to_json`'s text, or from the file at that path.
+
+        Raises:
+            ValueError: the text or file is not a schema (truncated or
+                malformed JSON, a feature or task missing a field), naming
+                the file and what is wrong.
+        """
+        text, source = str(text_or_path), "schema JSON"
         if not text.lstrip().startswith("{"):
+            source = text
             with open(text, encoding="utf-8") as f:
                 text = f.read()
-        return cls.from_dict(json.loads(text))
+        try:
+            config = json.loads(text)
+        except ValueError as error:
+            raise ValueError(f"{source} is not valid JSON (corrupt or truncated: "
+                             f"{error}); write it again with Schema.to_json, or "
+                             f"re-train.") from None
+        try:
+            return cls.from_dict(config)
+        except (KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"{source} is not an mtrec schema ({type(error).__name__}: "
+                             f"{error}); it needs 'features' and 'tasks' as "
+                             f"Schema.to_json writes them.") from None
 
     def __eq__(self, other):
         return isinstance(other, Schema) and self.to_dict() == other.to_dict()
