@@ -854,8 +854,8 @@ def main(argv=None):
     record = {
         "benchmark": "scale",
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python benchmarks/scale.py " + " ".join(
-            shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)),
+        "command": ("python benchmarks/scale.py " + " ".join(
+            shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))).strip(),
         "quick": args.quick,
         "git": git_state(),
         "versions": versions,
@@ -880,7 +880,10 @@ def main(argv=None):
     print()
     print(table_text(record))
     print(f"\nwrote {output}")
-    if args.report:
+    if args.report and args.quick:
+        print("--report: a quick record is not reported (RESULTS.md shows "
+              f"{RESULT.relative_to(ROOT)}); left as it is.")
+    elif args.report:
         sys.path.insert(0, str(HERE))
         import report  # benchmarks/report.py
 
