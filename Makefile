@@ -86,7 +86,7 @@ bench-peers: venv
 # x10 as Parquet shards (cached in runs/scale/cache/); infer+adapt seconds
 # per million rows. Writes benchmarks/results/scale.json and the Scale
 # section of benchmarks/RESULTS.md: 15m40s on 2 shared cores (load ~4).
-# SCALE_ARGS=--quick for a smoke run (record in runs/scale/scale-quick.json),
+# SCALE_ARGS=--quick for a smoke run (3m35s; record in runs/scale/scale-quick.json),
 # --with-100x for the x100 table (~20 M rows) too.
 SCALE_ARGS ?=
 .PHONY: bench-scale
