@@ -631,14 +631,16 @@ def scale_section(path):
                          "MirroredStrategy holds only `/cpu:0`; it shows the strategy's "
                          "cost, not a speed-up.")
         if training.get("overhead_ms_per_step") is not None:
+            gain = (training["cases"].get("2 workers") or {}).get("ratio_to_1_process")
             notes.append(
                 f"Overhead per step of 2 workers, step(2 workers) - step(1 process at the "
                 f"same batch per replica): {training['overhead_ms_per_step']:.1f} ms "
                 f"({_num(training['overhead_fraction'], '.0%')} of that step). It holds the "
                 f"gradient all-reduce over loopback and the wait between the workers, but "
-                f"also the two processes sharing the same {m.get('cpu_affinity')} cores: "
-                f"an upper bound on communication proper. No gain is expected from 2 "
-                f"workers on 2 cores, and none was seen.")
+                f"also the two processes sharing the same {m.get('cpu_affinity')} cores: an "
+                f"upper bound on communication proper. No gain is expected from 2 workers "
+                f"on 2 cores"
+                + ("; none was seen." if gain is not None and gain <= 1 else "."))
         base, two = training["cases"].get("1 process"), training["cases"].get("2 workers")
         if base and two:
             workers = [mb for role, mb in two["peak_rss_mb"].items()

@@ -39,6 +39,12 @@ allocations:
    workers (49,881 rows, forward only, counted in `train_seconds` of both;
    it makes the estimate slightly low). On 2 cores the contention is most of
    it; the figure is an upper bound on the cost of communication proper.
+   XLA is not in it at the default length: the runner never compiles
+   under a strategy (`jit_compile=False`), and `jit_compile="auto"` compiles
+   a single process's step only for fits of >= 1000 steps
+   (`mtrec/training/xla.py`), which 2 epochs (390 steps at 1024, 780 at
+   512) are not; with `--epochs 3` or more the single-process cases would
+   be compiled and the gaps would include XLA's speed-up.
    Expect no gain from 2 workers on 2 cores: both processes share the cores
    one process already used.
 
