@@ -78,3 +78,18 @@ PEERS_ARGS ?=
 
 bench-peers: venv
 	time $(PY) benchmarks/peers/run.py $(PEERS_ARGS) --report
+
+# Scale on this host (issue 14), benchmarks/scale.py: Census-Income group 1
+# training examples/s through `mtrec train` with 1 process, mirrored and
+# --local-workers 2 (same global batch), the 2-worker overhead per step and
+# peak RSS per process; peak RSS of from_files streaming over Census x1 and
+# x10 as Parquet shards (cached in runs/scale/cache/); infer+adapt seconds
+# per million rows. Writes benchmarks/results/scale.json and the Scale
+# section of benchmarks/RESULTS.md: 15m40s on 2 shared cores (load ~4).
+# SCALE_ARGS=--quick for a smoke run (3m35s; record in runs/scale/scale-quick.json),
+# --with-100x for the x100 table (~20 M rows) too.
+SCALE_ARGS ?=
+.PHONY: bench-scale
+
+bench-scale: venv
+	time $(PY) benchmarks/scale.py $(SCALE_ARGS) --report

@@ -495,6 +495,7 @@ def write_report(results_dir, out, figures_dir, suites_dir=None):
         else:
             lines += table_section(suite, record)
     lines += peers_section(results_dir / "peers.json")
+    lines += scale_section(results_dir / "scale.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return out
@@ -581,6 +582,121 @@ def peers_section(path):
     lines += [f"- {item}" for item in record.get("differences",
                                                  peers_table.CONFIG_DIFFERENCES)]
     return lines + [""]
+
+
+def _num(value, spec=",.0f"):
+    return "—" if value is None else format(value, spec)
+
+
+def scale_section(path):
+    """Training examples/s by strategy, streaming memory as rows grow and
+    adapt time, from benchmarks/results/scale.json (benchmarks/scale.py)."""
+    lines = ["\n## Scale: strategies, streaming memory, adapt time (Census-Income group 1)\n"]
+    if not Path(path).is_file():
+        return lines + ["Not run yet: `make bench-scale`.\n"]
+    record = records.read_record(path)
+    m, s = record["machine"], record["settings"]
+    training, streaming, adapt = (record["training"]["summary"],
+                                  record["streaming"]["summary"], record["adapt"])
+    commit = (record.get("git") or {}).get("commit") or "unknown"
+    lines.append(
+        f"Command: `make bench-scale` (`{record['command'].strip()}`"
+        f"{', quick smoke run' if record.get('quick') else ''}), "
+        f"{_hms(record.get('wall_seconds'))} on {m['cpu_model']}, {m['cpu_count']} cores "
+        f"(affinity {m.get('cpu_affinity')}), shared with other work (load average "
+        f"{m.get('load_average')} at the start), so the timings are noisy; commit "
+        f"{commit[:10]}{' (dirty tree)' if (record.get('git') or {}).get('dirty') else ''}. "
+        f"Every figure from a fresh process; medians of {s['repeats']} training and "
+        f"{s['stream_repeats']} streaming repeat(s). Method and caveats: the docstring of "
+        f"`benchmarks/scale.py`.\n")
+    if training["cases"]:
+        lines.append(f"**Training** through `mtrec train` (MMoE 8 x [16], {s['epochs']} "
+                     f"epoch(s) of {s['train_rows']:,} rows, no early stopping; examples/s = "
+                     f"rows x epochs / `train_seconds`, which includes the first epoch's "
+                     f"tracing and each epoch's validation pass):\n")
+        lines.append("| case | strategy | replicas | batch per replica | global batch | "
+                     "examples/s | x 1 process | step ms | peak RSS per process (MB) |")
+        lines.append("|---|---|---:|---:|---:|---:|---:|---:|---|")
+        for case, c in training["cases"].items():
+            rss = ", ".join(f"{role} {_num(mb)}" for role, mb in c["peak_rss_mb"].items())
+            lines.append(f"| {case} | {c['strategy']} | {c['replicas']} | "
+                         f"{c['batch_per_replica']:,} | {c['global_batch']:,} | "
+                         f"{_num(c['examples_per_second'])} | "
+                         f"{_num(c['ratio_to_1_process'], '.2f')} | {c['step_ms']:.1f} | "
+                         f"{rss} |")
+        notes = []
+        mirrored = training["cases"].get("mirrored")
+        if mirrored and mirrored["replicas"] == 1:
+            notes.append("`mirrored` had 1 replica: this host has no GPU, so "
+                         "MirroredStrategy holds only `/cpu:0`; it shows the strategy's "
+                         "cost, not a speed-up.")
+        if training.get("overhead_ms_per_step") is not None:
+            gain = (training["cases"].get("2 workers") or {}).get("ratio_to_1_process")
+            notes.append(
+                f"Overhead per step of 2 workers, step(2 workers) - step(1 process at the "
+                f"same batch per replica): {training['overhead_ms_per_step']:.1f} ms "
+                f"({_num(training['overhead_fraction'], '.0%')} of that step). It holds the "
+                f"gradient all-reduce over loopback and the wait between the workers, but "
+                f"also the two processes sharing the same {m.get('cpu_affinity')} cores: an "
+                f"upper bound on communication proper. No gain is expected from 2 workers "
+                f"on 2 cores"
+                + ("; none was seen." if gain is not None and gain <= 1 else "."))
+        base, two = training["cases"].get("1 process"), training["cases"].get("2 workers")
+        if base and two:
+            workers = [mb for role, mb in two["peak_rss_mb"].items()
+                       if role.startswith("worker") and mb is not None]
+            single = base["peak_rss_mb"].get("process")
+            notes.append(
+                f"In short: 2 workers on these {m.get('cpu_affinity')} cores train at "
+                f"{_num(two['ratio_to_1_process'], '.2f')}x the examples/s of one process at "
+                f"the same global batch; each worker peaked at "
+                f"{' and '.join(_num(mb) for mb in workers)} MB against {_num(single)} MB "
+                f"for the single process, and the launcher holds "
+                f"{_num(two['peak_rss_mb'].get('launcher'))} MB more.")
+        for note in notes:
+            lines += ["", note]
+        lines.append("")
+    lines.append(f"**Streaming memory** (`mtrec.data.shards.from_files`, batch "
+                 f"{s['stream_batch_size']:,}, chunks of {s['chunk_rows']:,} rows, shuffle "
+                 f"buffer {s['shuffle_buffer']:,}; schema adapted on the first "
+                 f"{s['sample_rows']:,} rows) over Census x k: the train rows repeated k "
+                 f"times with noise, {s['num_shards']} Parquet shards (`write_shards`):\n")
+    lines.append("| k | reader | rows | rows/s | peak RSS (MB) | RSS before streaming (MB) | "
+                 "streaming adds (MB) |")
+    lines.append("|---:|---|---:|---:|---:|---:|---:|")
+    for c in streaming["cases"]:
+        lines.append(f"| {c['k']} | {c['reader']} | {c['rows']:,} | "
+                     f"{_num(c['rows_per_second'])} | {_num(c['peak_rss_mb'])} | "
+                     f"{_num(c['rss_before_stream_mb'])} | {_num(c.get('stream_adds_mb'))} |")
+    ratios = [f"{reader}, x{item['k']} / x1: peak RSS {_num(item['peak'], '.2f')}, what "
+              f"streaming adds {_num(item.get('stream_adds'), '.2f')} (rows "
+              f"x{_num(item['rows_ratio'], '.0f')})"
+              for reader, items in streaming["rss_ratio"].items() for item in items]
+    if ratios:
+        lines.append("\nRSS ratios: " + "; ".join(ratios) + ".\n")
+    one = {c["k"]: c for c in streaming["cases"] if c["reader"] == "1 worker"}
+    if 1 in one and len(one) > 1:
+        top = one[max(one)]
+        growth = top["rows"] / one[1]["rows"]
+        lines.append(
+            f"In short, for one worker: {growth:.0f}x the rows, "
+            f"{_num(top['peak_rss_mb'] - one[1]['peak_rss_mb'], '+,.0f')} MB of peak RSS "
+            f"({_num(ratio_or_none(top['peak_rss_mb'], one[1]['peak_rss_mb']), '.2f')}x); "
+            f"what streaming adds above the RSS before it went from "
+            f"{_num(one[1].get('stream_adds_mb'))} to {_num(top.get('stream_adds_mb'))} MB "
+            f"({_num(ratio_or_none(top.get('stream_adds_mb'), one[1].get('stream_adds_mb')), '.2f')}x), "
+            f"far below the {growth:.0f}x of the rows.\n")
+    lines.append(f"**Adapt time**: `Schema.infer` + `Schema.adapt` on {adapt['rows']:,} rows "
+                 f"of the x{adapt['table_k']} table: {adapt['seconds_per_million']:.1f} s per "
+                 f"million rows (infer {adapt['infer_seconds_per_million']:.1f} s, adapt "
+                 f"{adapt['adapt_seconds_per_million']:.1f} s); the frame held "
+                 f"{_num(adapt['frame_mb'])} MB, the process peaked at "
+                 f"{_num(adapt['peak_rss_mb'])} MB.\n")
+    return lines
+
+
+def ratio_or_none(value, baseline):
+    return None if value is None or not baseline else value / baseline
 
 
 def _display(path):
