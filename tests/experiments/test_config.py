@@ -311,7 +311,8 @@ def test_resolved_config_round_trips(tmp_path):
     assert again == config
     assert again.to_dict()["schema"]["features"]["x1"] == {"kind": "numeric",
                                                            "log1p": False,
-                                                           "modality": "tabular"}
+                                                           "modality": "tabular",
+                                                           "clip": False}
 
 
 # --------------------------------------------------------------------------

@@ -155,3 +155,45 @@ def test_two_local_workers_match_one_process(tmp_path, capsys):
     for task in ("click", "like"):
         assert two["metrics"]["test"][task]["auc"] == pytest.approx(
             one["metrics"]["test"][task]["auc"], abs=0.02)
+
+
+@pytest.mark.slow
+def test_killed_local_workers_resume_from_the_chiefs_checkpoint(tmp_path):
+    """SIGKILL of the launcher and both workers after epoch 1's checkpoint;
+    the same command resumes both workers from the chief's checkpoint (the
+    record says so) and finishes with a whole run folder."""
+    import signal
+    import time
+
+    config = {
+        "dataset": {"name": "synthetic_tiny", "args": {"rows": 2000, "seed": 1}},
+        "model": {"name": "MMoE", "args": {"num_experts": 2, "expert_units": [8],
+                                           "tower_units": [4]}},
+        "training": {"epochs": 3, "batch_size": 128, "learning_rate": 0.01, "seed": 2,
+                     "early_stopping": None, "tensorboard": False},
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "mtrec.cli", "train", str(path), "--local-workers",
+               "2", "--output", str(out)]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    checkpoints = out.with_name("run.work") / "checkpoints"
+    deadline = time.monotonic() + 240
+    try:
+        while not any(checkpoints.glob("epoch-0001-*")) and time.monotonic() < deadline:
+            assert child.poll() is None, "the run ended before its first checkpoint"
+            time.sleep(0.2)
+        assert any(checkpoints.glob("epoch-0001-*")), "no checkpoint within 240 s"
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)      # the launcher and both workers
+        child.wait()
+    assert not out.exists()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "[worker 1] Resuming from" in done.stdout and "\nResuming from" in done.stdout
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["resumed_from"]["epoch"] >= 1 and record["epochs_run"] == 3
+    assert not out.with_name("run.work").exists()
