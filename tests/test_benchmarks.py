@@ -157,6 +157,7 @@ def test_unknown_suite_names_the_closest(capsys):
 TINY = ["training.epochs=1", "dataset.args.num_samples=1500", "dataset.args.dim=8"]
 
 
+@pytest.mark.slow  # 40 s: trains the census tuning grid (make test-slow; bench-smoke runs it too)
 def test_tuning_picks_on_validation_and_reuses_the_tuning_run(tmp_path):
     """A suite with a grid: every grid value trains at the first seed, the best
     validation score wins per model, the first seed's run is the tuning run,
@@ -232,6 +233,7 @@ def test_smoke_suite_writes_record_report_and_figures(smoke):
 
 
 @needs_bench_data
+@pytest.mark.slow  # the data smoke suites take 75 s (make test-slow; make bench-smoke)
 def test_smoke_of_the_data_suites_tunes_census_and_passes_the_baselines(smoke_data):
     out, status = smoke_data
     assert status == 0  # every smoke baseline check passed
@@ -256,6 +258,7 @@ def test_smoke_of_the_data_suites_tunes_census_and_passes_the_baselines(smoke_da
 
 
 @needs_bench_data
+@pytest.mark.slow  # shares the data smoke suites' 75 s fixture
 def test_check_baseline_of_a_table_suite_fails_on_a_doctored_record(smoke_data, tmp_path,
                                                                      capsys):
     out, _ = smoke_data

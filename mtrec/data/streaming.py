@@ -29,7 +29,6 @@ model.fit(train, epochs=1)
 
 from __future__ import annotations
 
-import glob
 import itertools
 import queue
 import threading
@@ -307,28 +306,10 @@ def schema_sample(paths, rows=100_000, schema=None, labels=True, **read_csv_kwar
 # helpers
 # --------------------------------------------------------------------------
 def _expand(paths, caller):
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    try:
-        items = list(paths)
-    except TypeError:
-        raise ValueError(f"{caller} takes a path, a glob pattern or a list of them, "
-                         f"got {type(paths).__name__}.") from None
-    files = []
-    for item in items:
-        text = str(item)
-        if any(c in text for c in "*?["):
-            matched = sorted(glob.glob(text))
-            if not matched:
-                raise FileNotFoundError(f"{caller}: no file matches the pattern {text!r}.")
-            files.extend(Path(m) for m in matched)
-        else:
-            if not Path(text).is_file():
-                raise FileNotFoundError(f"{caller}: no such file: {text}.")
-            files.append(Path(text))
-    if not files:
-        raise ValueError(f"{caller}: no files given.")
-    return files
+    # One expansion of paths, globs and folders for every reader (a local
+    # import: mtrec.data.shards builds on this module).
+    from mtrec.data.shards import expand_shards
+    return expand_shards(paths, caller)
 
 
 def _check_positive(name, value):
