@@ -239,7 +239,9 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
     with checkpoints.interrupt_saves_checkpoint(saver):
         while True:
             if checkpoint is not None:
-                saver.resume_from(checkpoint, checkpoint.restore(model, early_stopping=stopper))
+                with strategy.scope():  # restoring builds the optimizer's variables
+                    restored = checkpoint.restore(model, early_stopping=stopper)
+                saver.resume_from(checkpoint, restored)
                 guard.step_offset = checkpoint.step
             epoch, step = (checkpoint.epoch, checkpoint.step) if checkpoint else (0, 0)
             # An early-stopped or complete run (killed while writing) trains no more.
