@@ -1,8 +1,12 @@
 """Plain helpers shared by test modules (importable as `helpers`: setup.cfg
 puts tests/ on pytest's pythonpath; fixtures stay in the conftest files)."""
 
+import importlib.util
 import signal
+import sys
 import time
+
+import numpy as np
 
 import pandas as pd
 import pytest
@@ -77,3 +81,28 @@ def kill_when_ready(child, timeout=180):
         child.kill()
         child.wait()
     return child.returncode
+
+
+def batches(dataset):
+    """Every element of a tf.data dataset, as NumPy."""
+    return list(dataset.as_numpy_iterator())
+
+
+def assert_same_batches(got, expected):
+    """Two lists of `(features, labels)` batches hold the same arrays."""
+    assert len(got) == len(expected)
+    for (f1, l1), (f2, l2) in zip(got, expected):
+        assert set(f1) == set(f2) and set(l1) == set(l2)
+        for key in f1:
+            np.testing.assert_array_equal(f1[key], f2[key])
+        for key in l1:
+            np.testing.assert_array_equal(l1[key], l2[key])
+
+
+def load_module(name, path):
+    """Import the Python file `path` as module `name` (benchmark scripts)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -3,7 +3,6 @@ the encoded-data cache and its checksums, the job schedule, the table's
 arithmetic, the report section, and the mtrec runner end to end on a few
 hundred Census rows (in a subprocess, as run.py starts it)."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,25 +11,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import load_module
 
 ROOT = Path(__file__).resolve().parents[2]
 PEERS = ROOT / "benchmarks" / "peers"
 
 
-def _load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 # The peers scripts import each other by plain name (as when run as scripts).
 sys.path.insert(0, str(PEERS))
-protocol = _load("protocol", PEERS / "protocol.py")
-prepare = _load("prepare", PEERS / "prepare.py")
-table = _load("table", PEERS / "table.py")
-peers_run = _load("peers_run", PEERS / "run.py")
+protocol = load_module("protocol", PEERS / "protocol.py")
+prepare = load_module("prepare", PEERS / "prepare.py")
+table = load_module("table", PEERS / "table.py")
+peers_run = load_module("peers_run", PEERS / "run.py")
 
 
 def _fake_arrays(rows=20, seed=0):
@@ -156,7 +148,7 @@ def test_goal_is_met_within_the_auc_margin():
 
 
 def test_report_has_a_peers_section(tmp_path):
-    report = _load("report", ROOT / "benchmarks" / "report.py")
+    report = load_module("report", ROOT / "benchmarks" / "report.py")
     assert report.peers_section(tmp_path / "peers.json")[-1] == \
         "Not run yet: `make bench-peers`.\n"
     record = {"command": "python benchmarks/peers/run.py --smoke", "smoke": True,

@@ -3,7 +3,6 @@ assertions: the Census x k table (noise, shuffling, shards, reuse), the
 /proc parsing and the peak-RSS roles, the streaming and training records
 and their ratios, the printed table and the RESULTS.md section."""
 
-import importlib.util
 import json
 import os
 import sys
@@ -12,20 +11,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import load_module
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 sys.path.insert(0, str(ROOT / "benchmarks"))
-scale = _load("scale", ROOT / "benchmarks" / "scale.py")
+scale = load_module("scale", ROOT / "benchmarks" / "scale.py")
 
 
 def _frame(rows=40, seed=0):
@@ -202,7 +194,7 @@ def test_table_text_names_the_machine_and_the_ratios():
 
 
 def test_report_scale_section(tmp_path):
-    report = _load("report", ROOT / "benchmarks" / "report.py")
+    report = load_module("report", ROOT / "benchmarks" / "report.py")
     assert report.scale_section(tmp_path / "missing.json")[-1].startswith("Not run yet")
     path = tmp_path / "scale.json"
     path.write_text(json.dumps(_record()))

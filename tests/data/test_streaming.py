@@ -9,23 +9,10 @@ import pytest
 import mtrec
 from mtrec.data import from_pandas, streaming
 from mtrec.layers.feature_preprocessing import FeaturePreprocessing
+from helpers import assert_same_batches, batches
 
 TASKS = {"click": "binary", "spend": "regression", "grade": "multiclass"}
 ROWS = 230
-
-
-def batches(dataset):
-    return list(dataset.as_numpy_iterator())
-
-
-def assert_same_batches(got, expected):
-    assert len(got) == len(expected)
-    for (f1, l1), (f2, l2) in zip(got, expected):
-        assert set(f1) == set(f2) and set(l1) == set(l2)
-        for key in f1:
-            np.testing.assert_array_equal(f1[key], f2[key])
-        for key in l1:
-            np.testing.assert_array_equal(l1[key], l2[key])
 
 
 @pytest.fixture(scope="module")

@@ -9,22 +9,9 @@ import tensorflow as tf
 import mtrec
 from mtrec.data import from_pandas, streaming, tfrecord
 from mtrec.data.shard_writer import write_shards
+from helpers import assert_same_batches, batches
 
 ROWS = 300
-
-
-def batches(dataset):
-    return list(dataset.as_numpy_iterator())
-
-
-def assert_same_batches(got, expected):
-    assert len(got) == len(expected)
-    for (f1, l1), (f2, l2) in zip(got, expected):
-        assert set(f1) == set(f2) and set(l1) == set(l2)
-        for key in f1:
-            np.testing.assert_array_equal(f1[key], f2[key])
-        for key in l1:
-            np.testing.assert_array_equal(l1[key], l2[key])
 
 
 def example(**features):
