@@ -309,6 +309,7 @@ def test_evaluate_and_predict_on_a_dataframe_equal_the_dataset_calls(table, smal
         np.testing.assert_allclose(predicted[name], value, rtol=1e-6)
 
 
+@pytest.mark.slow  # three fits (~23 s); make test-slow
 def test_fit_on_a_dataframe_repeats_under_keras_seed_and_honours_shuffle(table, schema):
     import keras
     import mtrec

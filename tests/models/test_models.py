@@ -200,6 +200,7 @@ def moving_statistics(layer):
             if w.name in ("moving_mean", "moving_variance")}
 
 
+@pytest.mark.slow  # batch norm: its fixture trains every model again (~50 s); make test-slow
 @pytest.mark.parametrize("name", list(MODELS))
 def test_batch_norm_is_in_backbone_and_towers_only_when_asked(schema, trained_with_batch_norm,
                                                               name):
@@ -213,6 +214,7 @@ def test_batch_norm_is_in_backbone_and_towers_only_when_asked(schema, trained_wi
     assert not moving_statistics(plain)
 
 
+@pytest.mark.slow  # batch norm: its fixture trains every model again (~50 s); make test-slow
 @pytest.mark.parametrize("name", list(MODELS))
 def test_fit_updates_the_moving_statistics(trained_with_batch_norm, name):
     statistics = moving_statistics(trained_with_batch_norm[name])
@@ -224,6 +226,7 @@ def test_fit_updates_the_moving_statistics(trained_with_batch_norm, name):
     assert all(np.any(v != 1.0) for v in variances)
 
 
+@pytest.mark.slow  # batch norm: its fixture trains every model again (~50 s); make test-slow
 @pytest.mark.parametrize("name", list(MODELS))
 def test_batch_norm_uses_batch_statistics_in_training_only(schema, table, name):
     keras.utils.set_random_seed(0)
@@ -236,6 +239,7 @@ def test_batch_norm_uses_batch_statistics_in_training_only(schema, table, name):
     assert not np.allclose(np.asarray(training["spend"]), np.asarray(inference["spend"]))
 
 
+@pytest.mark.slow  # batch norm: its fixture trains every model again (~50 s); make test-slow
 @pytest.mark.parametrize("name", list(MODELS))
 def test_batch_norm_config_and_keras_file_round_trips(trained_with_batch_norm, table,
                                                       schema, tmp_path, name):
@@ -260,6 +264,7 @@ def test_batch_norm_config_and_keras_file_round_trips(trained_with_batch_norm, t
         np.testing.assert_array_equal(b[task], a[task])
 
 
+@pytest.mark.slow  # batch norm: its fixture trains every model again (~50 s); make test-slow
 def test_batch_norm_saved_model_parity_in_fresh_process(trained_with_batch_norm, table,
                                                         schema, tmp_path):
     model = trained_with_batch_norm["MMoE"]

@@ -61,6 +61,7 @@ def test_pipeline_encoding_keeps_element_structure(table, schema):
     assert encoded_in_pipeline(model, features) is features
 
 
+@pytest.mark.slow  # an XLA compile of the raw graph (~27 s); make test-slow
 def test_raw_dataset_compiles_under_jit(table, schema):
     model = make_model(schema)
     model.compile(jit_compile=True)

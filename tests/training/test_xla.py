@@ -97,7 +97,7 @@ def test_compiled_funnel_heads(cls):
 
 @pytest.mark.parametrize("weighting", [pytest.param("uncertainty", marks=pytest.mark.slow),
                                        pytest.param("dwa", marks=pytest.mark.slow),
-                                       "gradnorm",
+                                       pytest.param("gradnorm", marks=pytest.mark.slow),
                                        pytest.param("pcgrad", marks=pytest.mark.slow)])
 def test_compiled_step_with_loss_weighting(table, schema, weighting):
     batch = encoded_batch(table, schema)
