@@ -187,7 +187,8 @@ def cmd_evaluate(args):
     config = load_config(config_path, args.overrides)
     model = runner.load_model(args.model)
     report, data = runner.evaluate_run(model, config)
-    print(f"Test set of {config.dataset.label} ({len(data.test)} rows), "
+    rows = data.rows("test") if hasattr(data, "rows") else len(data.test)
+    print(f"Test set of {config.dataset.label} ({rows} rows), "
           f"{type(model).__name__} from {args.model}:")
     print(format_table(report))
     return 0

@@ -37,8 +37,8 @@ import numpy as np
 
 from mtrec.data import streaming
 
-__all__ = ["FORMAT_SUFFIXES", "WorkerShards", "expand_shards", "file_format", "from_files",
-           "sharded_frames", "worker_shards"]
+__all__ = ["FORMAT_SUFFIXES", "WorkerShards", "expand_shards", "file_format", "frame_reader",
+           "from_files", "sharded_frames", "worker_shards"]
 
 #: File name endings of each format (matched case-insensitively).
 FORMAT_SUFFIXES = {
@@ -261,6 +261,37 @@ def from_files(paths, schema, format=None, num_workers=1, worker_index=0, **kwar
     return streaming.from_frames(
         lambda: sharded_frames(files, read_frames, num_workers, worker_index),
         schema, **stream)
+
+
+def frame_reader(files, schema, format, labels=True, chunk_rows=100_000, read_options=None):
+    """`path -> DataFrame chunks` reading the schema's columns of one file of
+    `files` as the training stream of that format reads them (same columns,
+    same dtypes), for a pass over the rows in pandas: the streaming adapt
+    (`mtrec.schema.streaming_adapt`), counting rows. Columns and headers
+    are checked now, for every file.
+
+    Args:
+        files: list of paths (`expand_shards`), all of `format`.
+        schema: `mtrec.Schema` (adapted or not: only its columns are used).
+        format: `"csv"`, `"parquet"` or `"tfrecord"`.
+        labels: bool. Also read the label and mask columns.
+        chunk_rows: int. Rows per chunk.
+        read_options: dict of `pandas.read_csv` options (CSV) or
+            `{"compression": ...}` (TFRecord).
+    """
+    streaming._check_positive("chunk_rows", chunk_rows)
+    options = dict(read_options or {})
+    if format == "csv":
+        return _csv_reader(files, schema, labels, chunk_rows, options)
+    if format == "parquet":
+        return _parquet_reader(files, schema, labels, chunk_rows)
+    from mtrec.data.tfrecord import _list_columns, tfrecord_frames
+
+    columns = streaming._needed_columns(schema, labels)
+    lists = _list_columns(schema)
+    return lambda path: tfrecord_frames(path, chunk_rows, columns=columns,
+                                        compression=options.get("compression"),
+                                        list_columns=lists)
 
 
 # --------------------------------------------------------------------------

@@ -50,7 +50,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError,
-                      create_model, model_validator)
+                      create_model, field_validator, model_validator)
 
 from mtrec.schema import FEATURE_KINDS, Schema, TaskSpec
 from mtrec.utils.suggestions import closest as _closest
@@ -150,6 +150,15 @@ class SplitConfig(_Strict):
         return SplitRule(**self.model_dump())
 
 
+class StreamConfig(_Strict):
+    """`dataset.stream`: read the files as streams instead of loading them
+    (`mtrec.data.streamed_splits`); `stream: true` takes these defaults."""
+
+    chunk_rows: int = Field(default=100_000, ge=1)
+    shuffle_buffer: int = Field(default=100_000, ge=0)
+    sample_rows: int = Field(default=100_000, ge=1)
+
+
 class TaskConfig(_Strict):
     """A task of `dataset.tasks` given as a mapping (`mtrec.TaskSpec`'s
     fields); a plain string is its kind."""
@@ -178,6 +187,14 @@ class DatasetConfig(_Strict):
     format: Optional[Literal["csv", "parquet", "tfrecord"]] = None
     read_options: dict[str, Any] = Field(default_factory=dict)
     description: Optional[str] = None
+    stream: Optional[Union[bool, StreamConfig]] = None
+
+    @field_validator("stream", mode="after")
+    @classmethod
+    def _stream_defaults(cls, value):
+        if value is True:
+            return StreamConfig()
+        return None if value is False else value
 
     @model_validator(mode="after")
     def _name_or_files(self):
@@ -186,7 +203,7 @@ class DatasetConfig(_Strict):
                 "give either name (a registered dataset, with args) or files (your "
                 "own CSV/Parquet files, with tasks), not both and not neither")
         if self.name is not None:
-            extra = [key for key in ("split", "tasks", "format", "description")
+            extra = [key for key in ("split", "tasks", "format", "description", "stream")
                      if getattr(self, key) is not None]
             if self.read_options:
                 extra.append("read_options")
@@ -200,6 +217,14 @@ class DatasetConfig(_Strict):
             if not self.tasks:
                 raise ValueError("files need tasks: the label columns to predict, "
                                  "e.g. tasks: {click: binary, spend: regression}")
+        if self.stream is not None:
+            given = self.split_files() if self.files is not None else {}
+            if self.split is not None or set(given) != {"train", "valid", "test"}:
+                raise ValueError(
+                    "stream reads train, valid and test as files, each in one pass; "
+                    "give all three under files: {train: ..., valid: ..., test: ...} "
+                    "and no split rule (cut one table into split files first, e.g. "
+                    "with mtrec data shard or pandas)")
         return self
 
     @property
@@ -239,11 +264,30 @@ class DatasetConfig(_Strict):
             return registry.load_dataset(self.name, **self.args)
         files = (self.split_files() if isinstance(self.files, SplitFilesConfig)
                  else self.files)
+        if self.stream is not None:
+            return self._streamed(files)
         return user_files.load_files(
             files, tasks=self.task_specs(),
             split=self.split.rule() if self.split is not None else None,
             format=self.format, read_options=dict(self.read_options),
             description=self.description)
+
+    def _streamed(self, files):
+        from mtrec.data import shards
+        from mtrec.data.streamed_splits import StreamedSplits
+
+        expanded = {split: shards.expand_shards(paths, f"dataset.files.{split}")
+                    for split, paths in files.items()}
+        formats = {split: self.format or shards.file_format(paths)
+                   for split, paths in expanded.items()}
+        if len(set(formats.values())) > 1:
+            raise ValueError(f"dataset.files: the splits are in different formats "
+                             f"({formats}); a stream reads one format (set format).")
+        description = self.description or "; ".join(
+            f"{split}: {len(paths)} file(s) streamed" for split, paths in expanded.items())
+        return StreamedSplits(expanded, tasks=self.task_specs(),
+                              format=formats["train"], read_options=dict(self.read_options),
+                              description=description, **self.stream.model_dump())
 
     def with_paths_under(self, folder):
         """A copy whose relative file paths are made absolute under `folder`

@@ -51,7 +51,6 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from mtrec.data.leakage import check_leakage
 from mtrec.data.pandas_dataset import from_pandas
 from mtrec.data.registry import dataset_arguments
 from mtrec.evaluation import gate_diagnostics
@@ -60,6 +59,7 @@ from mtrec.evaluation.tables import format_table, markdown_table
 from mtrec.experiments import record as run_record
 from mtrec.experiments import run_folder
 from mtrec.experiments.config import OPTIMIZERS, RunConfig, check_task_references, load_config
+from mtrec.experiments.run_inputs import run_input
 from mtrec.export.file_scoring import load_model
 from mtrec.models import ALL_MODELS as MODELS
 from mtrec.schema import Schema
@@ -170,15 +170,23 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
     set_seed(training.seed)
     if data is None:
         data = config.dataset.load()
-    log(f"{data.description or config.dataset.label}: {len(data.train)} train / "
-        f"{len(data.valid)} valid / {len(data.test)} test rows")
-    specs = {spec.name: spec for spec in data.features if spec.name in data.train.columns}
+    source = run_input(data)
+    frame = source.infer_frame()
+    if not source.streamed:
+        rows = source.rows()
+        log(f"{data.description or config.dataset.label}: {rows['train']} train / "
+            f"{rows['valid']} valid / {rows['test']} test rows")
+    else:
+        log(f"{data.description or config.dataset.label}; schema inferred on "
+            f"the first {len(frame):,} train rows")
+    specs = {spec.name: spec for spec in data.features if spec.name in frame.columns}
     specs.update(config.schema_.feature_specs())
-    schema = Schema.infer(data.train, tasks=data.tasks, exclude=config.schema_.exclude,
+    schema = Schema.infer(frame, tasks=data.tasks, exclude=config.schema_.exclude,
                           verbose=False, **specs)
-    schema.adapt(data.train)
-    # Refuse label copies among the features; warn on near-perfect ones.
-    check_leakage(data.train, schema)
+    source.adapt(schema, training.seed, log)
+    if source.streamed:
+        rows = source.rows()
+        log(f"{rows['train']:,} train / {rows['valid']:,} valid / {rows['test']:,} test rows")
     check_task_references(config, schema.task_names,
                           {task.name: task.kind for task in schema.tasks})
     folder.check_schema(_schema_fingerprint(schema))
@@ -201,8 +209,7 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
             f"{worker.num_workers} worker(s), global batch {training.batch_size} x "
             f"{replicas} = {training.batch_size * replicas}.")
 
-    valid_data = _distributable(
-        from_pandas(data.valid, schema, batch_size=config.evaluation.batch_size), training)
+    valid_data = source.valid_batches(schema, config.evaluation.batch_size, training.strategy)
     run_callbacks = []
     if training.early_stopping is not None:
         # Model selection on the validation split only.
@@ -222,9 +229,8 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
         verbose = 1 if sys.stdout.isatty() else 2
     # A fresh dataset (its own shuffle generator) per fit: two when resuming
     # mid-epoch, else one.
-    stream = checkpoints.EpochStream(lambda: _distributable(from_pandas(
-        data.train, schema, batch_size=training.batch_size * replicas, shuffle=True,
-        seed=training.seed), training))
+    stream = source.train_stream(schema, training.batch_size * replicas, training.seed,
+                                 strategy, worker, training.strategy)
     saver = checkpoints.TrainingCheckpoint(
         folder.checkpoints, every_steps=training.checkpoint_every_steps,
         early_stopping=stopper, epochs=training.epochs, write=worker.is_chief)
@@ -271,11 +277,10 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
         # Evaluate, diagnose and save a plain copy: predicting under the
         # strategy would shard the rows across workers that have stopped.
         model = _outside_strategy(model, folder.work)
-        valid_data = from_pandas(data.valid, schema, batch_size=config.evaluation.batch_size)
+        valid_data = source.valid_batches(schema, config.evaluation.batch_size)
 
     group_column = config.evaluation.group_column or data.group_column
-    valid_report = evaluate_model(model, data.valid, group_column,
-                                  config.evaluation.batch_size)
+    valid_report = source.report(model, "valid", group_column, config.evaluation.batch_size)
     chance = chance_level(model, valid_report, valid_data)
     for task, reason in chance.items():
         log(f"WARNING: task '{task}' is no better than chance on the validation "
@@ -283,8 +288,7 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
             f"training?). The run is kept; see metrics.json 'chance_level'.")
     # The test split is evaluated once, here, after model selection.
     eval_start = time.perf_counter()
-    test_report = evaluate_model(model, data.test, group_column,
-                                 config.evaluation.batch_size)
+    test_report = source.report(model, "test", group_column, config.evaluation.batch_size)
     eval_seconds = time.perf_counter() - eval_start
 
     resolved = config.model_copy(update={"output_dir": str(out)})
@@ -301,8 +305,7 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
             "config": resolved.to_dict(),
             "dataset": {"name": config.dataset.label, "description": data.description,
                         "args": _dataset_arguments(config),
-                        "rows": {"train": len(data.train), "valid": len(data.valid),
-                                 "test": len(data.test)},
+                        "rows": rows, "streamed": source.streamed,
                         "group_column": group_column},
             "model_class": type(model).__name__,
             "parameters": parameters,
@@ -325,7 +328,7 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
         folder.discard_partial()
         raise
 
-    log(f"\nTest set ({len(data.test)} rows, best validation epoch "
+    log(f"\nTest set ({rows['test']} rows, best validation epoch "
         f"{best_epoch or epochs_run} of {epochs_run}, {train_seconds:.1f} s training):")
     log(format_table(test_report))
     log(f"\nWrote {out}/: config.yaml schema.json model.keras metrics.json metrics.md"
@@ -424,9 +427,9 @@ def evaluate_run(model, config):
         `(report, data)`: the per-task DataFrame and the `DatasetSplits`.
     """
     data = config.dataset.load()
-    report = evaluate_model(model, data.test,
-                            config.evaluation.group_column or data.group_column,
-                            config.evaluation.batch_size)
+    report = run_input(data).report(model, "test",
+                                    config.evaluation.group_column or data.group_column,
+                                    config.evaluation.batch_size)
     return report, data
 
 
@@ -442,18 +445,6 @@ def _dataset_arguments(config):
     resolved = {name: default for name, default in accepted.items()
                 if default is not inspect.Parameter.empty}
     return {**resolved, **config.dataset.args}
-
-
-def _distributable(dataset, training):
-    """`dataset` as tf.distribute shards it across workers: by batch (its
-    rows are not files), so every worker reads the same seeded order and
-    keeps its share."""
-    if training.strategy != "multi_worker":
-        return dataset
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = (
-        tf.data.experimental.AutoShardPolicy.DATA)
-    return dataset.with_options(options)
 
 
 def _outside_strategy(model, work):
