@@ -20,6 +20,9 @@ validation score), a task name (its kind's metric, e.g. `val_click_auc`), or
 a validation log key (`val_loss`, `val_<task>_loss`, `val_<task>_auc`, ...).
 Only validation keys: the test split is never read while tuning.
 
+Keys may also nest (`model: {args: {num_experts: {int: [2, 16]}}}`), as
+`--set tune.space.model.args.num_experts=...` writes them.
+
 Distributions: `{int: [low, high]}` (optionally `step`, `log`), `{float:
 [low, high]}` (optionally `step` or `log`), `{choice: [a, b, ...]}` (any
 YAML values, lists too). Bounds are inclusive, as Optuna's `suggest_*`.
@@ -272,7 +275,7 @@ def parse_tune(section, config, source="config"):
                         f"model.args.num_experts: {{int: [2, 16]}}.")
     else:
         base = config.to_dict()
-        for path, spec in space.items():
+        for path, spec in _flatten(space).items():
             parameter, found = _parameter(str(path), spec)
             problems += found
             if parameter is not None:
@@ -462,6 +465,23 @@ def _parameter(path, spec):
     if problems:
         return None, problems
     return Parameter(path, kind, low=low, high=high, step=step, log=log), []
+
+
+def _flatten(space, prefix=""):
+    """`tune.space` with nested levels joined into dotted keys, so that
+    `{model: {args: {num_experts: {int: [2, 8]}}}}` (what `--set
+    tune.space.model.args.num_experts=...` makes) is `model.args.num_experts`.
+    A level is a mapping of mappings none of whose keys a distribution uses."""
+    words = set(DISTRIBUTIONS) | {w for extra in DISTRIBUTIONS.values() for w in extra}
+    flat = {}
+    for key, value in space.items():
+        path = f"{prefix}{key}"
+        if (isinstance(value, dict) and value and not words & set(value)
+                and all(isinstance(v, dict) for v in value.values())):
+            flat.update(_flatten(value, prefix=path + "."))
+        else:
+            flat[path] = value
+    return flat
 
 
 def _applied_problems(parameter, base):

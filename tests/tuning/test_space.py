@@ -105,6 +105,15 @@ def test_load_tune_config_applies_overrides_to_the_tune_section(tmp_path):
     assert "tune" not in load_config(path).to_dict()
 
 
+def test_space_keys_may_nest_as_set_writes_them(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({**tiny_run_config(), "tune": {"space": SPACE}},
+                                   sort_keys=False))
+    _, spec = load_tune_config(path, ["tune.space.model.args.dropout={float: [0.0, 0.5]}"])
+    assert [p.key for p in spec.space] == [*SPACE, "model.args.dropout"]
+    assert (spec.space[-1].low, spec.space[-1].high) == (0.0, 0.5)
+
+
 def test_a_config_without_tune_section_is_refused(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(tiny_run_config()))

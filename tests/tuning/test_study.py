@@ -3,6 +3,7 @@ trial folders, trials.csv, best.yaml, resuming, retrying a killed trial."""
 
 import json
 import os
+import signal
 
 import optuna
 import pandas as pd
@@ -15,6 +16,7 @@ from mtrec.cli import main
 from mtrec.data.registry import load_dataset
 from mtrec.experiments import runner
 from mtrec.experiments.config import load_config
+from mtrec.tuning.pruning import ReportToTrial
 from mtrec.tuning.study import STUDY_FILE, STUDY_NAME
 from helpers import tiny_run_config
 
@@ -138,3 +140,31 @@ def test_pruned_trials_count_and_leave_no_folder(tmp_path, capsys):
     # Pruned trials count towards --trials: the rerun has nothing to do.
     assert main(["tune", str(config), "--out", str(out)]) == 0
     assert "2 of 2 trials done, running 0" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_an_interrupted_trial_is_retried_from_its_checkpoints(tmp_path, capsys,
+                                                              monkeypatch):
+    config = write_config(tmp_path / "tiny.yaml", tune={**TUNE, "trials": 1}, epochs=2)
+    out = tmp_path / "t"
+    report = ReportToTrial.on_epoch_end
+
+    def ctrl_c_after_epoch_1(self, epoch, logs=None):
+        report(self, epoch, logs)
+        if self.trial.number == 0 and epoch == 0:
+            os.kill(os.getpid(), signal.SIGINT)   # as Ctrl-C: saved at the next step
+
+    monkeypatch.setattr(ReportToTrial, "on_epoch_end", ctrl_c_after_epoch_1)
+    assert main(["tune", str(config), "--out", str(out)]) == 130
+    interrupted = load(out).trials[0]
+    assert interrupted.state == TrialState.FAIL and interrupted.user_attrs["interrupted"]
+    assert (out / "trials" / "000.work").is_dir()
+
+    assert main(["tune", str(config), "--out", str(out)]) == 0
+    assert "Trial 0 was interrupted; retrying its values first." in capsys.readouterr().out
+    retry = load(out).trials[1]
+    assert retry.state == TrialState.COMPLETE and retry.params == interrupted.params
+    assert list(retry.intermediate_values) == [1, 2]
+    record = json.loads((out / "trials" / "001" / "metrics.json").read_text())
+    assert record["resumed_from"] == {"epoch": 1, "step": 1}
+    assert not (out / "trials" / "000.work").exists()
