@@ -3,6 +3,7 @@
     mtrec train CONFIG.yaml [--set training.epochs=2 ...] [--output DIR]
                 [--overwrite] [--resume | --restart]
     mtrec validate CONFIG.yaml [--set ...]
+    mtrec tune CONFIG.yaml [--trials N] [--out DIR] [--set ...]
     mtrec evaluate RUN_DIR_OR_MODEL.keras [--config CONFIG.yaml] [--set ...]
     mtrec export MODEL.keras OUTPUT_DIR [--overwrite]
     mtrec predict MODEL INPUT.csv|.parquet OUTPUT.csv|.parquet [--batch-size N]
@@ -69,6 +70,24 @@ def build_parser():
     _add_overrides(p)
     p.set_defaults(func=cmd_validate)
 
+    p = commands.add_parser(
+        "tune", help="search a config's tune.space with Optuna (validation split only)",
+        description="Run, or resume, the Optuna study of the config's tune section: "
+                    "each trial trains the config with the trial's values and is "
+                    "judged (and pruned) on the validation split; the test split is "
+                    "never read. Writes study.journal, trials/NNN/, trials.csv and "
+                    "best.yaml (train it with mtrec train) to the tune folder; "
+                    "rerunning the same command resumes the study.")
+    p.add_argument("config", help="run config YAML with a tune section")
+    p.add_argument("--trials", type=int, metavar="N",
+                   help="complete + pruned trials the study should hold (default "
+                        "tune.trials); trials of earlier runs count")
+    p.add_argument("--out", metavar="DIR",
+                   help="tune folder (default runs/tune-<dataset>-<model>-<hash of the "
+                        "config>)")
+    _add_overrides(p)
+    p.set_defaults(func=cmd_tune)
+
     p = commands.add_parser("evaluate",
                             help="re-evaluate a saved model on a config's test split")
     p.add_argument("model", help="run folder (from `mtrec train`) or .keras file")
@@ -115,11 +134,14 @@ def build_parser():
 
 def cmd_train(args):
     from mtrec.experiments import runner
-    from mtrec.experiments.config import load_config
+    from mtrec.experiments.config import load_config_sections
 
     from mtrec.training.callbacks import TrainingDiverged
 
-    config = load_config(args.config, args.overrides)
+    config, extra = load_config_sections(args.config, args.overrides)
+    if "tune" in extra:
+        print("Training the config as it is; its tune section is for mtrec tune.",
+              flush=True)
     if args.local_workers:
         return _train_on_local_workers(args, config)
     try:
@@ -151,12 +173,21 @@ def _train_on_local_workers(args, config):
 
 
 def cmd_validate(args):
-    from mtrec.experiments.config import ConfigError, dataset_file_problems, load_config
+    from mtrec.experiments.config import (ConfigError, dataset_file_problems,
+                                          load_config_sections)
 
-    config = load_config(args.config, args.overrides)
+    config, extra = load_config_sections(args.config, args.overrides)
     problems = dataset_file_problems(config)
     if problems:
         raise ConfigError(problems, source=args.config)
+    tune = ""
+    if "tune" in extra:
+        from mtrec.tuning.space import parse_tune
+        spec = parse_tune(extra["tune"], config, source=args.config)
+        tune = (f"; tune: {spec.direction} {spec.metric} over {len(spec.space)} "
+                f"parameter(s) ({', '.join(p.key for p in spec.space)}), sampler "
+                f"{spec.sampler['name']}, pruner {spec.pruner['name']}"
+                f"{f', {spec.trials} trials' if spec.trials else ''}")
     model_args = ", ".join(f"{k}={v}" for k, v in config.model.args.items())
     if config.dataset.files is None:
         data_args = ", ".join(f"{k}={v}" for k, v in config.dataset.args.items())
@@ -167,7 +198,14 @@ def cmd_validate(args):
     print(f"{args.config}: valid. {data}, "
           f"model {config.model.name}({model_args}), "
           f"up to {config.training.epochs} epochs, output "
-          f"{config.output_dir or 'runs/<dataset>-<model>-<timestamp>'}")
+          f"{config.output_dir or 'runs/<dataset>-<model>-<timestamp>'}{tune}")
+    return 0
+
+
+def cmd_tune(args):
+    from mtrec.tuning.study import tune
+
+    tune(args.config, trials=args.trials, output_dir=args.out, overrides=args.overrides)
     return 0
 
 

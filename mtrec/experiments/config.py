@@ -26,6 +26,8 @@ training:
   tensorboard: true                      # logs/ in the run folder
 evaluation: {group_column: null}
 output_dir: runs/census_income/mmoe      # default: runs/<dataset>-<model>-<time>
+tune: {...}                              # mtrec tune's search space (mtrec.tuning.space);
+                                         # not part of the run, left out by load_config
 ```
 
 `load_config(path, overrides)` validates everything before anything runs:
@@ -55,9 +57,10 @@ from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, Validati
 from mtrec.schema import FEATURE_KINDS, Schema, TaskSpec
 from mtrec.utils.suggestions import closest as _closest
 
-__all__ = ["ConfigError", "RunConfig", "apply_overrides", "check_task_references",
-           "dataset_file_problems", "load_config", "model_argument_problems",
-           "monitor_keys", "parse_config", "task_reference_problems", "OPTIMIZERS"]
+__all__ = ["ConfigError", "EXTRA_SECTIONS", "RunConfig", "apply_overrides",
+           "check_task_references", "dataset_file_problems", "load_config",
+           "load_config_sections", "model_argument_problems", "monitor_keys",
+           "parse_config", "set_values", "task_reference_problems", "OPTIMIZERS"]
 
 # Optimizers a config may name (keras.optimizers classes).
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "nadam": "Nadam", "adamax": "Adamax",
@@ -408,6 +411,10 @@ class RunConfig(_Strict):
 def load_config(path, overrides=None):
     """Read, override and validate a run config YAML.
 
+    A top-level `tune` section (`mtrec tune`'s search space) is not part of
+    the run: it is left out here, and `mtrec.tuning.load_tune_config` reads
+    it (`load_config_sections` returns both).
+
     Args:
         path: str or path of the YAML file.
         overrides: list of `"dotted.key=value"` strings (values parsed as
@@ -418,6 +425,23 @@ def load_config(path, overrides=None):
 
     Raises:
         ConfigError: listing every problem, each with its key path.
+    """
+    return load_config_sections(path, overrides)[0]
+
+
+#: Top-level sections of a config file that are not the run's own: they
+#: belong to the command that reads them (`tune`: `mtrec tune`).
+EXTRA_SECTIONS = ("tune",)
+
+
+def load_config_sections(path, overrides=None):
+    """`load_config`, also returning the file's `EXTRA_SECTIONS`.
+
+    Overrides apply to the whole file first, so `--set tune.trials=5`
+    reaches the tune section.
+
+    Returns:
+        `(RunConfig, {section: raw value})`, the sections the file has.
     """
     path = Path(path)
     if not path.is_file():
@@ -436,11 +460,17 @@ def load_config(path, overrides=None):
         raise ConfigError([f"not valid YAML{line}: {problem}."], source=path) from None
     if data is None:
         raise ConfigError(["the config file is empty."], source=path)
+    extra = {}
+    if isinstance(data, dict):
+        data = apply_overrides(data, overrides or [], source=path)
+        overrides = None
+        extra = {name: data.pop(name) for name in EXTRA_SECTIONS if name in data}
     config = parse_config(data, overrides=overrides, source=path)
     # Files are relative to the config's folder; the run folder's copy of
     # the config holds them absolute, so `mtrec evaluate RUN` finds them.
-    return config.model_copy(update={"dataset": config.dataset.with_paths_under(
+    config = config.model_copy(update={"dataset": config.dataset.with_paths_under(
         path.resolve().parent)})
+    return config, extra
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -503,19 +533,33 @@ def apply_overrides(data, overrides, source="config"):
             value = yaml.safe_load(text) if text.strip() else None
         except yaml.YAMLError:
             value = text
-        node = data
-        for depth, part in enumerate(parts[:-1]):
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                where = ".".join(parts[:depth + 1])
-                raise ConfigError([f"override '{override}': {where} is {child!r}, not "
-                                   f"a mapping, so it has no key '{parts[depth + 1]}'."],
-                                  source=source)
-            node = child
-        node[parts[-1]] = value
+        _set_in(data, parts, value, f"override '{override}'", source)
     return data
+
+
+def set_values(data, values, source="config"):
+    """A copy of `data` with `{dotted key: value}` set, as `--set` sets
+    them (missing mappings on the way are created), the values given as
+    data rather than YAML text (what `mtrec tune` applies per trial)."""
+    data = _deep_copy(data)
+    for key, value in values.items():
+        _set_in(data, str(key).split("."), _deep_copy(value), f"key '{key}'", source)
+    return data
+
+
+def _set_in(data, parts, value, what, source):
+    node = data
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            where = ".".join(parts[:depth + 1])
+            raise ConfigError([f"{what}: {where} is {child!r}, not "
+                               f"a mapping, so it has no key '{parts[depth + 1]}'."],
+                              source=source)
+        node = child
+    node[parts[-1]] = value
 
 
 # --------------------------------------------------------------------------

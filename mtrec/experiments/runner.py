@@ -5,7 +5,8 @@ schema on the training split, builds and compiles the model, fits with
 early stopping on the validation split only (checkpointing as it goes, so
 a rerun after a kill or Ctrl-C resumes; a non-finite loss stops it),
 evaluates the validation and the test split (the test split once, at the
-end) and writes a run folder, whole, by renaming a finished temporary
+end; not at all with `evaluate_test=False`, as for `mtrec tune`'s trials)
+and writes a run folder, whole, by renaming a finished temporary
 folder into place (`mtrec.experiments.run_folder`):
 
     config.yaml   the resolved config (defaults filled in)
@@ -14,11 +15,12 @@ folder into place (`mtrec.experiments.run_folder`):
     metrics.json  the result record: git commit, versions, seed, config,
                   parameter count, epochs, timings (`train_seconds` is the
                   wall time of `fit`, per-epoch validation included),
-                  per-task validation and test metrics, per-epoch history
+                  per-task validation and test metrics (test null when
+                  not evaluated), per-epoch history
                   (with the loss weights `weight_<task>`), gate summary,
                   `resumed_from` ({epoch, step} or null) and `chance_level`
                   ({task: reason} of tasks no better than chance)
-    metrics.md    the per-task test table
+    metrics.md    the per-task test table (validation, without a test)
     gates.png     expert usage per gate (gated models only)
     logs/         TensorBoard logs (`training.tensorboard`, on by default;
                   while training they are in `OUT.work/logs/`)
@@ -83,7 +85,8 @@ class RunResult:
         model: the trained model (best validation epoch's weights).
         schema: the adapted `mtrec.Schema`.
         valid: DataFrame, per-task validation metrics.
-        test: DataFrame, per-task test metrics.
+        test: DataFrame, per-task test metrics; None when the test split
+            was not evaluated (`evaluate_test=False`).
         record: dict, the content of `metrics.json`.
     """
 
@@ -96,7 +99,8 @@ class RunResult:
 
 
 def train(config, output_dir=None, verbose=None, log=print, data=None, *,
-          ignore_changes=(), overwrite=False, resume=True, callbacks=()):
+          ignore_changes=(), overwrite=False, resume=True, callbacks=(),
+          evaluate_test=True):
     """Run one training job described by a config.
 
     The run folder is written whole (see `mtrec.experiments.run_folder`):
@@ -125,6 +129,11 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
             the same config (`mtrec train --restart` is `resume=False`:
             discard them). Defaults to True.
         callbacks: extra Keras callbacks for `fit`, run after mtrec's own.
+        evaluate_test: bool. Evaluate the test split after model selection.
+            `mtrec tune` passes False: a trial is judged on the validation
+            split only, and the test split stays unseen until the best
+            config is trained (`metrics.json` then has `test: null`).
+            Defaults to True.
 
     Returns:
         `RunResult`.
@@ -286,10 +295,13 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
         log(f"WARNING: task '{task}' is no better than chance on the validation "
             f"split ({reason}); the model has not learned it (diverged or saturated "
             f"training?). The run is kept; see metrics.json 'chance_level'.")
-    # The test split is evaluated once, here, after model selection.
-    eval_start = time.perf_counter()
-    test_report = source.report(model, "test", group_column, config.evaluation.batch_size)
-    eval_seconds = time.perf_counter() - eval_start
+    # The test split is evaluated once, here, after model selection (and
+    # never for a tuning trial).
+    test_report, eval_seconds = None, None
+    if evaluate_test:
+        eval_start = time.perf_counter()
+        test_report = source.report(model, "test", group_column, config.evaluation.batch_size)
+        eval_seconds = round(time.perf_counter() - eval_start, 3)
 
     resolved = config.model_copy(update={"output_dir": str(out)})
     partial = folder.begin_partial()
@@ -317,29 +329,34 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
                          "workers": worker.num_workers,
                          "global_batch_size": training.batch_size * replicas},
             "train_seconds": round(train_seconds, 3),
-            "test_eval_seconds": round(eval_seconds, 3),
+            "test_eval_seconds": eval_seconds,
             "metrics": {"valid": run_record.report_to_dict(valid_report),
-                        "test": run_record.report_to_dict(test_report)},
+                        "test": (None if test_report is None
+                                 else run_record.report_to_dict(test_report))},
             "chance_level": chance,
             "history": run_record.history_records(_by_key(history)),
-        }, test_report, log)
+        }, test_report if test_report is not None else valid_report, log)
         folder.publish()
     except BaseException:
         folder.discard_partial()
         raise
 
-    log(f"\nTest set ({rows['test']} rows, best validation epoch "
-        f"{best_epoch or epochs_run} of {epochs_run}, {train_seconds:.1f} s training):")
-    log(format_table(test_report))
+    shown, split = ((test_report, "test") if test_report is not None
+                    else (valid_report, "valid"))
+    log(f"\n{'Test' if test_report is not None else 'Validation'} set ({rows[split]} rows, "
+        f"best validation epoch {best_epoch or epochs_run} of {epochs_run}, "
+        f"{train_seconds:.1f} s training):")
+    log(format_table(shown))
     log(f"\nWrote {out}/: config.yaml schema.json model.keras metrics.json metrics.md"
         f"{' gates.png' if record['gates'] else ''}"
         f"{' logs/' if (out / TENSORBOARD_DIR).is_dir() else ''}")
     return RunResult(out, model, schema, valid_report, test_report, record)
 
 
-def _write_run(partial, model, schema, config, data, valid_data, record, test_report, log):
+def _write_run(partial, model, schema, config, data, valid_data, record, table, log):
     """Write every artefact into the partial folder, the record last; returns
-    the record (with its gate summary)."""
+    the record (with its gate summary). `table` is the test report, or the
+    validation report when the test split was not evaluated."""
     config.to_yaml(partial / "config.yaml")
     schema.to_json(partial / "schema.json", indent=1)
     run_folder.save_model_atomic(model, partial / "model.keras")
@@ -355,9 +372,12 @@ def _write_run(partial, model, schema, config, data, valid_data, record, test_re
     warning = "".join(f"\n**Warning: task {task} is no better than chance on the "
                       f"validation split ({reason}).**\n"
                       for task, reason in record["chance_level"].items())
+    split = ("Test split" if record["metrics"]["test"] is not None else
+             "Validation split (the test split was not evaluated: evaluate_test=False, "
+             "as for mtrec tune's trials)")
     (partial / "metrics.md").write_text(
-        f"# {title}\n\nTest split, one row per task. {notes}.\n{warning}\n"
-        f"{markdown_table(test_report)}\n", encoding="utf-8")
+        f"# {title}\n\n{split}, one row per task. {notes}.\n{warning}\n"
+        f"{markdown_table(table)}\n", encoding="utf-8")
     run_folder.write_text_atomic(partial / run_folder.RECORD_FILE,
                                  json.dumps(run_record.jsonable(record), indent=1))
     return record
