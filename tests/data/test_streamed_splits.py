@@ -99,3 +99,23 @@ def test_the_config_streams_only_three_split_files():
     assert "stream apply to dataset.files only" in message
     assert DatasetConfig(files={"train": "a.csv", "valid": "b.csv", "test": "c.csv"},
                          tasks={"click": "binary"}, stream=False).stream is None
+
+
+def test_a_resumed_stream_continues_at_the_same_batch(tmp_path, frames):
+    """What a rerun after a kill reads: `EpochStream.at(epoch, step)` of a
+    streamed input gives the batches an uninterrupted run reads there."""
+    from mtrec.experiments.run_inputs import StreamedInput
+
+    splits = StreamedSplits(split_files(tmp_path, frames, [400, 400]), tasks=frames.tasks,
+                            format="parquet", chunk_rows=100, shuffle_buffer=300)
+    source = StreamedInput(splits)
+    schema = adapted(splits, frames)
+    stream = source.train_stream(schema, 64, seed=5, strategy=None, worker=None,
+                                 training_strategy="none")
+    steps = splits.train_steps(64)
+    whole = [b[1]["like"].numpy() for b in stream.at(0).take(2 * steps)]
+    resumed = [b[1]["like"].numpy() for b in stream.at(1, 3).take(steps - 3)]
+    assert stream.steps_per_epoch == steps == 13
+    for a, b in zip(whole[steps + 3:], resumed):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(whole[0], whole[steps])     # epoch 2 is another order
