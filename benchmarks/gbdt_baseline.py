@@ -388,34 +388,40 @@ def run_hgb(data, schema, seed, max_iter=MAX_ITER, group_column=None, text="svd"
               for split in ("train", "valid", "test")}
     encode_seconds = time.perf_counter() - started
     metrics, iterations, seconds = {"valid": {}, "test": {}}, {}, {}
-    for task in schema.tasks:
-        keep = {s: ~np.isnan(labels[s][task.name]) for s in X}
-        if not keep["train"].any():
-            raise ValueError(f"Task '{task.name}' has no training label (all masked or "
-                             f"NaN); the HGB baseline cannot fit it.")
-        with threadpool_limits(limits=threads):
-            fit = fit_task(task.kind, X["train"][keep["train"]],
-                           labels["train"][task.name][keep["train"]],
-                           X["valid"][keep["valid"]],
-                           labels["valid"][task.name][keep["valid"]],
-                           encoder.categorical, seed, max_iter=max_iter)
-        for split in ("valid", "test"):
-            frame = getattr(data, split)
-            groups = (frame[group_column].to_numpy()[keep[split]]
-                      if group_column is not None else None)
-            y_pred = fit.predict(X[split][keep[split]])
-            metrics[split][task.name] = task_metrics(
-                task.kind, labels[split][task.name][keep[split]], y_pred, groups)
-        iterations[task.name] = {"chosen": fit.iterations, "grown": fit.grown,
-                                 "max_iter": max_iter,
-                                 "valid_score": fit.valid_curve[fit.iterations - 1]}
-        seconds[task.name] = round(fit.seconds, 2)
-        log(f"  {task.name}: {fit.iterations} of {fit.grown} trees grown, "
-            f"{fit.seconds:.1f} s")
+    with threadpool_limits(limits=threads):
+        for task in schema.tasks:
+            _one_task(task, data, X, labels, encoder, seed, max_iter, group_column,
+                      metrics, iterations, seconds, log)
     return {"metrics": metrics, "iterations": iterations, "task_seconds": seconds,
             "encode_seconds": round(encode_seconds, 2), "threads": threads,
             "train_seconds": round(time.perf_counter() - started, 2),
             "features": encoder.describe()}
+
+
+def _one_task(task, data, X, labels, encoder, seed, max_iter, group_column, metrics,
+              iterations, seconds, log):
+    """Fit, select and score one task into `metrics`, `iterations`, `seconds`."""
+    keep = {s: ~np.isnan(labels[s][task.name]) for s in X}
+    if not keep["train"].any():
+        raise ValueError(f"Task '{task.name}' has no training label (all masked or "
+                         f"NaN); the HGB baseline cannot fit it.")
+    fit = fit_task(task.kind, X["train"][keep["train"]],
+                   labels["train"][task.name][keep["train"]],
+                   X["valid"][keep["valid"]], labels["valid"][task.name][keep["valid"]],
+                   encoder.categorical, seed, max_iter=max_iter)
+    for split in ("valid", "test"):
+        frame = getattr(data, split)
+        groups = (frame[group_column].to_numpy()[keep[split]]
+                  if group_column is not None else None)
+        y_pred = fit.predict(X[split][keep[split]])
+        metrics[split][task.name] = task_metrics(
+            task.kind, labels[split][task.name][keep[split]], y_pred, groups)
+    iterations[task.name] = {"chosen": fit.iterations, "grown": fit.grown,
+                             "max_iter": max_iter,
+                             "valid_score": fit.valid_curve[fit.iterations - 1]}
+    seconds[task.name] = round(fit.seconds, 2)
+    log(f"  {task.name}: {fit.iterations} of {fit.grown} trees grown, "
+        f"{fit.seconds:.1f} s")
 
 
 # --------------------------------------------------------------------------
