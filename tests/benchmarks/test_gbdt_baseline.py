@@ -208,3 +208,15 @@ def test_a_suite_names_only_known_baselines():
     assert off.baselines == ()
     assert suites.parse_suite("x", {"description": "d", "configs": "synthetic"}
                               ).baselines == ("hgb",)
+
+
+def test_the_runner_runs_the_baseline_unless_models_leave_it_out():
+    run = load_module("run", ROOT / "benchmarks" / "run.py")
+    suite = suites.load_suite("census_g1")
+    assert run._baselines_selected(suite, None)
+    assert run._baselines_selected(suite, ["hgb"])
+    assert run._baselines_selected(suite, ["HGB (per task)"])
+    assert not run._baselines_selected(suite, ["MMoE"])
+    off = suites.parse_suite("x", {"description": "d", "configs": "synthetic",
+                                   "baselines": []})
+    assert not run._baselines_selected(off, None)
