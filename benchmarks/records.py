@@ -10,7 +10,10 @@ One record per suite, written by `benchmarks/run.py` and read by
  "tuning": {"parameter", "values", "seed", "criterion", "runs": [entry],
             "chosen": {row: "parameter=value"}},                        # optional
  "tuned_from": {"suite", "parameter", "chosen"},                        # optional
- "runs": [entry]}
+ "runs": [entry],
+ "baselines": {"hgb": {"model", "settings", "machine", "command", "versions",
+                       "created", "finished", "wall_seconds",
+                       "runs": [entry]}}}                               # optional
 entry = {"name" (the row: model class or config stem), "model", "variant",
          "seed", "tune", "config_path", "overrides", "run_dir", "git",
          "versions", "config", "dataset", "parameters", "epochs_run",
@@ -18,6 +21,14 @@ entry = {"name" (the row: model class or config stem), "model", "variant",
          "metrics": {"valid": {task: {metric: value}}, "test": {...}},
          "history": [{"epoch", "loss", ...}]}
 ```
+
+A baseline entry (`benchmarks/gbdt_baseline.py`: one tree ensemble per
+task, no network) has the same keys, with `"baseline": "hgb"`,
+`parameters` / `epochs_run` / `best_epoch` None, `history` empty, and
+`iterations` ({task: {"chosen", "grown", "max_iter", "valid_score"}}),
+`task_seconds`, `encode_seconds` and `features` besides. Baseline runs stay
+out of `runs` (so a record's deep-model counts and times do not move when a
+baseline is added); `baseline_runs` lists them.
 
 Baselines (`benchmarks/baselines/*.yaml`) hold expected means with
 tolerances per row, task and metric; `check_baseline` compares.
@@ -38,11 +49,28 @@ RESULTS = HERE / "results"
 # Model classes in report order; rows that are not model classes (config
 # stems) follow, sorted.
 MODEL_ORDER = ["SingleTask", "SharedBottom", "OMoE", "MMoE", "CGC", "PLE"]
+# Baseline kinds a suite file may name (`baselines: [hgb]`) and their row
+# names; rows of a kind with several input sets add ", <set>)" to the name.
+BASELINE_ROWS = {"hgb": "HGB (per task)"}
+
+
+def is_baseline_row(name):
+    """Whether a row name is a baseline's (e.g. "HGB (per task, text)")."""
+    return any(str(name).startswith(row[:-1]) for row in BASELINE_ROWS.values())
 
 
 def row_rank(name):
-    """Sort key of a row name: models in MODEL_ORDER, then the rest by name."""
+    """Sort key of a row name: models in MODEL_ORDER, then the rest by name,
+    baselines last."""
+    if is_baseline_row(name):
+        return (len(MODEL_ORDER) + 1, name)
     return (MODEL_ORDER.index(name) if name in MODEL_ORDER else len(MODEL_ORDER), name)
+
+
+def baseline_runs(record, kind=None):
+    """The entries of a record's baselines (of `kind`, else every kind)."""
+    return [entry for name, section in (record.get("baselines") or {}).items()
+            if kind is None or name == kind for entry in section.get("runs", [])]
 
 
 def row_name(entry):
@@ -105,8 +133,9 @@ def _numeric_metrics(task_metrics):
     return names + (["mse"] if task_metrics.get("rmse") is not None else [])
 
 
-def aggregate(record, split="test"):
-    """Statistics over seeds per row and variant.
+def aggregate(record, split="test", baselines=False):
+    """Statistics over seeds per row and variant (`baselines`: the
+    baseline rows too).
 
     Returns:
         `{(row, variant): {"n", "model", "parameters", "epochs",
@@ -117,7 +146,7 @@ def aggregate(record, split="test"):
     import numpy as np
 
     groups = {}
-    for run in record["runs"]:
+    for run in record["runs"] + (baseline_runs(record) if baselines else []):
         groups.setdefault((row_name(run), run.get("variant")), []).append(run)
     out = {}
     for key, runs in groups.items():
@@ -183,7 +212,7 @@ def check_baseline(record, baseline):
     """
     problems = []
     split = baseline.get("split", "test")
-    stats = aggregate(record, split)
+    stats = aggregate(record, split, baselines=True)
     for name, tasks in (baseline.get("expected") or {}).items():
         row, _, variant = str(name).partition("@")
         entry = stats.get((row, variant or None))
@@ -215,7 +244,7 @@ def baseline_from_record(record, note, metrics=None, floor=0.005, relative=0.1):
     `metrics` (`{task: [metric]}`) picks what is checked; default the AUC
     of binary tasks, else the MSE."""
     expected = {}
-    for (row, variant), entry in sorted(aggregate(record).items(),
+    for (row, variant), entry in sorted(aggregate(record, baselines=True).items(),
                                         key=lambda kv: (str(kv[0][1]), row_rank(kv[0][0]))):
         name = row if variant is None else f"{row}@{variant}"
         tasks = {}

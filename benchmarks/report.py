@@ -128,6 +128,19 @@ def census_section(suite, record, figures_dir, rel_figures):
             f"{_gap(sa and sa['max'], pa_best)} / {_gap(sa and sa['mean'], pa_mean)} | "
             f"{_fmt(sb and sb['mean'])} ± {_fmt(sb and sb['std'])} | {_fmt(pb_mean)} | "
             f"{_gap(sb and sb['mean'], pb_mean)} | {train_s:.0f} |")
+    base_stats = records.aggregate({"runs": records.baseline_runs(record)})
+    for row in _models_in(base_stats):
+        entry = base_stats[(row, None)]
+        sa, sb = entry["tasks"].get(a, {}).get("auc"), entry["tasks"].get(b, {}).get("auc")
+        runs = [r for r in records.baseline_runs(record) if r["name"] == row]
+        trees = ", ".join("/".join(str(r["iterations"][t]["chosen"]) for t in tasks)
+                          for r in runs)
+        train_s = sum(r["train_seconds"] for r in runs) / len(runs)
+        lines.append(
+            f"| {row} | — | {entry['n']} | {trees} trees | "
+            f"{_fmt(sa and sa['mean'])} ± {_fmt(sa and sa['std'])} | "
+            f"{_fmt(sa and sa['max'])} | — / — | — / — | "
+            f"{_fmt(sb and sb['mean'])} ± {_fmt(sb and sb['std'])} | — | — | {train_s:.0f} |")
     lines.append("")
     for task in tasks:
         ranked = sorted(((stats[(m, None)]["tasks"][task]["auc"]["mean"], m)
@@ -154,6 +167,8 @@ def census_section(suite, record, figures_dir, rel_figures):
             stats.get(("MMoE", None), {}).get("parameters"):
         lines.append("- CGC's parameter count equals MMoE's: its per-task gates are "
                      "stored with one logit per expert (8), the same shape as MMoE's.")
+    lines += baseline_lines(record, stats, [(t, "auc") for t in tasks],
+                            trees_column="epochs (best)")
     lines += tuning_lines(record)
     if record.get("jobs", 1) > 1:
         lines.append(f"- Trained {record['jobs']} runs at a time (`--jobs "
@@ -310,6 +325,7 @@ def synthetic_section(record, figures_dir, rel_figures):
     if not {"correlation=0.2", "correlation=0.4", "correlation=0.75"} <= set(variants):
         lines.append("The PLE paper's correlations {0.2, 0.4, 0.75} were not run.")
     lines.append("")
+    lines += synthetic_baseline_lines(record, models, variants)
     params = ", ".join(f"{m} {stats[(m, variants[0])]['parameters']:,}" for m in models
                        if (m, variants[0]) in stats)
     lines.append(f"Parameter counts (`count_params`, including the weights on the 100 "
@@ -506,7 +522,7 @@ def table_section(suite, record):
     title, command = suite.report.title or suite.description, f"make {suite.report.make}"
     if record is None or not record.get("runs"):
         return [f"\n## {title}\n", f"Not run yet: `{command}`.\n"]
-    stats = records.aggregate(record)
+    stats = records.aggregate(record, baselines=True)
     columns = [tuple(c.split(":")) for c in suite.report.columns]
     seconds = sum(run["train_seconds"] for run in record["runs"])
     machine = record.get("machine", {})
@@ -525,8 +541,176 @@ def table_section(suite, record):
             cells.append("—" if got is None else f"{got['mean']:.4f} ± {got['std']:.4f}")
         label = row if variant is None else f"{row} @ {variant}"
         lines.append(f"| {label} | {entry['model']} | {entry['n']} | "
-                     f"{entry['parameters']:,} | " + " | ".join(cells) + " |")
-    return lines + [""]
+                     f"{_params(entry['parameters'])} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines + baseline_lines(record, records.aggregate(record), columns, suite=suite)
+
+
+def _params(value):
+    return "—" if value is None else f"{value:,}"
+
+
+LOWER_IS_BETTER = records.LOWER_IS_BETTER
+
+
+def _best_network(stats, task, metric, variant=None, rows=None):
+    """`(row, mean)` of the network row (among `rows` when given) with the
+    best mean `metric` of `task`."""
+    best = None
+    for (row, v), entry in stats.items():
+        got = entry["tasks"].get(task, {}).get(metric)
+        if v != variant or got is None or records.is_baseline_row(row) or (
+                rows is not None and row not in rows):
+            continue
+        better = best is None or (got["mean"] < best[1] if metric in LOWER_IS_BETTER
+                                  else got["mean"] > best[1])
+        if better:
+            best = (row, got["mean"])
+    return best
+
+
+def _hgb_protocol(section, runs):
+    """One sentence: what the HGB rows are and how they were fit."""
+    s = section.get("settings", {})
+    text_columns = sorted({c for r in runs for c in r["features"].get("text_columns", [])})
+    skipped = sorted({c for r in runs for c in r["features"].get("skipped", [])})
+    if text_columns:
+        text = (f"raw text ({', '.join(text_columns)}) as TF-IDF (word 1-2-grams, min_df "
+                f"{s['text_tfidf']['min_df']}) -> TruncatedSVD to {s['text_components']} "
+                f"columns each, fit on the training split only")
+    elif skipped:
+        text = f"raw text ({', '.join(skipped)}) left out"
+    else:
+        text = "no text columns"
+    return (f"one scikit-learn {section.get('versions', {}).get('scikit-learn', '')} "
+            f"HistGradientBoostingClassifier per binary task (Regressor per regression "
+            f"task) on the same splits, tasks and label masks as the networks; "
+            f"Categorical columns as native categoricals (ordinal codes learned on train, "
+            f"at most {s.get('max_categories')} categories, rarest grouped; unseen or "
+            f"missing -> missing), numerics as is, MultiHot as 0/1 columns of the "
+            f"{s.get('multihot_items')} most frequent items, {text}; learning rate "
+            f"{s.get('learning_rate')}, up to {s.get('max_iter')} trees grown "
+            f"{s.get('chunk')} at a time until the best validation stage is "
+            f"{s.get('patience')} trees old, the number of trees chosen per task on the "
+            f"validation split ({s.get('selection', 'validation score')}); "
+            f"random_state = seed (without subsampling HGB does not depend on it, so "
+            f"seeds repeat the same trees unless an SVD is seeded)")
+
+
+def _hgb_timing(section, runs, tasks):
+    m = section.get("machine", {})
+    per_task = []
+    for task in tasks:
+        values = [r["task_seconds"][task] for r in runs if task in r.get("task_seconds", {})]
+        if values:
+            per_task.append(f"{task} {sum(values) / len(values):.1f} s")
+    encode = [r.get("encode_seconds") or 0 for r in runs]
+    return (f"Fit and selection time per task, mean over {len(runs)} run(s): "
+            f"{', '.join(per_task)} (encoding the inputs: {max(encode):.1f} s at most; "
+            f"{_hms(section.get('wall_seconds'))} for all HGB runs), "
+            f"{section['settings'].get('threads')} thread(s) per fit on "
+            f"{m.get('cpu_model') or m.get('processor')}, {m.get('cpu_count')} cores shared "
+            f"with other work, so the times are indicative.")
+
+
+def _same_inputs(suite, config_path):
+    """Config stems of a config-row suite whose `schema` section (excluded
+    and overridden columns) equals that of `config_path`; None for
+    model-row suites (every row sees the same inputs)."""
+    import yaml
+
+    if suite is None or suite.rows != "config":
+        return None
+
+    def section(path):
+        return (yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get("schema") \
+            or {}
+
+    want = section(records.ROOT / config_path)
+    return {p.stem for p in suite.config_files() if section(p) == want}
+
+
+def baseline_lines(record, stats, columns, trees_column=None, suite=None):
+    """Notes under a table with HGB rows: the protocol, the gap to the best
+    network on the same inputs per column, the timings; nothing when the
+    record has no HGB run."""
+    section = (record.get("baselines") or {}).get("hgb")
+    runs = records.baseline_runs(record, "hgb")
+    if not section or not runs:
+        return []
+    base_stats = records.aggregate({"runs": runs})
+    tasks = list(dict.fromkeys(t for t, _ in columns))
+    lines = [f"- HGB rows: {_hgb_protocol(section, runs)}. They have no parameters "
+             f"or epochs"
+             + (f"; the `{trees_column}` column holds the trees chosen per seed "
+                f"({' / '.join(tasks)})." if trees_column else ".")]
+    for row in _models_in(base_stats):
+        row_runs = [r for r in runs if r["name"] == row]
+        same = _same_inputs(suite, row_runs[0]["config_path"])
+        gaps = []
+        for task, metric in columns:
+            got = base_stats[(row, None)]["tasks"].get(task, {}).get(metric)
+            best = _best_network(stats, task, metric, rows=same)
+            if got is None or best is None:
+                continue
+            gaps.append(f"{task} {metric} {got['mean']:.4f} vs {best[1]:.4f} ({best[0]}), "
+                        f"{got['mean'] - best[1]:+.4f}")
+        if gaps:
+            against = ("the best network per column" if same is None else
+                       f"the best network on the same inputs ({', '.join(sorted(same))})")
+            lines.append(f"- {row} against {against}, HGB − best of the means over "
+                         f"seeds: " + "; ".join(gaps) + ".")
+        if not trees_column:
+            trees = [", ".join(f"{t} {r['iterations'][t]['chosen']}" for t in r["iterations"])
+                     for r in row_runs]
+            lines.append(f"- {row}: trees chosen on validation "
+                         f"({len(row_runs)} seed(s); distinct choices): "
+                         + "; ".join(sorted(set(trees))) + ".")
+    lines.append(f"- {_hgb_timing(section, runs, list(runs[0]['iterations']))}")
+    return lines + _hgb_seed_note(record, runs, "- ") + [""]
+
+
+def _hgb_seed_note(record, runs, prefix):
+    """A line when the HGB rows ran fewer seeds than the networks."""
+    ran = sorted({r["seed"] for r in runs})
+    planned = sorted({r["seed"] for r in record["runs"]})
+    if set(planned) <= set(ran):
+        return []
+    return [f"{prefix}HGB ran seed(s) {ran} of the networks' {planned}: the shared "
+            f"machine's time ran out; `python benchmarks/gbdt_baseline.py --suite "
+            f"{record.get('suite')}` adds the others (runs already in the record are "
+            f"kept)."]
+
+
+def synthetic_baseline_lines(record, models, variants):
+    """The synthetic suite's HGB table (test MSE per p beside the best
+    network's), under the networks' table."""
+    section = (record.get("baselines") or {}).get("hgb")
+    runs = records.baseline_runs(record, "hgb")
+    if not section or not runs:
+        return []
+    row = runs[0]["name"]
+    lines = [f"HGB (per task) on the same data: {_hgb_protocol(section, runs)}. Test MSE "
+             f"averaged over the two tasks, mean ± sample std over seeds; the best network "
+             f"is the one with the lowest mean test MSE at that p.\n",
+             "| p | HGB (per task) test MSE | trees chosen y1 / y2 (per seed) | best network "
+             "test MSE | HGB − best |", "|---:|---|---|---|---:|"]
+    for variant in variants:
+        values = _per_seed_mse({"runs": runs}, row, variant)
+        if not values:
+            continue
+        mean = sum(values) / len(values)
+        trees = ", ".join("/".join(str(r["iterations"][t]["chosen"]) for t in r["iterations"])
+                          for r in runs if r["variant"] == variant)
+        best = min(((sum(v) / len(v), m) for m in models
+                    for v in [_per_seed_mse(record, m, variant)] if v), default=None)
+        lines.append(f"| {_variant_value(variant)} | {mean:.4f} ± {_std(values):.4f} | "
+                     f"{trees} | {best[1]} {best[0]:.4f} | {mean - best[0]:+.4f} |"
+                     if best else f"| {_variant_value(variant)} | {mean:.4f} ± "
+                     f"{_std(values):.4f} | {trees} | — | — |")
+    lines.append("")
+    lines.append(_hgb_timing(section, runs, list(runs[0]["iterations"])) + "\n")
+    return lines + [line + "\n" for line in _hgb_seed_note(record, runs, "")]
 
 
 def _peers_table():

@@ -12,6 +12,9 @@ configs (one YAML per dataset and model, validated by
 `mtrec.experiments.config.load_config`), seeds, overrides applied to each
 config, an optional tuning grid (or `tuned_from` another suite), an
 optional sweep of a dataset argument, report columns and a baseline file.
+The suite's `baselines` (default `[hgb]`: one gradient-boosted-tree model
+per task, `benchmarks/gbdt_baseline.py`) run after the configs, on the
+same splits, into the record's `baselines` section.
 For each config and seed the runner calls `mtrec.experiments.runner.train`
 with `training.seed` overridden, into a raw run folder under
 `runs/bench/<suite>/` (git-ignored), and collects the run's `metrics.json`
@@ -445,12 +448,27 @@ def run_suite(suite, seeds=None, out_dir=None, runs_dir=None, smoke=False, resum
             save()
         record["runs"] = sort_runs(record["runs"])
         save()
+        if _baselines_selected(suite, models):
+            import gbdt_baseline  # benchmarks/gbdt_baseline.py
+
+            # After the networks, in this process (HGB uses every core).
+            gbdt_baseline.run_baselines(suite, record, seeds, smoke=smoke, save=save,
+                                        log=log, argv=argv)
     finally:
         if own_executor:
             executor.close()
     log(f"[{suite.name}] wrote {record_path} ({len(record['runs'])} runs, "
         f"{record['wall_seconds']:.0f} s)")
     return record
+
+
+def _baselines_selected(suite, models):
+    """Whether the suite's baselines run: the suite names them and `--models`
+    (when given) names `hgb` or a baseline row."""
+    if not suite.baselines:
+        return False
+    return not models or any(m in suite.baselines or records.is_baseline_row(m)
+                             for m in models)
 
 
 def _run_entry(run, metrics, wall, folder):
@@ -608,8 +626,8 @@ def main(argv=None):
                              "(default 1; 2 on a 2-core machine roughly halves "
                              "the wall time of these small models)")
     parser.add_argument("--models", default=None,
-                        help="comma-separated rows (model classes or config stems) "
-                             "to run (default all)")
+                        help="comma-separated rows (model classes or config stems; "
+                             "hgb for the tree baseline) to run (default all)")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny version: 1 seed and each suite's smoke section")
     parser.add_argument("--out-dir", default=None,

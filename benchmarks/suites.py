@@ -14,6 +14,7 @@ tune: {training.learning_rate: [0.001, 0.002, 0.005]}   # chosen on validation
 # sweep: {correlation: [0.5, 1.0]}   # one variant per value (dataset.args)
 label_correlation: true         # record the labels' Pearson correlation
 baseline: baselines/census_g1.yaml
+baselines: [hgb]                # non-network rows (default [hgb]; [] for none)
 report: {section: census, make: bench, order: 1}
 smoke:                          # what `run.py --smoke` runs instead
   overrides: [training.epochs=1, dataset.args.max_rows=3000]
@@ -24,6 +25,11 @@ smoke:                          # what `run.py --smoke` runs instead
 
 Unknown keys are rejected, naming the file, the key and the closest
 known key. Paths (`baseline`) are relative to `benchmarks/`.
+
+`baselines` names rows that are not networks, run on the same data after
+the configs: `hgb` is one gradient-boosted-tree model per task
+(`benchmarks/gbdt_baseline.py`; under `--smoke` with a few trees only).
+Every suite has it unless its file says `baselines: []`.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ HERE = Path(__file__).resolve().parent
 SUITES_DIR = HERE / "suites"
 CONFIGS_DIR = HERE / "configs"
 ROW_KINDS = ("model", "config")
+BASELINE_KINDS = ("hgb",)
 SECTIONS = ("census", "synthetic", "table")
 
 
@@ -97,6 +104,7 @@ class Suite:
     sweep: dict | None = None
     label_correlation: bool = False
     baseline: str | None = None
+    baselines: tuple = ("hgb",)
     report: Report = Report()
     smoke: Smoke | None = None
 
@@ -173,10 +181,15 @@ def parse_suite(name, data, where="<suite>"):
         if key not in data:
             raise SuiteError(f"{where}: missing key '{key}'.")
     fields["name"] = name
-    for key in ("seeds", "overrides"):
+    for key in ("seeds", "overrides", "baselines"):
         if key in fields:
             fields[key] = tuple(_list_of(fields[key], where, key,
                                          int if key == "seeds" else str))
+    unknown = [b for b in fields.get("baselines", ()) if b not in BASELINE_KINDS]
+    if unknown:
+        raise SuiteError(f"{where}: unknown baseline {unknown[0]!r}"
+                         f"{did_you_mean(unknown[0], list(BASELINE_KINDS))}; known "
+                         f"baselines: {list(BASELINE_KINDS)}.")
     for key in ("tune", "sweep"):
         if key in fields:
             fields[key] = _grid(fields[key], where, key)
