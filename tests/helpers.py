@@ -4,6 +4,7 @@ puts tests/ on pytest's pythonpath; fixtures stay in the conftest files)."""
 import importlib.util
 import signal
 import sys
+from pathlib import Path
 import time
 
 import numpy as np
@@ -100,7 +101,13 @@ def assert_same_batches(got, expected):
 
 
 def load_module(name, path):
-    """Import the Python file `path` as module `name` (benchmark scripts)."""
+    """Import the Python file `path` as module `name` (benchmark scripts),
+    once: a second call returns the loaded module, since a fresh copy in
+    `sys.modules` would break pickling the first copy's functions (the
+    benchmark runner's worker processes)."""
+    loaded = sys.modules.get(name)
+    if loaded is not None and Path(getattr(loaded, "__file__", "")) == Path(path):
+        return loaded
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module

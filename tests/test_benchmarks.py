@@ -8,24 +8,20 @@ census with its tuning grid) run here in-process, into tmp_path.
 
 import ast
 import copy
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from helpers import load_module
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 
 
 def _load(name):
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_module(name, BENCH / f"{name}.py")
 
 
 sys.path.insert(0, str(BENCH))
