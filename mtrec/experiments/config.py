@@ -170,6 +170,23 @@ class TaskConfig(_Strict):
     label: Optional[str] = None
     num_classes: Optional[int] = Field(default=None, ge=2)
     mask: Optional[str] = None
+    # a YAML list [low, high] (regression only; TaskSpec checks it)
+    output_range: Optional[list[float]] = Field(default=None, min_length=2, max_length=2)
+
+    @model_validator(mode="after")
+    def _range_fits_kind(self):
+        from mtrec.schema.task_kinds import TASK_KIND_TABLE
+        if self.output_range is None or self.kind not in TASK_KIND_TABLE:
+            return self
+        if not TASK_KIND_TABLE[self.kind].bounded_output:
+            raise ValueError(f"output_range bounds a regression head only; a {self.kind} "
+                             f"task's outputs are probabilities already. Drop "
+                             f"output_range or set kind: regression")
+        low, high = self.output_range
+        if not low < high:
+            raise ValueError(f"output_range is [low, high] with low < high, got "
+                             f"[{low}, {high}]")
+        return self
 
 
 class DatasetConfig(_Strict):

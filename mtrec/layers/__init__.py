@@ -11,6 +11,7 @@ from mtrec.layers.information_transfer import InformationTransfer, calibration_p
 from mtrec.layers.mixture_of_experts import MixtureOfExperts
 from mtrec.layers.mlp import MLP
 from mtrec.layers.modality_fusion import ModalityFusion
+from mtrec.layers.numeric_encoding import NumericEmbedding
 from mtrec.layers.ple import PLEBackbone
 from mtrec.layers.shared_bottom import SharedBottomBackbone
 from mtrec.layers.task_bottoms import TaskBottoms
@@ -22,6 +23,6 @@ from mtrec.layers import legacy_aliases  # noqa: F401
 
 __all__ = ["Backbone", "CGCBackbone", "ExpertGates", "Experts", "FeatureEmbedding",
            "FeaturePreprocessing", "GroupedExperts", "InformationTransfer",
-           "calibration_penalty", "MixtureOfExperts", "MLP", "ModalityFusion",
+           "calibration_penalty", "MixtureOfExperts", "MLP", "ModalityFusion", "NumericEmbedding",
            "PLEBackbone", "SharedBottomBackbone", "TaskBottoms", "TaskTowers",
            "TextEncoder"]

@@ -8,7 +8,8 @@ import keras_rs
 from keras import ops
 
 from mtrec.layers.feature_preprocessing import (
-    CATEGORICAL_KEY, NUMERIC_KEY, multihot_key, text_key, vector_key)
+    CATEGORICAL_KEY, NUMERIC_KEY, multihot_key, numeric_code_key, text_key, vector_key)
+from mtrec.layers.numeric_encoding import NumericEmbedding
 from mtrec.layers.text_encoder import TextEncoder
 from mtrec.schema import MODALITIES, Schema
 from mtrec.schema.features import DEFAULT_EMBEDDINGS_INITIALIZER, check_initializer
@@ -44,8 +45,14 @@ class FeatureEmbedding(keras.layers.Layer):
       When every feature of a table resolves to the same initializer, the
       table is initialised in one call (as a plain `Embedding`); otherwise
       block by block, each feature's initializer seeing its own rows'
-      shape `(rows_f, dim)` (`RowBlockInitializer`).
-    - Numeric values and missing indicators pass through.
+      shape `(rows_f, dim)` (`RowBlockInitializer`). While training
+      (`training=True` only), a feature's ids are replaced by its OOV id
+      with the probability of its spec's `oov_rate` (so the OOV row,
+      which serves values unseen in training, is trained too).
+    - Numeric values and missing indicators pass through; a Numeric with
+      another `encoding` than `"standardize"` is embedded instead by its
+      own `NumericEmbedding` (its vector replaces the value; its missing
+      indicator stays in the numeric block).
     - Multi-hot items are embedded and mean-pooled
       (`keras_rs.layers.EmbedReduce`, initialised with this layer's
       `embeddings_initializer`); an empty row pools to zeros.
@@ -136,6 +143,30 @@ class FeatureEmbedding(keras.layers.Layer):
         self.vector_projections = [
             keras.layers.Dense(spec.projection_dim, dtype=self.dtype_policy, name=f"vector_{i}")
             for i, spec in enumerate(s.features_of("vector"))]
+        numeric = s.features_of("numeric")
+        # (column in the numeric block, its NumericEmbedding) of each
+        # encoded Numeric
+        self.numeric_embeddings = [
+            (i, NumericEmbedding(spec.encoding, spec.embedding_dim,
+                                 num_frequencies=spec.num_frequencies,
+                                 frequency_sigma=spec.frequency_sigma,
+                                 dtype=self.dtype_policy, name=f"numeric_{i}"))
+            for i, spec in enumerate(numeric) if spec.encoding != "standardize"]
+        # Columns of "mtrec:numeric" the numeric block keeps: the values of
+        # the standardised features, then every missing indicator.
+        encoded = {i for i, _ in self.numeric_embeddings}
+        self._numeric_columns = np.array(
+            [i for i in range(len(numeric)) if i not in encoded]
+            + [len(numeric) + i for i in range(len(numeric))], "int32")
+        # Categorical(oov_rate=...): the rates of each table's features, or
+        # None for a table without any (no random draws at all).
+        self._oov_rates = []
+        for positions, _, _ in self.categorical_groups:
+            rates = np.array([categorical[i].oov_rate for i in positions], "float32")
+            self._oov_rates.append(rates if rates.any() else None)
+        self.oov_seed_generator = (
+            keras.random.SeedGenerator(None if seed is None else seed + 1)
+            if any(r is not None for r in self._oov_rates) else None)
         # Column blocks of the concatenation, in order, with the modality of
         # every column: (kind, index, per-column modality array).
         self._blocks = self._column_blocks()
@@ -177,7 +208,11 @@ class FeatureEmbedding(keras.layers.Layer):
         numeric = s.features_of("numeric")
         if numeric:
             tags = np.array([spec.modality for spec in numeric], dtype=object)
-            blocks.append(("numeric", 0, np.concatenate([tags, tags])))
+            # the kept columns of (values, indicators)
+            blocks.append(("numeric", 0, np.concatenate([tags, tags])[self._numeric_columns]))
+        for j, (i, layer) in enumerate(self.numeric_embeddings):
+            blocks.append(("numeric_embedding", j, np.array(
+                [numeric[i].modality] * layer.embedding_dim, dtype=object)))
         for kind, width in (("multihot", lambda spec: spec.embedding_dim),
                             ("text", lambda spec: spec.embedding_dim),
                             ("vector", lambda spec: spec.projection_dim + 1)):
@@ -199,6 +234,11 @@ class FeatureEmbedding(keras.layers.Layer):
             self.vector_missing.append(self.add_weight(
                 name=f"vector_{i}_missing", shape=(spec.projection_dim,),
                 initializer="zeros"))
+        numeric = self.schema.features_of("numeric")
+        for i, layer in self.numeric_embeddings:
+            spec = numeric[i]
+            layer.build((None, len(spec.bin_edges(self.schema.stats[spec.name])) - 1)
+                        if spec.binned else (None,))
         self.built = True
 
     def dropped_modalities(self, inputs, training=False):
@@ -216,14 +256,31 @@ class FeatureEmbedding(keras.layers.Layer):
     def call(self, inputs, training=False, grouped=False):
         dropped = self.dropped_modalities(inputs, training=training)
         parts = []
-        for positions, offsets, table in self.categorical_groups:
-            # (batch, features_in_group) ids into the group's shared table
-            ids = ops.take(inputs[CATEGORICAL_KEY], positions, axis=1) + offsets
+        for (positions, offsets, table), rates in zip(self.categorical_groups,
+                                                      self._oov_rates):
+            # (batch, features_in_group) per-feature ids, 0 the OOV bucket
+            ids = ops.take(inputs[CATEGORICAL_KEY], positions, axis=1)
+            if training and rates is not None:
+                draws = keras.random.uniform(ops.shape(ids), seed=self.oov_seed_generator)
+                ids = ops.where(draws < rates, ops.zeros_like(ids), ids)
+            # ids into the group's shared table
+            ids = ids + offsets
             # (batch, features_in_group, dim) -> (batch, features_in_group * dim)
             vectors = table(ids)
             parts.append(ops.reshape(vectors, (-1, len(positions) * table.output_dim)))
         if NUMERIC_KEY in inputs:
-            parts.append(ops.cast(inputs[NUMERIC_KEY], "float32"))
+            numeric = ops.cast(inputs[NUMERIC_KEY], "float32")
+            if self.numeric_embeddings:  # no ops for schemas without encodings
+                specs = self.schema.features_of("numeric")
+                parts.append(ops.take(numeric, self._numeric_columns, axis=1))
+                for i, layer in self.numeric_embeddings:
+                    if specs[i].binned:
+                        parts.append(layer(inputs[numeric_code_key(specs[i].name)]))
+                    else:
+                        parts.append(layer(numeric[:, i],
+                                           missing=numeric[:, len(specs) + i] > 0.5))
+            else:
+                parts.append(numeric)
         for layer, spec in zip(self.multihot_embeddings, self.schema.features_of("multihot")):
             ids = inputs[multihot_key(spec.name)]
             parts.append(layer(ids, weights=ops.cast(ids > 0, "float32")))

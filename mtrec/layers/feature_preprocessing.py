@@ -4,6 +4,7 @@ import numpy as np
 import keras
 import tensorflow as tf
 
+from mtrec.layers.numeric_encoding import BIN_CODES
 from mtrec.schema import ENCODED_PREFIX, MISSING_INT, TEXT_STANDARDIZE, Schema
 from mtrec.utils.names import safe_name
 
@@ -11,6 +12,10 @@ from mtrec.utils.names import safe_name
 # stage does one gather per embedding width instead of one per feature.
 CATEGORICAL_KEY = ENCODED_PREFIX + "categorical"
 NUMERIC_KEY = ENCODED_PREFIX + "numeric"
+
+
+def numeric_code_key(name):
+    return f"{ENCODED_PREFIX}numeric_code:{name}"
 
 
 def multihot_key(name):
@@ -65,6 +70,9 @@ class FeaturePreprocessing(keras.layers.Layer):
           feature ids in `[0, vocabulary_size)`, 0 the OOV bucket.
         - `"mtrec:numeric"`: float32 `(batch, 2 * num_numeric)`: the
           standardised values, then the missing indicators.
+        - `"mtrec:numeric_code:<name>"`: float32 `(batch, bins)`, for a
+          Numeric with a binned `encoding`: its one-hot or piecewise-linear
+          code over the learned bin edges (all zero where missing).
         - `"mtrec:multihot:<name>"`: int64 `(batch, max_items)`, 0 padding,
           1 OOV.
         - `"mtrec:text:<name>"`: int64 `(batch, max_length)`, 0 padding,
@@ -129,6 +137,9 @@ class FeaturePreprocessing(keras.layers.Layer):
             self._numeric_clip = any(f.clip for f in self.numeric)
             if self._numeric_clip:
                 self._numeric_low, self._numeric_high = _clip_bounds(s, self.numeric)
+            # Numeric(encoding=binned): (column, spec, edges (bins + 1,)) each
+            self._numeric_binned = [(i, spec, spec.bin_edges(s.stats[spec.name]))
+                                    for i, spec in enumerate(self.numeric) if spec.binned]
 
     def _categorical_lookup(self, spec):
         stats = self.schema.stats[spec.name]
@@ -188,6 +199,12 @@ class FeaturePreprocessing(keras.layers.Layer):
             x = tf.where(is_missing, self._numeric_mean, x)
             scaled = (x - self._numeric_mean) / self._numeric_std
             out[NUMERIC_KEY] = tf.concat([scaled, tf.cast(is_missing, "float32")], axis=1)
+            for i, spec, edges in self._numeric_binned:
+                # (batch, bins) over the (clipped, log1p) value, as the edges
+                # were learned; all zero where missing
+                code = BIN_CODES[spec.encoding](x[:, i], edges)
+                out[numeric_code_key(spec.name)] = tf.where(
+                    is_missing[:, i:i + 1], tf.zeros_like(code), code)
         for spec, lookup in zip(self.multihot, self.multihot_lookups):
             max_items = self.schema.stats[spec.name]["max_items"]
             items = tf.strings.split(_column(inputs[spec.name], "string"), spec.delimiter)

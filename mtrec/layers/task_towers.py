@@ -5,6 +5,7 @@ from keras import ops
 
 from mtrec.layers.mlp import MLP, check_batch_norm
 from mtrec.schema.task_kinds import task_kind
+from mtrec.schema.tasks import TaskSpec
 from mtrec.utils.names import safe_name
 
 
@@ -14,11 +15,13 @@ class TaskTowers(keras.layers.Layer):
 
     Heads come from the task-kind table (`mtrec.schema.task_kinds`):
     `binary` -> sigmoid probability `(batch,)`; `regression` -> linear
-    `(batch,)`; `multiclass` -> softmax `(batch, num_classes)`.
+    `(batch,)`, or `low + (high - low) * sigmoid(z)` with an
+    `output_range`; `multiclass` -> softmax `(batch, num_classes)`.
 
     Args:
         tasks: list of dicts `{"name", "kind", "num_classes"}`, in output
-            order.
+            order, each optionally with `"output_range": [low, high]`
+            (kinds with `bounded_output` only, see `TaskSpec`).
         tower_units: list of int. Widths of each tower. Defaults to `[8]`.
         dropout: float. Defaults to `0.0`.
         batch_norm: bool. Batch normalisation in every tower (see `MLP`;
@@ -33,9 +36,7 @@ class TaskTowers(keras.layers.Layer):
 
     def __init__(self, tasks, tower_units=(8,), dropout=0.0, batch_norm=False, **kwargs):
         super().__init__(**kwargs)
-        self.tasks = [dict(name=t["name"], kind=t["kind"],
-                           num_classes=int(t.get("num_classes") or 1))
-                      for t in tasks]
+        self.tasks = [_task_entry(t) for t in tasks]
         self.tower_units = [int(u) for u in tower_units]
         self.dropout = dropout
         self.batch_norm = check_batch_norm(batch_norm)
@@ -64,6 +65,9 @@ class TaskTowers(keras.layers.Layer):
         for task, kind, tower, head, x in zip(self.tasks, self._kinds, self.towers,
                                               self.heads, inputs):
             y = head(tower(x, training=training))
+            if "output_range" in task:
+                low, high = task["output_range"]
+                y = low + (high - low) * ops.sigmoid(y)
             # (batch, num_classes) per class, else (batch, 1) -> (batch,)
             outputs[task["name"]] = y if kind.per_class else ops.squeeze(y, -1)
         return outputs
@@ -72,3 +76,15 @@ class TaskTowers(keras.layers.Layer):
         return {**super().get_config(), "tasks": self.tasks,
                 "tower_units": self.tower_units, "dropout": self.dropout,
                 "batch_norm": self.batch_norm}
+
+
+def _task_entry(task):
+    """One task of `TaskTowers(tasks=...)` as the layer stores it (and its
+    config holds): `output_range` only when set, so configs without one are
+    what they always were."""
+    entry = dict(name=task["name"], kind=task["kind"],
+                 num_classes=int(task.get("num_classes") or 1))
+    if task.get("output_range") is not None:
+        spec = TaskSpec(task["name"], task["kind"], output_range=task["output_range"])
+        entry["output_range"] = list(spec.output_range)
+    return entry

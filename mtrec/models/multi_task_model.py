@@ -146,7 +146,8 @@ class MultiTaskModel(keras.Model):
                                 if self.fusion == "gated" else None)
         self.backbone = backbone
         self.towers = self.make_towers(
-            [dict(name=n, kind=by_name[n].kind, num_classes=self.schema.num_classes(by_name[n]))
+            [dict(name=n, kind=by_name[n].kind, num_classes=self.schema.num_classes(by_name[n]),
+                  output_range=by_name[n].output_range)
              for n in self.tower_task_names])
         self.build()
 

@@ -21,8 +21,8 @@ Modules:
 """
 
 from mtrec.schema.features import (
-    FEATURE_KINDS, MISSING_INT, MODALITIES, TEXT_ENCODERS, TEXT_POOLINGS, Categorical,
-    FeatureSpec, MultiHot, Numeric, Text, Vector)
+    FEATURE_KINDS, MISSING_INT, MODALITIES, NUMERIC_ENCODINGS, TEXT_ENCODERS, TEXT_POOLINGS,
+    Categorical, FeatureSpec, MultiHot, Numeric, Text, Vector)
 from mtrec.schema.schema import ENCODED_PREFIX, Schema
 from mtrec.schema.task_kinds import TASK_KIND_TABLE, TASK_KINDS, TaskKind, task_kind
 from mtrec.schema.tasks import FUNNEL_TASKS, TaskSpec, funnel_tasks
@@ -30,7 +30,7 @@ from mtrec.schema.tokenizer import TEXT_STANDARDIZE
 from mtrec.schema.vector_columns import collapse_vector_columns
 
 __all__ = ["ENCODED_PREFIX", "FEATURE_KINDS", "FUNNEL_TASKS", "MISSING_INT", "MODALITIES",
-           "TASK_KINDS", "TASK_KIND_TABLE", "TEXT_ENCODERS", "TEXT_POOLINGS",
+           "NUMERIC_ENCODINGS", "TASK_KINDS", "TASK_KIND_TABLE", "TEXT_ENCODERS", "TEXT_POOLINGS",
            "TEXT_STANDARDIZE", "Categorical", "FeatureSpec", "MultiHot", "Numeric", "Schema",
            "TaskKind", "TaskSpec", "Text", "Vector", "collapse_vector_columns",
            "funnel_tasks", "task_kind"]

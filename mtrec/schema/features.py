@@ -45,23 +45,31 @@ from mtrec.schema.validation import check_integer_column
 from mtrec.utils.messages import plain
 from mtrec.utils.suggestions import closest
 
-__all__ = ["DEFAULT_EMBEDDINGS_INITIALIZER", "FEATURE_KINDS", "MISSING_INT", "MODALITIES",
-           "TEXT_ENCODERS", "TEXT_POOLINGS", "Categorical", "FeatureSpec", "MultiHot",
-           "Numeric", "Text", "Vector", "check_initializer", "not_adapted_error"]
+__all__ = ["BINNED_ENCODINGS", "DEFAULT_EMBEDDINGS_INITIALIZER", "FEATURE_KINDS", "MISSING_INT",
+           "MODALITIES", "NUMERIC_ENCODINGS", "TEXT_ENCODERS", "TEXT_POOLINGS", "Categorical",
+           "FeatureSpec", "MultiHot", "Numeric", "Text", "Vector", "check_initializer",
+           "not_adapted_error", "quantile_bin_edges"]
 
 MODALITIES = ("tabular", "text", "image", "audio", "other")
 # Integer categoricals use this for missing values (pandas NA, None).
 MISSING_INT = -1
 TEXT_ENCODERS = ("bag", "cnn", "transformer")
 TEXT_POOLINGS = ("mean", "max", "attention")
+#: How a Numeric reaches the model (see `Numeric`): one scaled value, or a
+#: vector embedding of it (Gorishniy et al., NeurIPS 2022).
+NUMERIC_ENCODINGS = ("standardize", "quantile_bins", "piecewise_linear", "periodic")
+#: The encodings whose code is built from quantile bin edges learned in adapt.
+BINNED_ENCODINGS = ("quantile_bins", "piecewise_linear")
 
 # Size arguments that must be positive integers (None: learned in adapt).
 _POSITIVE = ("embedding_dim", "max_tokens", "min_frequency", "num_hash_bins",
-             "max_items", "max_length", "dim", "projection_dim", "encoder_layers")
+             "max_items", "max_length", "dim", "projection_dim", "encoder_layers",
+             "num_bins", "num_frequencies")
 _LEARNED = ("max_tokens", "max_items", "max_length", "dim")
 # Fields added after schemas were first saved: `to_dict` writes them only
 # when they differ from their default, so the dicts (and the .keras files and
 # exports holding them) of schemas that do not use them stay byte-identical.
+# A kind adds its own such fields in its `written_when_set`.
 _WRITTEN_WHEN_SET = ("embeddings_initializer", "clip")
 
 #: The initializer of embedding tables unless told otherwise: Keras'
@@ -146,6 +154,10 @@ class FeatureSpec:
     #: whether one cell holds a list of numbers (a Vector), which CSV cannot
     #: type; file scoring parses such cells itself.
     list_valued: ClassVar[bool] = False
+    #: this kind's fields that `to_dict` writes only when not their default
+    #: (besides `_WRITTEN_WHEN_SET`): fields added after schemas of this
+    #: kind were first saved.
+    written_when_set: ClassVar[tuple] = ()
 
     # -- the raw input -------------------------------------------------------
     def raw_shape(self, stats):
@@ -194,10 +206,12 @@ class FeatureSpec:
 
     def to_dict(self):
         """`{"kind": ..., field: value, ...}`: what `Schema.to_dict` writes
-        (`_WRITTEN_WHEN_SET` fields only when not their default)."""
+        (`_WRITTEN_WHEN_SET` and `written_when_set` fields only when not
+        their default)."""
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        optional = _WRITTEN_WHEN_SET + self.written_when_set
         fields = {k: v for k, v in dataclasses.asdict(self).items()
-                  if not (k in _WRITTEN_WHEN_SET and v == defaults.get(k))}
+                  if not (k in optional and v == defaults.get(k))}
         return {"kind": self.kind, **fields}
 
     # -- learned state and conversion ----------------------------------------
@@ -225,6 +239,19 @@ class Categorical(FeatureSpec):
     `embeddings_initializer` (a Keras initializer name or config dict)
     initialises this feature's embedding rows; None (the default) leaves
     them to the model's `embeddings_initializer`.
+
+    Cold start: a value unseen in training gets the OOV embedding, which
+    training never updates unless some training values map to it too. Two
+    ways to train it: `min_frequency` (at adapt: values seen fewer times
+    than that are left out of the vocabulary, so their rows train the OOV
+    bucket), and `oov_rate` (in the graph, while training only: each
+    example's id is replaced by the OOV id with this probability, like
+    word dropout; inference and serving never replace anything). The
+    default `oov_rate=0.0` keeps every model trained before exactly as it
+    was (no replacement, no extra random draws); 0.01-0.05 is a usual
+    setting for a feature that meets new values in serving (new items,
+    new users). Hashed features (`num_hash_bins`) have no OOV bucket and
+    refuse `oov_rate`.
     """
 
     name: str
@@ -235,7 +262,9 @@ class Categorical(FeatureSpec):
     dtype: str = "string"
     modality: str = "tabular"
     embeddings_initializer: str | dict | None = None
+    oov_rate: float = 0.0
     kind: ClassVar[str] = "categorical"
+    written_when_set: ClassVar[tuple] = ("oov_rate",)
 
     @property
     def raw_dtype(self):
@@ -263,6 +292,18 @@ class Categorical(FeatureSpec):
                     f"config instead, e.g. keras.initializers.serialize(initializer).")
             check_initializer(self.embeddings_initializer,
                               f"Categorical '{self.name}' has embeddings_initializer")
+        rate = self.oov_rate
+        if (isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, float, np.number))
+                or not 0.0 <= float(rate) < 1.0):
+            raise ValueError(
+                f"Categorical '{self.name}' has oov_rate={rate!r}; expected a number in "
+                f"[0, 1): the probability that a training example's id is replaced by "
+                f"the out-of-vocabulary id (0 disables it).")
+        if rate and self.num_hash_bins:
+            raise ValueError(
+                f"Categorical '{self.name}' has oov_rate={rate} and num_hash_bins="
+                f"{self.num_hash_bins}; hashed values have no out-of-vocabulary bucket "
+                f"to train. Drop oov_rate, or drop num_hash_bins to learn a vocabulary.")
 
     def check(self, series):
         name, dtype = self.name, series.dtype
@@ -305,7 +346,8 @@ class Categorical(FeatureSpec):
 
 @dataclasses.dataclass(frozen=True)
 class Numeric(FeatureSpec):
-    """A float column, standardised with statistics learned in `adapt`.
+    """A float column, standardised with statistics learned in `adapt`, and
+    optionally embedded as a vector.
 
     NaN (and +-inf) is imputed with the training mean and flagged by a
     missing indicator, so the model sees `(value, is_missing)` per column.
@@ -320,16 +362,53 @@ class Numeric(FeatureSpec):
     scaled to ~1e29 and produce a prediction far outside anything seen in
     training. The default, `False`, leaves values as they are (what every
     model trained before had), since a clip also hides real drift.
+
+    `encoding` says what the model sees of the value (Gorishniy et al.,
+    NeurIPS 2022, "On Embeddings for Numerical Features in Tabular Deep
+    Learning"); every encoding keeps the missing indicator:
+
+    - `"standardize"` (the default, what every model had before): the one
+      standardised value.
+    - `"quantile_bins"`: the one-hot code of the value's quantile bin.
+    - `"piecewise_linear"` (PLE): per bin `t` with edges `[b_t, b_t+1)`, 1
+      if `x >= b_t+1`, 0 if `x < b_t`, else `(x - b_t) / (b_t+1 - b_t)`.
+      Unlike the paper's first and last bins, which extrapolate linearly,
+      the code stays in [0, 1], so a value far outside the training range
+      gets the code of the range's end, not a huge one.
+    - `"periodic"`: `concat(sin(2 pi c x), cos(2 pi c x))` of the
+      standardised value `x`, with `num_frequencies` trainable frequencies
+      `c` initialised from a normal of standard deviation `frequency_sigma`
+      (truncated at 2 sigma), then Linear + ReLU (the paper's "PLR").
+
+    The bin edges are `num_bins + 1` quantiles of the finite training
+    values (after `log1p`), learned in `adapt` and stored in the schema's
+    statistics as `bin_edges` (so they travel with the schema JSON, the
+    `.keras` file and the export); repeated edges of discrete columns are
+    merged, so such a column may get fewer bins. As in the paper's "-L"
+    variants, each encoded feature's code is projected by its own Linear
+    layer to `embedding_dim` (ReLU after it for `periodic` only) and the
+    vector replaces the standardised value. A missing value gets the
+    all-zero code (so its vector is the projection's bias) and the
+    indicator. Everything runs in the graph: serving still takes the raw
+    float. `num_bins`, `embedding_dim`, `num_frequencies` and
+    `frequency_sigma` are unused by the encodings that have no use for them.
     """
 
     name: str
     log1p: bool = False
     modality: str = "tabular"
     clip: bool = False
+    encoding: str = "standardize"
+    num_bins: int = 16
+    embedding_dim: int = 16
+    num_frequencies: int = 16
+    frequency_sigma: float = 0.1
     kind: ClassVar[str] = "numeric"
     raw_dtype: ClassVar[str] = "float32"
     missing_value: ClassVar = np.nan
     leakage_view: ClassVar[str | None] = "number"
+    written_when_set: ClassVar[tuple] = ("encoding", "num_bins", "embedding_dim",
+                                         "num_frequencies", "frequency_sigma")
 
     def csv_dtype(self):
         return "float32"
@@ -341,6 +420,22 @@ class Numeric(FeatureSpec):
                 raise ValueError(
                     f"Numeric '{self.name}' has {field}={getattr(self, field)!r}; "
                     f"expected True or False.")
+        if self.encoding not in NUMERIC_ENCODINGS:
+            raise ValueError(
+                f"Numeric '{self.name}' has encoding {self.encoding!r}; expected one of "
+                f"{list(NUMERIC_ENCODINGS)}.{_did_you_mean(self.encoding, NUMERIC_ENCODINGS)}")
+        sigma = self.frequency_sigma
+        if (isinstance(sigma, (bool, np.bool_)) or not isinstance(sigma, (int, float, np.number))
+                or not 0.0 < float(sigma) < math.inf):
+            raise ValueError(
+                f"Numeric '{self.name}' has frequency_sigma={sigma!r}; expected a positive "
+                f"number (the standard deviation of the periodic encoding's initial "
+                f"frequencies, e.g. 0.1).")
+
+    @property
+    def binned(self):
+        """Whether the encoding reads the quantile bin edges learned in adapt."""
+        return self.encoding in BINNED_ENCODINGS
 
     def check(self, series):
         if not (pd.api.types.is_numeric_dtype(series) or series.isna().all()):
@@ -363,10 +458,49 @@ class Numeric(FeatureSpec):
             values = np.sign(values) * np.log1p(np.abs(values))
         mean = float(values.mean()) if len(values) else 0.0
         variance = float(values.var(ddof=0)) if len(values) else 1.0
-        return {"mean": mean, "variance": variance, "min": low, "max": high}
+        stats = {"mean": mean, "variance": variance, "min": low, "max": high}
+        if self.binned:
+            stats["bin_edges"] = quantile_bin_edges(values.to_numpy(), self.num_bins)
+        return stats
+
+    def bin_edges(self, stats):
+        """The learned bin edges, float32 `(bins + 1,)`; a clear error for
+        statistics adapted without them."""
+        if "bin_edges" not in stats:
+            raise ValueError(
+                f"Numeric '{self.name}' has encoding {self.encoding!r} but its "
+                f"statistics have no bin_edges (adapted with another encoding, or by an "
+                f"mtrec without them); adapt the schema again.")
+        return np.asarray(stats["bin_edges"], "float32")
 
     def to_array(self, series, stats):
         return to_float32(series)
+
+
+def quantile_bin_edges(values, num_bins):
+    """Bin edges: the `num_bins + 1` quantiles (0, 1/num_bins, ..., 1) of
+    the finite `values`, rounded to float32 (what the graph compares), with
+    repeats merged (a discrete column gets fewer bins).
+
+    Args:
+        values: 1-D array of finite floats (possibly empty).
+        num_bins: int >= 1.
+
+    Returns:
+        list of float, strictly increasing, at least 2 of them: a column
+        with one distinct value `v` (or none: `v = 0`) gets the one bin
+        `[v - h, v + h]`, `h = max(|v|, 1) / 2`.
+    """
+    values = np.asarray(values, "float64")
+    if not len(values):
+        values = np.zeros(1)
+    edges = np.unique(np.quantile(values, np.linspace(0.0, 1.0, num_bins + 1))
+                      .astype("float32"))
+    if len(edges) < 2:
+        v = float(edges[0])
+        half = max(abs(v), 1.0) / 2
+        edges = np.array([v - half, v + half], "float32")
+    return [float(e) for e in edges]
 
 
 def _check_strings(spec, series, what):

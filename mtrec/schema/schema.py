@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections import Counter
 
@@ -129,7 +128,8 @@ class Schema:
         that are all missing or constant get a `DataWarning` naming them
         (`mtrec.schema.validation`). Numeric features also learn their
         training range (`min`/`max`), which `out_of_range` reports against
-        and `Numeric(clip=True)` clips to.
+        and `Numeric(clip=True)` clips to, and, with a binned `encoding`,
+        their quantile bin edges.
 
         Returns:
             self, for chaining.
@@ -285,7 +285,7 @@ class Schema:
     def to_dict(self):
         return {
             "features": [s.to_dict() for s in self.features],
-            "tasks": [dataclasses.asdict(t) for t in self.tasks],
+            "tasks": [t.to_dict() for t in self.tasks],
             "stats": self.stats,
         }
 

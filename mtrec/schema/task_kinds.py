@@ -48,6 +48,9 @@ class TaskKind:
         uncertainty_scale: float. Factor of `exp(-s)` in uncertainty
             weighting (Kendall et al.: 1/2 for a Gaussian likelihood, 1 for
             a classification likelihood).
+        bounded_output: bool. Whether `TaskSpec.output_range` may bound
+            the head (`low + (high - low) * sigmoid(z)`); only a head
+            without an activation of its own can be bounded so.
     """
 
     name: str
@@ -60,6 +63,7 @@ class TaskKind:
     evaluate: Callable
     check_labels: Callable
     uncertainty_scale: float = 1.0
+    bounded_output: bool = False
 
     def head_units(self, num_classes=1):
         """Width of the output head."""
@@ -153,7 +157,7 @@ TASK_KIND_TABLE = {kind.name: kind for kind in (
     TaskKind("regression", head_activation=None, per_class=False,
              loss=_squared_error, metrics=_rmse, monitor="rmse", monitor_mode="min",
              evaluate=_evaluate_regression, check_labels=_check_regression,
-             uncertainty_scale=0.5),
+             uncertainty_scale=0.5, bounded_output=True),
     TaskKind("multiclass", head_activation="softmax", per_class=True,
              loss=_sparse_crossentropy, metrics=_accuracy, monitor="accuracy",
              monitor_mode="max", evaluate=_evaluate_multiclass,

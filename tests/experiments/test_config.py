@@ -312,7 +312,12 @@ def test_resolved_config_round_trips(tmp_path):
     assert again.to_dict()["schema"]["features"]["x1"] == {"kind": "numeric",
                                                            "log1p": False,
                                                            "modality": "tabular",
-                                                           "clip": False}
+                                                           "clip": False,
+                                                           "encoding": "standardize",
+                                                           "num_bins": 16,
+                                                           "embedding_dim": 16,
+                                                           "num_frequencies": 16,
+                                                           "frequency_sigma": 0.1}
 
 
 # --------------------------------------------------------------------------
