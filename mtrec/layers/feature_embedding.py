@@ -18,11 +18,11 @@ TABULAR = "tabular"
 
 
 def categorical_cardinality(schema, spec):
-    """Number of ids a categorical feature can take (OOV bucket included)."""
+    """Number of ids a categorical feature can take (OOV buckets included)."""
     stats = schema.feature_stats(spec.name)
     if "num_hash_bins" in stats:
         return int(stats["num_hash_bins"])
-    return len(stats["vocabulary"]) + 1
+    return len(stats["vocabulary"]) + int(stats.get("num_oov_buckets", 1))
 
 
 def modality_groups(schema):

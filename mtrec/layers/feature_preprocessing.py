@@ -98,10 +98,12 @@ class FeaturePreprocessing(keras.layers.Layer):
         # of ops per batch (one lookup per feature dominated batch-1 serving
         # latency), and no per-value string building (joining
         # "<position>/<token>" keys was the largest cost of a 1024-row
-        # batch). The others (integer ids, hashing) keep a layer each.
+        # batch). The others (integer ids, hashing, hashed OOV buckets) keep
+        # a layer each.
         self._fused_positions = [i for i, spec in enumerate(self.categorical)
                                  if spec.dtype == "string"
-                                 and "num_hash_bins" not in s.stats[spec.name]]
+                                 and "num_hash_bins" not in s.stats[spec.name]
+                                 and "num_oov_buckets" not in s.stats[spec.name]]
         self.fused_table, self._fused_salts = None, None
         if self._fused_positions:
             self.fused_table, self._fused_salts = _fingerprint_table(
@@ -146,12 +148,15 @@ class FeaturePreprocessing(keras.layers.Layer):
         name = f"lookup_{safe_name(spec.name)}"
         if "num_hash_bins" in stats:
             return keras.layers.Hashing(num_bins=stats["num_hash_bins"], name=name)
+        # Categorical(num_oov_buckets=N): ids outside the vocabulary hashed
+        # into N buckets (ids 0..N-1), the vocabulary after them.
+        buckets = int(stats.get("num_oov_buckets", 1))
         if spec.dtype == "int64":
             return keras.layers.IntegerLookup(
                 vocabulary=np.array(stats["vocabulary"] or [MISSING_INT - 1], "int64"),
-                num_oov_indices=1, mask_token=None, output_mode="int", name=name)
+                num_oov_indices=buckets, mask_token=None, output_mode="int", name=name)
         return keras.layers.StringLookup(
-            vocabulary=stats["vocabulary"] or _EMPTY_VOCAB, num_oov_indices=1,
+            vocabulary=stats["vocabulary"] or _EMPTY_VOCAB, num_oov_indices=buckets,
             mask_token=None, output_mode="int", name=name)
 
     def build(self, input_shape=None):

@@ -62,7 +62,7 @@ NUMERIC_ENCODINGS = ("standardize", "quantile_bins", "piecewise_linear", "period
 BINNED_ENCODINGS = ("quantile_bins", "piecewise_linear")
 
 # Size arguments that must be positive integers (None: learned in adapt).
-_POSITIVE = ("embedding_dim", "max_tokens", "min_frequency", "num_hash_bins",
+_POSITIVE = ("embedding_dim", "max_tokens", "min_frequency", "num_hash_bins", "num_oov_buckets",
              "max_items", "max_length", "dim", "projection_dim", "encoder_layers",
              "num_bins", "num_frequencies")
 _LEARNED = ("max_tokens", "max_items", "max_length", "dim")
@@ -252,6 +252,16 @@ class Categorical(FeatureSpec):
     setting for a feature that meets new values in serving (new items,
     new users). Hashed features (`num_hash_bins`) have no OOV bucket and
     refuse `oov_rate`.
+
+    Large vocabularies: `num_oov_buckets=N` (default 1) hashes every value
+    outside the learned vocabulary into one of N buckets (Keras'
+    `StringLookup` / `IntegerLookup` `num_oov_indices`) instead of one
+    shared bucket: a capped vocabulary (`max_tokens`, `min_frequency`) for
+    the frequent ids plus hash buckets for the long tail, so a tail id
+    keeps an embedding of its own (shared with few others) and the tail's
+    rows train the buckets. Ids then run 0..N-1 (buckets), N.. (vocabulary).
+    It takes no `oov_rate` (which would train bucket 0 only) and no
+    `num_hash_bins` (hash everything instead).
     """
 
     name: str
@@ -263,8 +273,9 @@ class Categorical(FeatureSpec):
     modality: str = "tabular"
     embeddings_initializer: str | dict | None = None
     oov_rate: float = 0.0
+    num_oov_buckets: int = 1
     kind: ClassVar[str] = "categorical"
-    written_when_set: ClassVar[tuple] = ("oov_rate",)
+    written_when_set: ClassVar[tuple] = ("oov_rate", "num_oov_buckets")
 
     @property
     def raw_dtype(self):
@@ -304,6 +315,14 @@ class Categorical(FeatureSpec):
                 f"Categorical '{self.name}' has oov_rate={rate} and num_hash_bins="
                 f"{self.num_hash_bins}; hashed values have no out-of-vocabulary bucket "
                 f"to train. Drop oov_rate, or drop num_hash_bins to learn a vocabulary.")
+        if self.num_oov_buckets != 1 and (self.num_hash_bins or rate):
+            other = (f"num_hash_bins={self.num_hash_bins}" if self.num_hash_bins
+                     else f"oov_rate={rate}")
+            raise ValueError(
+                f"Categorical '{self.name}' has num_oov_buckets={self.num_oov_buckets} and "
+                f"{other}; hash buckets for the ids outside a learned vocabulary go with "
+                f"neither (num_hash_bins hashes every id; oov_rate would train bucket 0 "
+                f"only). Keep num_oov_buckets, or the other one.")
 
     def check(self, series):
         name, dtype = self.name, series.dtype
@@ -336,7 +355,10 @@ class Categorical(FeatureSpec):
             counter = Counter(int(v) for v in values)
         else:
             counter = Counter(values.tolist())
-        return {"vocabulary": _top_tokens(counter, self.max_tokens, self.min_frequency)}
+        stats = {"vocabulary": _top_tokens(counter, self.max_tokens, self.min_frequency)}
+        if self.num_oov_buckets > 1:   # absent for one bucket: older stats unchanged
+            stats["num_oov_buckets"] = int(self.num_oov_buckets)
+        return stats
 
     def to_array(self, series, stats):
         if self.dtype == "int64":
