@@ -174,9 +174,11 @@ class RunFolder:
             {**state, "fingerprint": fingerprint, "pid": os.getpid()}, indent=1))
         return found and any(self.checkpoints.glob("*"))
 
-    def check_schema(self, schema_fingerprint):
+    def check_schema(self, schema_fingerprint, write=True):
         """Refuse to resume checkpoints made on a differently adapted schema
-        (e.g. the data changed since); remember the schema otherwise."""
+        (e.g. the data changed since); remember the schema otherwise (unless
+        not `write`: a multi-worker run's other workers only check it
+        against the chief's)."""
         state = _read_json(self.work / RUN_STATE_FILE)
         known = state.get("schema")
         if known is not None and known != schema_fingerprint:
@@ -184,6 +186,8 @@ class RunFolder:
                 f"The checkpoints in {self.work} were made with a schema adapted to "
                 f"other data (fingerprint {known}, now {schema_fingerprint}); pass "
                 f"--restart (train(..., resume=False)) to discard them.")
+        if not write:
+            return
         write_text_atomic(self.work / RUN_STATE_FILE,
                           json.dumps({**state, "schema": schema_fingerprint}, indent=1))
 

@@ -198,7 +198,9 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
         log(f"{rows['train']:,} train / {rows['valid']:,} valid / {rows['test']:,} test rows")
     check_task_references(config, schema.task_names,
                           {task.name: task.kind for task in schema.tasks})
-    folder.check_schema(_schema_fingerprint(schema))
+    # Every worker adapts on the same rows (deterministically); the others
+    # check theirs against the chief's record, when it has written one.
+    folder.check_schema(_schema_fingerprint(schema), write=worker.is_chief)
     log(repr(schema))
 
     with strategy.scope():
