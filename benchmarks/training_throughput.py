@@ -18,7 +18,9 @@ In one process, on the same data and batch size, trains for a few epochs:
 Reports examples/s (median over epochs after one warm-up epoch) and the
 ratio to the baseline. `--models` adds SharedBottom and PLE (no baseline of
 their own: read them against `mtrec_uncompiled`). `--sweep experts` and
-`--sweep batch` print scaling curves instead: examples/s of the baseline
+`--sweep batch` print scaling curves instead (`--steps-per-execution 4 16`
+adds MMoE runs with Keras' steps_per_execution, one Python call per 4 or
+16 steps): examples/s of the baseline
 (a Python loop of Dense experts) and of mtrec (one einsum; XLA and not)
 for 4..64 experts, and for batch sizes 256..8192.
 
@@ -113,13 +115,14 @@ def timed_fit(make, data, epochs, rows):
             "parameters": model.count_params(), "xla": bool(compiled)}
 
 
-def mtrec_model(schema, name, jit_compile="auto", **sizes):
+def mtrec_model(schema, name, jit_compile="auto", steps_per_execution=1, **sizes):
     import mtrec
 
     def make():
         model = getattr(mtrec.models, name)(schema, tower_units=[8],
                                             **{**MODEL_SIZES[name], **sizes})
-        model.compile(optimizer="adam", jit_compile=jit_compile)
+        model.compile(optimizer="adam", jit_compile=jit_compile,
+                      steps_per_execution=steps_per_execution)
         return model
     return make
 
@@ -132,6 +135,8 @@ def main(argv=None):
     parser.add_argument("--models", default="MMoE",
                         help="comma-separated: MMoE, SharedBottom, PLE")
     parser.add_argument("--sweep", choices=["experts", "batch"], default=None)
+    parser.add_argument("--steps-per-execution", type=int, nargs="*", default=[],
+                        help="also run MMoE with these steps_per_execution (e.g. 4 16)")
     parser.add_argument("--output", default="benchmarks/results/training_throughput.json")
     args = parser.parse_args(argv)
 
@@ -187,6 +192,10 @@ def main(argv=None):
                     (schema.raw_features(train), schema.raw_labels(train))).shuffle(
                     len(train), seed=0).batch(args.batch_size).prefetch(tf.data.AUTOTUNE)
                 run("mtrec_raw_inputs", mtrec_model(schema, name), raw)
+                for steps in args.steps_per_execution:
+                    run(f"mtrec_steps_per_execution={steps}",
+                        mtrec_model(schema, name, steps_per_execution=steps),
+                        encoded_data(args.batch_size))
 
     print("\n| run | examples/s | ratio to baseline | XLA |\n|---|---|---|---|")
     for name, row in results.items():

@@ -42,12 +42,14 @@ from mtrec.utils.atomic import (
     publish_folder as publish, write_text_atomic)
 
 __all__ = ["RunFolder", "RunFolderError", "config_fingerprint", "default_output_dir",
-           "publish", "save_model_atomic", "write_text_atomic"]
+           "fingerprinted", "publish", "save_model_atomic", "write_text_atomic"]
 
 # Keys of the resolved config that do not change what is trained: a rerun
-# that differs only in these still resumes.
+# that differs only in these still resumes. A training option added later
+# goes here too when its default trains as before, so runs and studies
+# begun by an earlier release still resume after an upgrade.
 _NOT_FINGERPRINTED = {"output_dir"}
-_NOT_FINGERPRINTED_TRAINING = {"checkpoint_every_steps"}
+_NOT_FINGERPRINTED_TRAINING = {"checkpoint_every_steps", "steps_per_execution"}
 # The file a complete run folder always has (written last).
 RECORD_FILE = "metrics.json"
 RUN_STATE_FILE = "run.json"
@@ -66,13 +68,16 @@ def config_fingerprint(config):
     Returns:
         str, 16 hex digits.
     """
-    data = config.to_dict()
-    for key in _NOT_FINGERPRINTED:
-        data.pop(key, None)
+    text = json.dumps(fingerprinted(config.to_dict()), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def fingerprinted(data):
+    """A resolved config dict less the keys that do not change the run."""
+    data = {k: v for k, v in data.items() if k not in _NOT_FINGERPRINTED}
     data["training"] = {k: v for k, v in data["training"].items()
                         if k not in _NOT_FINGERPRINTED_TRAINING}
-    text = json.dumps(data, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    return data
 
 
 def default_output_dir(config, fingerprint, root="runs", now=None):

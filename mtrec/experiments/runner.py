@@ -212,6 +212,7 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
         model.compile(optimizer=optimizer,
                       loss_weighting=training.loss_weighting_argument(),
                       loss_weights=dict(training.loss_weights) or None,
+                      steps_per_execution=training.steps_per_execution,
                       **({} if training.strategy == "none" else {"jit_compile": False}))
     parameters = int(model.count_params())
     log(f"{config.model.name}: {parameters:,} parameters")
@@ -268,6 +269,8 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
                 # epochs all have steps_per_epoch steps); then on from its end.
                 last = epoch + 1
             batches = stream.at(epoch, step)
+            _fit_steps_per_execution(model, training.steps_per_execution,
+                                     stream.steps_per_epoch, log)
             model.fit(batches, validation_data=valid_data,
                       steps_per_epoch=stream.steps_per_epoch - step,
                       initial_epoch=min(epoch, last), epochs=last,
@@ -467,6 +470,24 @@ def _dataset_arguments(config):
     resolved = {name: default for name, default in accepted.items()
                 if default is not inspect.Parameter.empty}
     return {**resolved, **config.dataset.args}
+
+
+def _fit_steps_per_execution(model, requested, steps_per_epoch, log):
+    """Set the model's steps per execution to the largest divisor of the
+    epoch's steps that is at most `requested`.
+
+    Keras runs whole executions: with 6 steps per epoch and 4 per
+    execution an epoch trains 8 steps, taking 2 from the next epoch's
+    stream (so epoch k would no longer be the k-th pass). With a divisor,
+    every checkpoint (saved at an execution's end) is at a multiple of it,
+    so a resumed epoch's remaining steps divide too.
+    """
+    chosen = max(d for d in range(1, min(requested, steps_per_epoch) + 1)
+                 if steps_per_epoch % d == 0)
+    if chosen != requested and model.steps_per_execution != chosen:
+        log(f"steps_per_execution {requested} does not divide the {steps_per_epoch} "
+            f"steps per epoch; using {chosen}.")
+    model.steps_per_execution = chosen
 
 
 def _outside_strategy(model, work):

@@ -219,6 +219,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self.interrupt_requested = threading.Event()
         self._epoch = 0
         self._offset = 0
+        self._last_step = 0   # the step of the last on_train_batch_end
         self._started = None
 
     def resume_from(self, checkpoint, restored):
@@ -251,6 +252,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        self._last_step = self._offset
         metrics = self.restored.pop("metrics", None)
         if metrics and self._offset:
             # Mid-epoch resume: the epoch's running training metrics go on
@@ -259,14 +261,20 @@ class TrainingCheckpoint(keras.callbacks.Callback):
                 variable.assign(value)
 
     def on_train_batch_end(self, batch, logs=None):
-        step = self._offset + batch + 1
+        # Keras reports the last call of an epoch under steps_per_execution
+        # as a whole call's end (`begin + N - 1`), past the epoch's steps.
+        steps = (self.params or {}).get("steps") or batch + 1
+        step = self._offset + min(batch + 1, steps)
         if self.interrupt_requested.is_set():
             path = self.save(self._epoch, step)
             raise TrainingInterrupted(
                 f"interrupted at epoch {self._epoch + 1}, step {step}; checkpoint "
                 f"saved in {path}. Rerun the same command to resume.")
-        if self.every_steps and step % self.every_steps == 0:
+        # With steps_per_execution > 1 Keras calls this every N steps only:
+        # save when a multiple of every_steps was passed since the last call.
+        if self.every_steps and step // self.every_steps > self._last_step // self.every_steps:
             self.save(self._epoch, step)
+        self._last_step = step
 
     def on_epoch_end(self, epoch, logs=None):
         self._offset = 0

@@ -49,7 +49,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from mtrec.experiments import runner
+from mtrec.experiments import run_folder, runner
 from mtrec.experiments.config import ConfigError, parse_config, set_values
 from mtrec.training.callbacks import MeanValidationScore, TrainingDiverged
 from mtrec.tuning.pruning import ReportToTrial
@@ -153,7 +153,7 @@ def default_tune_dir(config, fingerprint, root="runs"):
 # the study and its trials
 # --------------------------------------------------------------------------
 def _fingerprint(base_data, spec):
-    data = {k: v for k, v in base_data.items() if k != "output_dir"}
+    data = run_folder.fingerprinted(base_data)
     text = json.dumps({"config": data, "tune": spec.fingerprint_data()},
                       sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

@@ -114,6 +114,20 @@ def test_runs_without_output_dir_get_folders_of_their_own(tmp_path):
     assert run_folder.config_fingerprint(tiny(output_dir="x")) == fingerprint
 
 
+def test_the_fingerprint_of_an_earlier_release_still_matches():
+    """A run begun before a training option was added resumes after the
+    upgrade: options whose default trains as before are not fingerprinted
+    (a222b39be5c5a83f is what the release before steps_per_execution
+    computed for this config)."""
+    from helpers import tiny_run_config
+
+    config = {**tiny_run_config(), "output_dir": "x"}
+    assert run_folder.config_fingerprint(parse_config(config)) == "a222b39be5c5a83f"
+    faster = {**config, "training": {**config["training"], "steps_per_execution": 8,
+                                     "checkpoint_every_steps": 5}}
+    assert run_folder.config_fingerprint(parse_config(faster)) == "a222b39be5c5a83f"
+
+
 def test_checkpoints_of_another_config_are_refused_unless_restarted(tmp_path):
     folder = RunFolder(tmp_path / "run")
     folder.prepare("aaaa")

@@ -170,3 +170,28 @@ def test_chance_level_tasks_are_named_in_the_log_and_the_record(tmp_path):
                for line in lines)
     assert "Warning: task like is no better than chance" in (
         result.output_dir / "metrics.md").read_text()
+
+
+def test_steps_per_execution_trains_the_same_and_still_checkpoints_mid_epoch(
+        uninterrupted, tmp_path):
+    """steps_per_execution 4 on 6-step epochs runs 3 (the largest divisor:
+    Keras would otherwise take 2 steps of the next epoch into each), trains
+    the same run, and saves the checkpoint every 3 steps at the calls' ends."""
+    from mtrec.experiments.run_folder import RunFolder
+
+    out = tmp_path / "run"
+    seen = []
+
+    class ListCheckpoints(keras.callbacks.Callback):   # runs after mtrec's saver
+        def on_train_batch_end(self, batch, logs=None):
+            if not seen or len(seen) < 2:
+                latest = latest_checkpoint(RunFolder(out).checkpoints)
+                if latest is not None and latest.path.name not in seen:
+                    seen.append(latest.path.name)
+
+    config = parse_config({**TINY, "training": {**TINY["training"], "steps_per_execution": 4}})
+    result = runner.train(config, output_dir=out, verbose=0, log=None,
+                          callbacks=[ListCheckpoints()])
+    assert seen == ["epoch-0000-step-000003", "epoch-0000-step-000006"]
+    assert result.record["config"]["training"]["steps_per_execution"] == 4
+    same_results(result.record, uninterrupted.record)
