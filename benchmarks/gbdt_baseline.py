@@ -554,18 +554,10 @@ def run_baselines(suite, record, seeds, smoke=False, save=None, log=print, max_i
         log(f"[{suite.name}] HGB {i}/{len(todo)} {planned['name']} "
             f"{planned['variant'] or ''} seed {planned['seed']}: "
             f"{entry['train_seconds']:.1f} s; test "
-            + ", ".join(f"{t}: {_headline(m)}" for t, m in test.items()))
+            + ", ".join(f"{t}: {records.headline(m)}" for t, m in test.items()))
         if save is not None:
             save()
     return section
-
-
-def _headline(m):
-    if m.get("auc") is not None:
-        return f"AUC {m['auc']:.4f}"
-    if m.get("rmse") is not None:
-        return f"MSE {m['rmse'] ** 2:.4f}"
-    return "?"
 
 
 def _versions():

@@ -270,3 +270,12 @@ def write_baseline(path, baseline):
     path.write_text(yaml.safe_dump(baseline, sort_keys=False, default_flow_style=None,
                                    width=100), encoding="utf-8")
     return path
+
+
+def headline(metrics):
+    """One task's test metrics in a progress line: AUC, else MSE."""
+    if metrics.get("auc") is not None:
+        return f"AUC {metrics['auc']:.4f}"
+    if metrics.get("rmse") is not None:
+        return f"MSE {metrics['rmse'] ** 2:.4f}"
+    return "?"

@@ -331,15 +331,7 @@ def _log_entry(log, suite, i, n, entry):
     log(f"[{suite}] {i}/{n} {_describe(entry)}: {entry['parameters']:,} params, "
         f"{entry['epochs_run']} epochs (best {entry['best_epoch']}), "
         f"{entry['wall_seconds']:.1f} s; valid score {validation_score(entry):.4f}; test "
-        + ", ".join(f"{t}: " + _headline(m) for t, m in test.items()))
-
-
-def _headline(m):
-    if m.get("auc") is not None:
-        return f"AUC {m['auc']:.4f}"
-    if m.get("rmse") is not None:
-        return f"MSE {m['rmse'] ** 2:.4f}"
-    return "?"
+        + ", ".join(f"{t}: " + records.headline(m) for t, m in test.items()))
 
 
 def tuned_choice(suite, out_dir, record, seeds, smoke, models, executor, runs_dir, save,
