@@ -37,7 +37,8 @@ RESULTS = HERE / "results"
 
 # Model classes in report order; rows that are not model classes (config
 # stems) follow, sorted.
-MODEL_ORDER = ["SingleTask", "SharedBottom", "OMoE", "MMoE", "CGC", "PLE"]
+MODEL_ORDER = ["SingleTask", "SharedBottom", "OMoE", "MMoE", "CGC", "PLE", "CrossStitch",
+               "DSelectK"]
 
 
 def row_rank(name):
