@@ -25,6 +25,8 @@ SMALL_MODEL_ARGS = {
     "CGC": dict(num_specific_experts=1, num_shared_experts=2, expert_units=[4]),
     "PLE": dict(num_levels=2, num_specific_experts=1, num_shared_experts=1,
                 expert_units=[4]),
+    "CrossStitch": dict(column_units=[4, 4]),
+    "DSelectK": dict(num_experts=3, num_nonzeros=2, expert_units=[4]),
 }
 
 
@@ -113,3 +115,33 @@ def load_module(name, path):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def assert_saved_model_parity(model, raw, folder, atol=1e-5):
+    """Export `model` under `folder`, load it with tf.saved_model.load in a
+    fresh Python process, serve the raw features `raw` ({name: array}) and
+    compare with `model.predict_on_batch(raw)` to `atol`."""
+    import json
+    import subprocess
+    import textwrap
+
+    import mtrec
+
+    np.savez(folder / "raw.npz", **raw)
+    mtrec.export.saved_model(model, folder / "export")
+    expected = {k: np.asarray(v) for k, v in model.predict_on_batch(raw).items()}
+    script = textwrap.dedent(f"""
+        import json, numpy as np, tensorflow as tf
+        raw = dict(np.load({str(folder / 'raw.npz')!r}, allow_pickle=True))
+        fn = tf.saved_model.load({str(folder / 'export')!r}).signatures['serving_default']
+        feats = {{k: tf.constant(v.astype(str) if v.dtype == object else v)
+                  for k, v in raw.items()}}
+        print(json.dumps({{k: v.numpy().tolist() for k, v in fn(**feats).items()}}))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(served) == set(expected)
+    for task, values in expected.items():
+        np.testing.assert_allclose(served[task], values, atol=atol, rtol=0)

@@ -2,6 +2,9 @@
 
 from mtrec.layers.backbone import Backbone
 from mtrec.layers.cgc import CGCBackbone
+from mtrec.layers.cross_stitch import CrossStitchBackbone
+from mtrec.layers.dselect_k import DSelectKBackbone
+from mtrec.layers.dselect_k_gates import DSelectKGates
 from mtrec.layers.expert_gates import ExpertGates
 from mtrec.layers.experts import Experts
 from mtrec.layers.feature_embedding import FeatureEmbedding
@@ -21,7 +24,8 @@ from mtrec.layers.text_encoder import TextEncoder
 # .keras files load; they are not part of the public API.
 from mtrec.layers import legacy_aliases  # noqa: F401
 
-__all__ = ["Backbone", "CGCBackbone", "ExpertGates", "Experts", "FeatureEmbedding",
+__all__ = ["Backbone", "CGCBackbone", "CrossStitchBackbone", "DSelectKBackbone",
+           "DSelectKGates", "ExpertGates", "Experts", "FeatureEmbedding",
            "FeaturePreprocessing", "GroupedExperts", "InformationTransfer",
            "calibration_penalty", "MixtureOfExperts", "MLP", "ModalityFusion", "NumericEmbedding",
            "PLEBackbone", "SharedBottomBackbone", "TaskBottoms", "TaskTowers",

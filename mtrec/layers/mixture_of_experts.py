@@ -72,8 +72,13 @@ class MixtureOfExperts(Backbone):
                                           batch_norm=self.batch_norm,
                                           dtype=self.dtype_policy, name="experts")
             total = self.experts.total_experts
-        self.gates = ExpertGates(self.num_gates, total, dtype=self.dtype_policy,
-                                 name="gates")
+        self.gates = self.make_gates(total)
+
+    def make_gates(self, num_experts):
+        """The gates over the `num_experts` experts: `num_gates` softmax
+        gates (`ExpertGates`); a variant overrides this (`DSelectKBackbone`)."""
+        return ExpertGates(self.num_gates, num_experts, dtype=self.dtype_policy,
+                           name="gates")
 
     def build(self, input_shape):
         if self.modalities is None:

@@ -325,7 +325,8 @@ def test_resolved_config_round_trips(tmp_path):
 # --------------------------------------------------------------------------
 def test_every_census_model_has_a_config():
     assert [p.stem for p in CENSUS_CONFIGS] == [
-        "cgc", "mmoe", "omoe", "ple", "shared_bottom", "single_task"]
+        "cgc", "cross_stitch", "dselect_k", "mmoe", "omoe", "ple", "shared_bottom",
+        "single_task"]
 
 
 @pytest.mark.parametrize("path", CENSUS_CONFIGS, ids=lambda p: p.stem)
@@ -341,7 +342,7 @@ def test_census_configs_validate(path):
 
 
 def test_census_mmoe_config_is_the_readme_example():
-    config = load_config(CENSUS_CONFIGS[1])
+    config = load_config(next(p for p in CENSUS_CONFIGS if p.stem == "mmoe"))
     assert config.model.name == "MMoE"
     assert config.model.args == {"num_experts": 8, "expert_units": [16],
                                  "tower_units": [8]}
