@@ -398,3 +398,20 @@ def test_report_tables_come_from_the_committed_records(tmp_path):
     for line in text.splitlines():
         if line.startswith("| ") and "![" not in line:
             assert line in committed, line
+
+
+def test_the_tuned_section_reads_the_gap_to_the_trees(tmp_path):
+    path = tmp_path / "tuned.json"
+    path.write_text(json.dumps({
+        "cpu": "a CPU", "config": "benchmarks/tune/census_mmoe.yaml", "best_value": 0.97,
+        "best_values": {"training.learning_rate": 0.0015, "model.args.num_experts": 16},
+        "trials": [{"number": 0, "state": "COMPLETE", "value": 0.97, "params": {}},
+                   {"number": 1, "state": "PRUNED", "value": None, "params": {}}],
+        "runs": [{"seed": 1, "test": {"income": {"auc": 0.95}}},
+                 {"seed": 2, "test": {"income": {"auc": 0.94}}}],
+        "hgb": {"income": 0.9527}}))
+    text = "\n".join(report.tuned_section(path))
+    assert "1 complete of 2 trials" in text
+    assert "| 0.9450 (0.9500, 0.9400) |" in text and "| 0.9527 |" in text
+    assert "income -0.0077" in text
+    assert "Not run yet" in "\n".join(report.tuned_section(tmp_path / "absent.json"))

@@ -1,0 +1,105 @@
+"""A tuned model against the per-task gradient-boosted trees, on Census group 1.
+
+1. `mtrec tune benchmarks/tune/census_mmoe.yaml` (an Optuna study on the
+   validation split only; resumed, so a finished study runs no trial);
+2. `mtrec train best.yaml` with each of `--seeds` (the test split is read
+   here, once per seed; a seed whose run folder is complete is read back,
+   not retrained);
+3. writes `benchmarks/results/tuned_census.json`: the trials, the best
+   values, the per-seed test metrics, and the HGB row of the census_g1
+   record for comparison (`python benchmarks/report.py` puts it in
+   RESULTS.md).
+
+    python benchmarks/tuned.py [--seeds 1 2 3] [--trials 8] [--out runs/tune/census_mmoe]
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import records  # noqa: E402  (benchmarks/records.py)
+
+CONFIG = HERE / "tune" / "census_mmoe.yaml"
+RESULT = records.RESULTS / "tuned_census.json"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--trials", type=int, default=None,
+                        help="default: the config's tune.trials")
+    parser.add_argument("--out", default="runs/tune/census_mmoe")
+    parser.add_argument("--output", default=str(RESULT))
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    from mtrec.experiments import runner
+    from mtrec.experiments.config import load_config
+    from mtrec.tuning.study import tune
+
+    out = Path(args.out)
+    result = tune(CONFIG, trials=args.trials, output_dir=out, log=print)
+    best = load_config(out / "best.yaml")
+    runs = []
+    for seed in args.seeds:
+        folder = out.parent / f"{out.name}_best_seed{seed}"
+        if not (folder / records_file()).is_file():
+            runner.train(best.model_copy(update={"training": best.training.model_copy(
+                update={"seed": seed})}), output_dir=folder, log=print)
+        record = json.loads((folder / records_file()).read_text())
+        runs.append({"seed": seed, "run": str(folder), "epochs_run": record["epochs_run"],
+                     "train_seconds": record["train_seconds"],
+                     "test": {task: {"auc": m.get("auc")}
+                              for task, m in record["metrics"]["test"].items()}})
+    trials = [{"number": t.number, "state": t.state.name, "value": t.value,
+               "params": t.params} for t in result.study.trials]
+    baseline = _hgb_row()
+    summary = {"machine": platform.platform(), "cpu": _cpu(),
+               "config": str(CONFIG.relative_to(records.ROOT)),
+               "best_values": result.best_values, "best_value": result.best_value,
+               "trials": trials, "runs": runs, "hgb": baseline}
+    Path(args.output).write_text(json.dumps(summary, indent=1))
+    for run in runs:
+        print(f"seed {run['seed']}: " + ", ".join(
+            f"{t} {m['auc']:.4f}" for t, m in run["test"].items()))
+    if baseline:
+        print("HGB (per task): " + ", ".join(f"{t} {a:.4f}" for t, a in baseline.items()))
+    print(f"wrote {args.output}")
+
+
+def records_file():
+    from mtrec.experiments.run_folder import RECORD_FILE
+    return RECORD_FILE
+
+
+def _hgb_row():
+    """`{task: mean test AUC}` of the census_g1 record's HGB runs."""
+    path = records.RESULTS / "census_g1.json"
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    runs = ((record.get("baselines") or {}).get("hgb") or {}).get("runs") or []
+    tasks = {}
+    for run in runs:
+        for task, metrics in run["metrics"]["test"].items():
+            tasks.setdefault(task, []).append(metrics["auc"])
+    return {task: sum(v) / len(v) for task, v in tasks.items()} or None
+
+
+def _cpu():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    main()
