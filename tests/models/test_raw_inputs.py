@@ -3,6 +3,7 @@ preprocessing: the same training and predictions as encoded batches."""
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import mtrec
