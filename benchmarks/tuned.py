@@ -23,6 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import records  # noqa: E402  (benchmarks/records.py)
+from training_throughput import cpu_model  # noqa: E402
 
 CONFIG = HERE / "tune" / "census_mmoe.yaml"
 RESULT = records.RESULTS / "tuned_census.json"
@@ -59,7 +60,7 @@ def main(argv=None):
     trials = [{"number": t.number, "state": t.state.name, "value": t.value,
                "params": t.params} for t in result.study.trials]
     baseline = _hgb_row()
-    summary = {"machine": platform.platform(), "cpu": _cpu(),
+    summary = {"machine": platform.platform(), "cpu": cpu_model(),
                "config": str(CONFIG.relative_to(records.ROOT)),
                "best_values": result.best_values, "best_value": result.best_value,
                "trials": trials, "runs": runs, "hgb": baseline}
@@ -89,16 +90,6 @@ def _hgb_row():
         for task, metrics in run["metrics"]["test"].items():
             tasks.setdefault(task, []).append(metrics["auc"])
     return {task: sum(v) / len(v) for task, v in tasks.items()} or None
-
-
-def _cpu():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

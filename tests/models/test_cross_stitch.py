@@ -10,16 +10,6 @@ from helpers import assert_saved_model_parity, tiny_run_config
 from mtrec.experiments.config import ConfigError, parse_config
 
 
-@pytest.fixture(scope="module")
-def masked(table):
-    """The test table with a third of the click and spend labels missing."""
-    table = table.copy()
-    missing = np.arange(len(table)) % 3 == 0
-    table["click"] = table["click"].astype("float64").where(~missing)
-    table["spend"] = table["spend"].where(~missing)
-    return table
-
-
 # 10-20 s each here (test_models trains CrossStitch with fixed weights in the fast suite)
 @pytest.mark.slow
 @pytest.mark.parametrize("weighting", ["fixed", "uncertainty", "gradnorm", "dwa", "pcgrad"])

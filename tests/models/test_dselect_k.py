@@ -11,16 +11,6 @@ from mtrec.experiments.config import ConfigError, parse_config
 
 
 @pytest.fixture(scope="module")
-def masked(table):
-    """The test table with a third of the click and spend labels missing."""
-    table = table.copy()
-    missing = np.arange(len(table)) % 3 == 0
-    table["click"] = table["click"].astype("float64").where(~missing)
-    table["spend"] = table["spend"].where(~missing)
-    return table
-
-
-@pytest.fixture(scope="module")
 def sparse(masked, schema):
     """DSelectK, 4 experts, k = 2, trained until its selectors saturate."""
     keras.utils.set_random_seed(0)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import mtrec
-from helpers import SMALL_MODEL_ARGS
+from helpers import SMALL_MODEL_ARGS, assert_saved_model_parity
 from mtrec.layers.feature_embedding import categorical_cardinality
 from mtrec.models import MODELS
 
@@ -267,26 +267,8 @@ def test_batch_norm_config_and_keras_file_round_trips(trained_with_batch_norm, t
 @pytest.mark.slow  # batch norm: its fixture trains every model again (~50 s); make test-slow
 def test_batch_norm_saved_model_parity_in_fresh_process(trained_with_batch_norm, table,
                                                         schema, tmp_path):
-    model = trained_with_batch_norm["MMoE"]
-    raw = schema.raw_features(table.head(8))
-    np.savez(tmp_path / "raw.npz", **raw)
-    mtrec.export.saved_model(model, tmp_path / "mmoe")
-    expected = {k: np.asarray(v).tolist() for k, v in model.predict_on_batch(raw).items()}
-    script = textwrap.dedent(f"""
-        import json, numpy as np, tensorflow as tf
-        raw = dict(np.load({str(tmp_path / 'raw.npz')!r}, allow_pickle=True))
-        fn = tf.saved_model.load({str(tmp_path / 'mmoe')!r}).signatures['serving_default']
-        feats = {{k: tf.constant(v.astype(str) if v.dtype == object else v)
-                  for k, v in raw.items()}}
-        print(json.dumps({{k: v.numpy().tolist() for k, v in fn(**feats).items()}}))
-    """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    served = json.loads(result.stdout.strip().splitlines()[-1])
-    assert set(served) == set(expected)
-    for task, values in expected.items():
-        np.testing.assert_allclose(served[task], values, atol=1e-5, rtol=0)
+    assert_saved_model_parity(trained_with_batch_norm["MMoE"],
+                              schema.raw_features(table.head(8)), tmp_path)
 
 
 # --------------------------------------------------------------------------
