@@ -41,7 +41,8 @@ import pandas as pd
 from mtrec.schema.conversion import FLOAT32_MAX, string_values
 from mtrec.schema.features import _top_tokens
 from mtrec.schema.tokenizer import text_tokens
-from mtrec.schema.validation import DataValidationError, warn_degenerate_features
+from mtrec.schema.validation import (DataValidationError, check_labelled_counts,
+                                     warn_degenerate_features)
 
 __all__ = ["AdaptSummary", "PRUNE_FACTOR", "adapt_from_frames"]
 
@@ -123,7 +124,7 @@ def adapt_from_frames(schema, frames, sample_rows=100_000, seed=0):
         raise DataValidationError(
             "Streaming adapt read no rows: the training files are empty (or every "
             "chunk was); there is nothing to learn vocabularies and statistics from.")
-    _check_labelled(schema, labelled, rows)
+    check_labelled_counts(schema, labelled, rows, "Streaming adapt")
 
     drawn = sample.frame()
     warn_degenerate_features(schema, drawn)
@@ -283,17 +284,3 @@ class _Reservoir:
 
     def frame(self):
         return self.kept
-
-
-def _check_labelled(schema, labelled, rows):
-    empty = [task for task in schema.tasks if labelled[task.name] == 0]
-    if empty:
-        details = ", ".join(
-            f"'{t.name}' (label column '{t.label}' is all missing"
-            f"{f', or masked out by {t.mask!r}' if t.mask is not None else ''})"
-            for t in empty)
-        raise DataValidationError(
-            f"Streaming adapt: task(s) {details} have no label in any of the {rows} "
-            f"rows, so there is nothing to train them on (their loss would be 0.0). "
-            f"Fix the label column(s), or remove the task(s) from the schema.",
-            column=empty[0].label)

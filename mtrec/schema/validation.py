@@ -52,7 +52,7 @@ from mtrec.schema.conversion import is_missing
 from mtrec.utils.messages import plain
 
 __all__ = ["DataValidationError", "DataWarning", "check_adapt_frame", "check_integer_column",
-           "check_mask", "check_tasks_labelled", "check_unique_columns", "csv_header",
+           "check_labelled_counts", "check_mask", "check_tasks_labelled", "check_unique_columns", "csv_header",
            "integer_ids",
            "labelled_counts", "out_of_range", "read_csv_chunks", "warn_degenerate_features"]
 
@@ -253,7 +253,14 @@ def check_tasks_labelled(schema, df, where):
         df: DataFrame with the label (and mask) columns.
         where: str, what the data is for, for the message.
     """
-    empty = [name for name, count in labelled_counts(schema, df).items() if count == 0]
+    check_labelled_counts(schema, labelled_counts(schema, df), len(df), where)
+
+
+def check_labelled_counts(schema, counts, rows, where):
+    """`check_tasks_labelled` on counts already made: `counts` is `{task:
+    labelled rows}` over `rows` rows (the streaming adapt sums them chunk
+    by chunk)."""
+    empty = [name for name, count in counts.items() if count == 0]
     if not empty:
         return
     details = []
@@ -263,7 +270,7 @@ def check_tasks_labelled(schema, df, where):
             details.append(f"'{task.name}' (label column '{task.label}' is all missing"
                            f"{masked})")
     raise DataValidationError(
-        f"{where}: task(s) {', '.join(details)} have no label in any of the {len(df)} "
+        f"{where}: task(s) {', '.join(details)} have no label in any of the {rows} "
         f"rows, so there is nothing to train them on (their loss would be 0.0). Fix "
         f"the label column(s), or remove the task(s) from the schema.",
         column=schema.tasks[[t.name for t in schema.tasks].index(empty[0])].label)
