@@ -62,25 +62,16 @@ class StreamedSplits:
     group_column: None = None
     features: list = dataclasses.field(default_factory=list)
     file_rows: dict = dataclasses.field(default_factory=dict)   # train file -> rows
+    split_rows: dict = dataclasses.field(default_factory=dict)  # valid/test, once counted
 
     def head(self, rows=None):
         """The first `rows` (default `sample_rows`) rows of the train files,
         every column, for `Schema.infer` and the leakage check."""
         rows = int(rows or self.sample_rows)
         files = self.files["train"]
-        if self.format == "tfrecord":
-            return tfrecord.tfrecord_sample(files, rows=rows,
-                                            compression=self.read_options.get("compression"))
         parts, remaining = [], rows
         for path in files:
-            if self.format == "csv":
-                from mtrec.data.user_files import _csv_options
-                from mtrec.schema.validation import read_csv_chunks
-                chunks = read_csv_chunks(path, min(remaining, self.chunk_rows),
-                                         **_csv_options(Path(path), self.read_options))
-            else:
-                chunks = streaming.parquet_frames(path, min(remaining, self.chunk_rows))
-            for chunk in chunks:
+            for chunk in self._raw_chunks(path, min(remaining, self.chunk_rows)):
                 parts.append(chunk.iloc[:remaining])
                 remaining -= len(parts[-1])
                 if remaining <= 0:
@@ -113,7 +104,10 @@ class StreamedSplits:
         """Rows of a split: train from the adapt pass, the others counted."""
         if split == "train" and self.file_rows:
             return sum(self.file_rows.values())
-        return count_rows(self.files[split], self.format, self.read_options)
+        if split not in self.split_rows:     # a pass over the files: count once
+            self.split_rows[split] = count_rows(self.files[split], self.format,
+                                                self.read_options)
+        return self.split_rows[split]
 
     def train_steps(self, batch_size, num_workers=1):
         """Steps per epoch every worker can run: the fewest full batches of
@@ -164,22 +158,22 @@ class StreamedSplits:
     def column(self, split, name):
         """One column of `split` (e.g. the GAUC group ids), as a numpy array
         in file order."""
-        files = self.files[split]
-        parts = []
-        for path in files:
-            if self.format == "csv":
-                from mtrec.data.user_files import _csv_options
-                parts.extend(chunk[name] for chunk in pd.read_csv(
-                    path, usecols=[name], chunksize=self.chunk_rows,
-                    **_csv_options(Path(path), self.read_options)))
-            elif self.format == "parquet":
-                parts.extend(chunk[name] for chunk in
-                             streaming.parquet_frames(path, self.chunk_rows, columns=[name]))
-            else:
-                parts.extend(chunk[name] for chunk in tfrecord.tfrecord_frames(
-                    path, self.chunk_rows, columns=[name],
-                    compression=self.read_options.get("compression")))
+        parts = [chunk[name] for path in self.files[split]
+                 for chunk in self._raw_chunks(path, self.chunk_rows, columns=[name])]
         return pd.concat(parts, ignore_index=True).to_numpy()
+
+    def _raw_chunks(self, path, chunk_rows, columns=None):
+        """One file's rows as read (no schema: the file's own columns, or
+        `columns`), in chunks of `chunk_rows`."""
+        if self.format == "csv":
+            from mtrec.data.user_files import _csv_options
+            from mtrec.schema.validation import read_csv_chunks
+            return read_csv_chunks(path, chunk_rows, usecols=columns,
+                                   **_csv_options(Path(path), self.read_options))
+        if self.format == "parquet":
+            return streaming.parquet_frames(path, chunk_rows, columns=columns)
+        return tfrecord.tfrecord_frames(path, chunk_rows, columns=columns,
+                                        compression=self.read_options.get("compression"))
 
     def _reader_options(self):
         if self.format == "csv":
