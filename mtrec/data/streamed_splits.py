@@ -79,7 +79,9 @@ class StreamedSplits:
             if remaining <= 0:
                 break
         if not parts or not sum(len(p) for p in parts):
-            raise ValueError(f"dataset.files.train ({files}) holds no rows.")
+            raise ValueError(f"dataset.files.train ({', '.join(map(str, files))}) holds no "
+                             f"rows; a streamed run needs training rows to infer and adapt "
+                             f"the schema on.")
         return pd.concat(parts, ignore_index=True)
 
     def adapt(self, schema, seed=0):
