@@ -367,11 +367,33 @@ class EarlyStoppingConfig(_Strict):
     patience: int = Field(default=2, ge=0)
 
 
+class LearningRateScheduleConfig(_Strict):
+    """`training.learning_rate_schedule`: a name, or a mapping with the
+    name and its settings (see `mtrec.training.schedules.learning_rate`)."""
+    name: Literal["constant", "cosine"] = "constant"  # mtrec.training.schedules.SCHEDULES
+    # Linear warm-up, in epochs (fractions allowed); cosine only.
+    warmup_epochs: float = Field(default=0.0, ge=0)
+    # The rate at the last epoch's end, as a fraction of learning_rate.
+    final_fraction: float = Field(default=0.0, ge=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value):
+        return {"name": value} if isinstance(value, str) else value
+
+    def is_default(self):
+        return self == LearningRateScheduleConfig()
+
+
 class TrainingConfig(_Strict):
     epochs: int = Field(default=10, ge=1)
     batch_size: int = Field(default=1024, ge=1)
     optimizer: str = "adam"
     learning_rate: float = Field(default=0.001, gt=0)
+    learning_rate_schedule: LearningRateScheduleConfig = Field(
+        default_factory=LearningRateScheduleConfig)
+    # Decoupled weight decay (the optimizer's `weight_decay`); None: off.
+    weight_decay: Optional[float] = Field(default=None, ge=0)
     loss_weighting: Union[str, dict[str, Any]] = "fixed"
     loss_weights: dict[str, float] = Field(default_factory=dict)
     early_stopping: Optional[EarlyStoppingConfig] = Field(
@@ -387,6 +409,18 @@ class TrainingConfig(_Strict):
     # Keras' TensorBoard callback, logs in the run folder's logs/ (watch
     # them while training in OUT.work/logs/).
     tensorboard: bool = True
+
+    @model_validator(mode="after")
+    def _warmup_within_run(self):
+        warmup = self.learning_rate_schedule.warmup_epochs
+        if warmup and self.learning_rate_schedule.name != "cosine":
+            raise ValueError(f"training.learning_rate_schedule.warmup_epochs applies to the "
+                             f"cosine schedule only; set name: cosine or remove warmup_epochs.")
+        if warmup >= self.epochs:
+            raise ValueError(f"training.learning_rate_schedule.warmup_epochs is {warmup}, "
+                             f"not less than training.epochs ({self.epochs}); the warm-up "
+                             f"must end before the run does.")
+        return self
 
     def loss_weighting_argument(self):
         """What `model.compile(loss_weighting=...)` takes."""

@@ -50,6 +50,13 @@ __all__ = ["RunFolder", "RunFolderError", "config_fingerprint", "default_output_
 # begun by an earlier release still resume after an upgrade.
 _NOT_FINGERPRINTED = {"output_dir"}
 _NOT_FINGERPRINTED_TRAINING = {"checkpoint_every_steps", "steps_per_execution"}
+# Keys added after runs were fingerprinted: at their default they leave the
+# fingerprint as it was, so an older run folder still resumes.
+_DEFAULTS_NOT_FINGERPRINTED = {
+    "weight_decay": None,
+    "learning_rate_schedule": {"name": "constant", "warmup_epochs": 0.0,
+                               "final_fraction": 0.0}}
+_NO_DEFAULT = object()
 # The file a complete run folder always has (written last).
 RECORD_FILE = "metrics.json"
 RUN_STATE_FILE = "run.json"
@@ -76,7 +83,8 @@ def fingerprinted(data):
     """A resolved config dict less the keys that do not change the run."""
     data = {k: v for k, v in data.items() if k not in _NOT_FINGERPRINTED}
     data["training"] = {k: v for k, v in data["training"].items()
-                        if k not in _NOT_FINGERPRINTED_TRAINING}
+                        if k not in _NOT_FINGERPRINTED_TRAINING
+                        and _DEFAULTS_NOT_FINGERPRINTED.get(k, _NO_DEFAULT) != v}
     return data
 
 

@@ -65,7 +65,7 @@ from mtrec.experiments.run_inputs import run_input
 from mtrec.export.file_scoring import load_model
 from mtrec.models import ALL_MODELS as MODELS
 from mtrec.schema import Schema
-from mtrec.training import checkpoints, distribution, early_stopping, set_seed
+from mtrec.training import checkpoints, distribution, early_stopping, schedules, set_seed
 from mtrec.training.callbacks import StopOnNonFiniteLoss
 
 # A binary task whose validation AUC is at most 0.5 + this is at chance.
@@ -203,10 +203,13 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
     folder.check_schema(_schema_fingerprint(schema), write=worker.is_chief)
     log(repr(schema))
 
+    # A fresh dataset (its own shuffle generator) per fit: two when resuming
+    # mid-epoch, else one. Its steps per epoch also set the schedule's length.
+    stream = source.train_stream(schema, training.batch_size * replicas, training.seed,
+                                 strategy, worker, training.strategy)
     with strategy.scope():
         model = MODELS[config.model.name](schema, **config.model.args)
-        optimizer = getattr(keras.optimizers, OPTIMIZERS[training.optimizer])(
-            learning_rate=training.learning_rate)
+        optimizer = _optimizer(training, stream)
         # XLA is left to single-process runs: collectives under jit_compile
         # are not what tf.distribute tests on CPU.
         model.compile(optimizer=optimizer,
@@ -239,10 +242,6 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
             f"{f', {checkpoint.step} step(s) into epoch {checkpoint.epoch + 1}' if checkpoint.step else ''}.")
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
-    # A fresh dataset (its own shuffle generator) per fit: two when resuming
-    # mid-epoch, else one.
-    stream = source.train_stream(schema, training.batch_size * replicas, training.seed,
-                                 strategy, worker, training.strategy)
     saver = checkpoints.TrainingCheckpoint(
         folder.checkpoints, every_steps=training.checkpoint_every_steps,
         early_stopping=stopper, epochs=training.epochs, write=worker.is_chief)
@@ -470,6 +469,20 @@ def _dataset_arguments(config):
     resolved = {name: default for name, default in accepted.items()
                 if default is not inspect.Parameter.empty}
     return {**resolved, **config.dataset.args}
+
+
+def _optimizer(training, stream):
+    """The run's optimizer: its learning-rate schedule over every epoch's
+    steps (`stream`'s), and its weight decay when one is set."""
+    schedule = training.learning_rate_schedule
+    steps_per_epoch = 0 if schedule.name == "constant" else stream.length()
+    rate = schedules.learning_rate(
+        training.learning_rate, schedule.name, total_steps=training.epochs * steps_per_epoch,
+        warmup_steps=round(schedule.warmup_epochs * steps_per_epoch),
+        final_fraction=schedule.final_fraction)
+    decay = {} if training.weight_decay is None else {"weight_decay": training.weight_decay}
+    return getattr(keras.optimizers, OPTIMIZERS[training.optimizer])(
+        learning_rate=rate, **decay)
 
 
 def _fit_steps_per_execution(model, requested, steps_per_epoch, log):

@@ -168,15 +168,21 @@ class EpochStream:
         self.make_dataset = make_dataset
         self.steps_per_epoch = None
 
+    def length(self):
+        """Steps per epoch, before training starts (for a learning-rate
+        schedule's length); the dataset built to count them is the one
+        the next `at` call streams, so no extra shuffle order is drawn."""
+        if self.steps_per_epoch is None:
+            self._unread = self.make_dataset()
+            self.steps_per_epoch = self._known_length(self._unread)
+        return self.steps_per_epoch
+
     def at(self, epoch, step=0):
         """The stream from batch `step` of epoch `epoch` (both 0-based) on."""
-        dataset = self.make_dataset()
-        self.steps_per_epoch = int(dataset.cardinality())
-        if self.steps_per_epoch < 0:
-            raise ValueError(
-                f"The training dataset's length is unknown (cardinality "
-                f"{self.steps_per_epoch}); checkpointed training needs a finite "
-                f"dataset of known length, such as mtrec.data.from_pandas builds.")
+        dataset = self.__dict__.pop("_unread", None)
+        if dataset is None:
+            dataset = self.make_dataset()
+        self.steps_per_epoch = self._known_length(dataset)
         for _ in range(epoch):
             # Each new iterator takes the next shuffle order: the shuffle's
             # seed generator is shared by every iterator of this dataset
@@ -184,6 +190,17 @@ class EpochStream:
             next(iter(dataset.take(1)), None)
         stream = dataset.repeat()
         return stream.skip(step) if step else stream
+
+    @staticmethod
+    def _known_length(dataset):
+        steps = int(dataset.cardinality())
+        if steps < 0:
+            raise ValueError(
+                f"The training dataset's length is unknown (cardinality "
+                f"{steps}); checkpointed training needs a finite "
+                f"dataset of known length, such as mtrec.data.from_pandas builds.")
+        return steps
+
 
 
 class TrainingCheckpoint(keras.callbacks.Callback):
