@@ -118,6 +118,8 @@ class PEPNetBackbone(Backbone):
             `gates` a dict `{"epnet": (batch, input_dim),
             "task_<t>_gate_<l>": (batch, units[l])}`, values in `(0, 2)`.
         """
+        if not self.built:  # called before the layer was
+            self.build(tuple(inputs.shape), tuple(prior_ids.shape))
         ids = ops.cast(prior_ids, "int32")
         priors = [embedding(ids[:, i]) for i, embedding in enumerate(self.prior_embeddings)]
         # EPNet: the scenario's gate on the input, blind to the input's gradient
