@@ -47,7 +47,7 @@ clean:
 # baselines (benchmarks/baselines/smoke/): about a minute on 2 idle cores.
 BENCH_JOBS ?= 2
 BENCH := $(PY) benchmarks/run.py
-.PHONY: bench bench-smoke bench-funnel bench-text
+.PHONY: bench bench-smoke bench-funnel bench-text bench-scenarios
 
 bench: venv
 	time $(BENCH) --suite census_g1,census_g2,synthetic --jobs $(BENCH_JOBS) --report
@@ -65,6 +65,12 @@ bench-funnel: venv
 bench-text: venv
 	time $(BENCH) --suite clothing_reviews,movielens_ratings --jobs $(BENCH_JOBS) --report
 	$(BENCH) --suite clothing_reviews,movielens_ratings --no-run --check-baseline
+
+# Multi-scenario models (STAR, PEPNet vs SharedBottom, MMoE) on the clothing
+# reviews with departments as scenarios (a derived split, not AliExpress).
+bench-scenarios: venv
+	time $(BENCH) --suite clothing_scenarios --jobs $(BENCH_JOBS) --report
+	$(BENCH) --suite clothing_scenarios --no-run --check-baseline
 
 # Side by side with DeepCTR 0.9.4 (TF 2.15) and torch-rechub 0.9.0 (torch CPU)
 # on Census-Income group 1: creates their pinned venvs under .venv-peers/

@@ -27,6 +27,10 @@ SMALL_MODEL_ARGS = {
                 expert_units=[4]),
     "CrossStitch": dict(column_units=[4, 4]),
     "DSelectK": dict(num_experts=3, num_nonzeros=2, expert_units=[4]),
+    # the shared test schema marks no scenario: name one
+    "STAR": dict(star_units=[4], scenario="color"),
+    "PEPNet": dict(ppnet_units=[4], scenario="color", prior_features=["user_id"],
+                   prior_dim=2, gate_units=4),
 }
 
 

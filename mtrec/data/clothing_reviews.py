@@ -29,16 +29,19 @@ COLUMNS = {"Age": "age", "Division Name": "division", "Department Name": "depart
            "Class Name": "class_name", "Clothing ID": "clothing_id", "Title": "title",
            "Review Text": "review", "Recommended IND": "recommended", "Rating": "rating"}
 TASKS = {"recommended": "binary", "rating": "regression"}
+#: Tasks of the derived multi-scenario split (`clothing_reviews_scenarios`).
+SCENARIO_TASKS = {"recommended": "binary", "rating_high": "binary"}
 TEXT_COLUMNS = ["title", "review"]
 
 
-def features():
+def features(scenario=False):
     """Feature specs: short titles through a one-block transformer, long
-    reviews through convolutions with attention pooling."""
+    reviews through convolutions with attention pooling; with `scenario`,
+    the department is the scenario (`Categorical(..., scenario=True)`)."""
     return [
         Numeric("age"),
         Categorical("division", embedding_dim=4),
-        Categorical("department", embedding_dim=4),
+        Categorical("department", embedding_dim=4, scenario=scenario),
         Categorical("class_name", embedding_dim=8),
         # ~1,200 items; the rare ones share the out-of-vocabulary bucket
         Categorical("clothing_id", embedding_dim=16, dtype="int64", min_frequency=5),
@@ -91,3 +94,21 @@ def clothing_reviews(seed=0, data_dir=None, max_rows=None):
     return DatasetSplits(train, valid, test, tasks=dict(TASKS), group_column=None,
                          description="Women's E-Commerce Clothing Reviews (80/10/10 random "
                                      f"split, seed {seed})", features=features())
+
+
+@register_dataset("clothing_reviews_scenarios", tasks=SCENARIO_TASKS)
+def clothing_reviews_scenarios(seed=0, data_dir=None, max_rows=None):
+    """A multi-scenario split derived from the clothing reviews (not a
+    public multi-scenario benchmark): the department (Tops, Dresses,
+    Bottoms, Intimate, Jackets, Trend) is the scenario; tasks
+    `recommended` and `rating_high` (the rating is 5 stars), the rating
+    itself dropped from the inputs. Same 80/10/10 random split as
+    `clothing_reviews`; GAUC groups by department."""
+    splits = []
+    for frame in load(data_dir, seed, max_rows):
+        frame = frame.assign(rating_high=(frame["rating"] >= 5).astype("int64"))
+        splits.append(frame.drop(columns=["rating"]))
+    return DatasetSplits(*splits, tasks=dict(SCENARIO_TASKS), group_column="department",
+                         description="Women's clothing reviews, departments as scenarios "
+                                     f"(derived split, 80/10/10 random, seed {seed})",
+                         features=features(scenario=True))

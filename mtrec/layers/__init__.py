@@ -9,14 +9,18 @@ from mtrec.layers.expert_gates import ExpertGates
 from mtrec.layers.experts import Experts
 from mtrec.layers.feature_embedding import FeatureEmbedding
 from mtrec.layers.feature_preprocessing import FeaturePreprocessing
+from mtrec.layers.gate_nu import GateNU
 from mtrec.layers.grouped_experts import GroupedExperts
 from mtrec.layers.information_transfer import InformationTransfer, calibration_penalty
 from mtrec.layers.mixture_of_experts import MixtureOfExperts
 from mtrec.layers.mlp import MLP
 from mtrec.layers.modality_fusion import ModalityFusion
 from mtrec.layers.numeric_encoding import NumericEmbedding
+from mtrec.layers.partitioned_normalization import PartitionedNormalization
+from mtrec.layers.pepnet import PEPNetBackbone
 from mtrec.layers.ple import PLEBackbone
 from mtrec.layers.shared_bottom import SharedBottomBackbone
+from mtrec.layers.star import StarBackbone
 from mtrec.layers.task_bottoms import TaskBottoms
 from mtrec.layers.task_towers import TaskTowers
 from mtrec.layers.text_encoder import TextEncoder
@@ -26,7 +30,8 @@ from mtrec.layers import legacy_aliases  # noqa: F401
 
 __all__ = ["Backbone", "CGCBackbone", "CrossStitchBackbone", "DSelectKBackbone",
            "DSelectKGates", "ExpertGates", "Experts", "FeatureEmbedding",
-           "FeaturePreprocessing", "GroupedExperts", "InformationTransfer",
+           "FeaturePreprocessing", "GateNU", "GroupedExperts", "InformationTransfer",
            "calibration_penalty", "MixtureOfExperts", "MLP", "ModalityFusion", "NumericEmbedding",
-           "PLEBackbone", "SharedBottomBackbone", "TaskBottoms", "TaskTowers",
+           "PartitionedNormalization", "PEPNetBackbone", "PLEBackbone", "SharedBottomBackbone",
+           "StarBackbone", "TaskBottoms", "TaskTowers",
            "TextEncoder"]

@@ -158,6 +158,9 @@ class FeatureSpec:
     #: (besides `_WRITTEN_WHEN_SET`): fields added after schemas of this
     #: kind were first saved.
     written_when_set: ClassVar[tuple] = ()
+    #: whether the feature is the schema's scenario (a field of `Categorical`
+    #: only; the other kinds cannot be one).
+    scenario: ClassVar[bool] = False
 
     # -- the raw input -------------------------------------------------------
     def raw_shape(self, stats):
@@ -262,6 +265,14 @@ class Categorical(FeatureSpec):
     rows train the buckets. Ids then run 0..N-1 (buckets), N.. (vocabulary).
     It takes no `oov_rate` (which would train bucket 0 only) and no
     `num_hash_bins` (hash everything instead).
+
+    Multi-scenario models: `scenario=True` marks this feature as the
+    scenario (domain) of each example, e.g. the shop department or the
+    country; at most one feature of a schema is. It is still embedded as
+    any other feature; the multi-scenario models (`STAR`, `PEPNet`) also
+    read its id (after the lookup above) to pick scenario-specific
+    parameters. A scenario unseen in training gets the OOV id and so the
+    OOV bucket's parameters.
     """
 
     name: str
@@ -274,8 +285,9 @@ class Categorical(FeatureSpec):
     embeddings_initializer: str | dict | None = None
     oov_rate: float = 0.0
     num_oov_buckets: int = 1
+    scenario: bool = False
     kind: ClassVar[str] = "categorical"
-    written_when_set: ClassVar[tuple] = ("oov_rate", "num_oov_buckets")
+    written_when_set: ClassVar[tuple] = ("oov_rate", "num_oov_buckets", "scenario")
 
     @property
     def raw_dtype(self):
@@ -290,6 +302,11 @@ class Categorical(FeatureSpec):
 
     def validate(self):
         super().validate()
+        if not isinstance(self.scenario, (bool, np.bool_)):
+            # a YAML "false" string would otherwise mark the scenario
+            raise ValueError(
+                f"Categorical '{self.name}' has scenario={self.scenario!r} "
+                f"({type(self.scenario).__name__}); expected True or False.")
         if self.dtype not in ("string", "int64"):
             raise ValueError(
                 f"Categorical '{self.name}' has dtype '{self.dtype}'; "

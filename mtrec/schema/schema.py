@@ -186,6 +186,14 @@ class Schema:
     def features_of(self, kind):
         return [spec for spec in self.features if spec.kind == kind]
 
+    @property
+    def scenario_feature(self):
+        """The `Categorical` marked `scenario=True`, or None."""
+        for spec in self.features:
+            if spec.scenario:
+                return spec
+        return None
+
     def feature(self, name):
         for spec in self.features:
             if spec.name == name:
@@ -211,6 +219,11 @@ class Schema:
                     f"prefix '{ENCODED_PREFIX}'; rename the column.")
         names = [spec.name for spec in self.features]
         _reject_duplicates(names, "feature")
+        scenarios = [spec.name for spec in self.features if spec.scenario]
+        if len(scenarios) > 1:
+            raise ValueError(
+                f"Features {scenarios} are all marked scenario=True; a schema has at "
+                f"most one scenario feature. Keep the flag on one of them.")
         _reject_duplicates([t.name for t in self.tasks], "task")
         if not self.tasks:
             raise ValueError("A schema needs at least one task.")
