@@ -513,6 +513,8 @@ def write_report(results_dir, out, figures_dir, suites_dir=None):
     lines += peers_section(results_dir / "peers.json")
     lines += scale_section(results_dir / "scale.json")
     lines += tuned_section(results_dir / "tuned_census.json")
+    lines += task_affinity_section(results_dir / "task_affinity.json", figures_dir,
+                                   rel_figures)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return out
@@ -804,6 +806,50 @@ def tuned_section(path):
         gaps = ", ".join(f"{t} {means[t] - record['hgb'][t]:+.4f}" for t in tasks
                          if t in record["hgb"])
         lines.append(f"\nGap to HGB (mean of seeds minus HGB): {gaps}.\n")
+    return lines
+
+
+def task_affinity_section(path, figures_dir, rel_figures):
+    """TAG's inter-task affinity on two known pairs of synthetic tasks
+    (`benchmarks/task_affinity.py`) and the grouping chosen from it."""
+    lines = ["\n## Which tasks should share: measured task affinity (synthetic pairs)\n"]
+    if not Path(path).is_file():
+        return lines + ["Not run yet: `python benchmarks/task_affinity.py`.\n"]
+    record = records.read_record(path)
+    names = record["task_names"]
+    lines.append(
+        f"`python benchmarks/task_affinity.py`: {len(names)} MMoE §3.2 regression tasks "
+        f"in two pairs (task weight cosine {record['within_pair_cosine']} within a pair, "
+        f"0 across; {record['rows']:,} rows, d = {record['dim']}, seed {record['seed']}). "
+        f"Model {record['model']} ({record['num_shared_parameters']:,} shared parameters: "
+        f"embedding and backbone) trains {record['steps']} steps of "
+        f"{record['batch_size']} rows; at each step `mtrec.analysis.task_affinity` takes "
+        f"an SGD lookahead of learning rate {record['learning_rate']} on the shared "
+        f"parameters per task (Fifty et al., NeurIPS 2021). "
+        f"Z[source -> target] = 1 - L_target(after) / L_target(before), mean over the "
+        f"steps (± standard error):\n")
+    lines.append("| source \\ target | " + " | ".join(names) + " |")
+    lines.append("|---|" + "---|" * len(names))
+    for i, source in enumerate(names):
+        lines.append(f"| {source} | " + " | ".join(
+            f"{record['affinity'][i][j]:+.5f} ± {record['stderr'][i][j]:.5f}"
+            for j in range(len(names))) + " |")
+    lines.append("\nMean cosine of the per-task gradients on the shared parameters:\n")
+    lines.append("| task | " + " | ".join(names) + " |")
+    lines.append("|---|" + "---|" * len(names))
+    for i, source in enumerate(names):
+        lines.append(f"| {source} | " + " | ".join(
+            f"{record['gradient_cosine'][i][j]:+.3f}" for j in range(len(names))) + " |")
+    groups = " and ".join("{" + ", ".join(g) + "}" for g in record["groups"])
+    lines.append(
+        f"\n`group_tasks(affinity, num_groups={len(record['groups'])})` (exhaustive over "
+        f"the partitions): {groups}, TAG score {record['score']:.5f} "
+        f"({'the generating pairs' if record['recovered_pairs'] else 'not the generating pairs'}"
+        f"); the gradient cosine gives "
+        + " and ".join("{" + ", ".join(g) + "}" for g in record["groups_by_gradient_cosine"])
+        + f". Measured in {record['seconds']:.1f} s.\n")
+    if (Path(figures_dir) / "task_affinity.png").is_file():
+        lines.append(f"![task affinity]({rel_figures}/task_affinity.png)\n")
     return lines
 
 

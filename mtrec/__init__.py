@@ -1,20 +1,20 @@
 """mtrec: multi-task recommendation models on Keras 3 / TensorFlow.
 
 `import mtrec` loads the library only (schema, layers, models, training,
-evaluation, export, data); the experiment harness (`mtrec.experiments`:
+evaluation, export, data, analysis); the experiment harness (`mtrec.experiments`:
 run configs, the runner) pulls in pydantic and yaml and is imported on
 first use, e.g. `mtrec.load_config(...)` or `import mtrec.experiments`.
 """
 
 __version__ = "0.1.0"
 
-from mtrec import data, evaluation, export, layers, models, training  # noqa: E402
+from mtrec import analysis, data, evaluation, export, layers, models, training  # noqa: E402
 from mtrec.evaluation import evaluate  # noqa: E402
 from mtrec.schema import (  # noqa: E402
     Categorical, MultiHot, Numeric, Schema, TaskSpec, Text, Vector)
 
 __all__ = ["Categorical", "MultiHot", "Numeric", "Schema", "TaskSpec", "Text",
-           "Vector", "load_config", "data", "evaluate", "evaluation", "export",
+           "Vector", "load_config", "analysis", "data", "evaluate", "evaluation", "export",
            "layers", "models", "training", "__version__"]
 
 

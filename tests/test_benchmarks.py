@@ -418,3 +418,26 @@ def test_the_tuned_section_reads_the_gap_to_the_trees(tmp_path):
     assert "| 0.9450 (0.9500, 0.9400) |" in text and "| 0.9527 |" in text
     assert "income -0.0077" in text
     assert "Not run yet" in "\n".join(report.tuned_section(tmp_path / "absent.json"))
+
+
+def test_the_task_affinity_section_renders_the_matrix_and_the_groups(tmp_path):
+    names = ["a1", "a2", "b1", "b2"]
+    z = [[0.006, 0.0014, 0.0003, 0.0004], [0.0013, 0.007, 0.0004, 0.0003],
+         [0.0003, 0.0004, 0.007, 0.0015], [0.0004, 0.0004, 0.0015, 0.005]]
+    path = tmp_path / "task_affinity.json"
+    path.write_text(json.dumps({
+        "task_names": names, "within_pair_cosine": 0.9, "rows": 20000, "dim": 32,
+        "seed": 1, "model": "MMoE", "num_shared_parameters": 9360, "steps": 300,
+        "batch_size": 128, "learning_rate": 0.01, "affinity": z,
+        "stderr": [[0.00002] * 4] * 4, "gradient_cosine": [[1.0, 0.21, 0.05, 0.07]] * 4,
+        "groups": [["a1", "a2"], ["b1", "b2"]], "score": 0.00143,
+        "groups_by_gradient_cosine": [["a1", "a2"], ["b1", "b2"]],
+        "recovered_pairs": True, "seconds": 10.3}))
+    (tmp_path / "task_affinity.png").write_bytes(b"png")
+    text = "\n".join(report.task_affinity_section(path, tmp_path, "figures"))
+    assert "| a1 | +0.00600 ± 0.00002 | +0.00140 ± 0.00002 |" in text
+    assert "| b2 | +1.000 | +0.210 | +0.050 | +0.070 |" in text
+    assert "{a1, a2} and {b1, b2}, TAG score 0.00143 (the generating pairs)" in text
+    assert "![task affinity](figures/task_affinity.png)" in text
+    absent = "\n".join(report.task_affinity_section(tmp_path / "absent.json", tmp_path, "f"))
+    assert "Not run yet" in absent

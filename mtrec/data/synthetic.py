@@ -10,6 +10,10 @@ Multi-gate Mixture-of-Experts", KDD 2018, §3.2:
 4. `y_k = w_kᵀx + Σ_{i=1..m} sin(α_i·w_kᵀx + β_i) + ε_k`, `k = 1, 2`, with
    the same `α_i, β_i` for both tasks and `ε_k ~ N(0, 0.01)`.
 
+`generate_tasks` draws any number of tasks the same way from a matrix of
+weight cosines `C` (`W = c·U·Lᵀ` with `U` orthonormal columns and
+`C = L·Lᵀ`, which for two tasks is the construction above, draw for draw).
+
 `p` is the cosine of the two weight vectors, not the Pearson correlation
 of the labels: the sine terms make the labels' correlation differ from it
 (the paper says so too). `label_correlation` measures the latter, and the
@@ -29,7 +33,8 @@ import pandas as pd
 
 from mtrec.data.registry import DatasetSplits, register_dataset
 
-__all__ = ["TASKS", "generate", "label_correlation", "synthetic", "task_weights"]
+__all__ = ["TASKS", "generate", "generate_tasks", "label_correlation", "synthetic",
+           "task_weights"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,13 +95,76 @@ def generate(num_samples=10000, correlation=0.5, dim=100, scale=1.0, num_sines=1
     _check("noise_std", noise_std, 0.0)
     _check("scale", scale)
     w1, w2 = task_weights(correlation, dim=dim, scale=scale, seed=seed)
+    return _inputs_and_labels(num_samples, (w1, w2), num_sines, noise_std, seed,
+                              function_seed)
+
+
+def generate_tasks(num_samples=10000, correlations=((1.0, 0.5), (0.5, 1.0)), dim=100,
+                   scale=1.0, num_sines=10, noise_std=0.1, seed=0, function_seed=0):
+    """Inputs and labels of `T` tasks whose weights have the given cosines.
+
+    The §3.2 generator for more than two tasks: `u_1 .. u_T` are orthonormal
+    (the QR of one Gaussian `(dim, T)` matrix), `W = c·U·Lᵀ` with `L` the
+    Cholesky factor of `correlations`, so `cos(w_i, w_j) = correlations[i][j]`
+    and `|w_i| = c`; the labels are drawn as in `generate`, one task after the
+    other. With the 2 x 2 matrix `[[1, p], [p, 1]]` this returns `generate(...,
+    correlation=p)`'s arrays (same seeds, same draws).
+
+    Args:
+        num_samples: int. Rows.
+        correlations: `(T, T)` symmetric positive definite matrix with a unit
+            diagonal (array or nested lists): the cosines of the task weights.
+            E.g. two pairs, close within and unrelated across:
+            `[[1, .9, 0, 0], [.9, 1, 0, 0], [0, 0, 1, .9], [0, 0, .9, 1]]`.
+        dim, scale, num_sines, noise_std, seed, function_seed: see `generate`;
+            `dim >= T`.
+
+    Returns:
+        `(x, y)`: float64 arrays `(num_samples, dim)` and `(num_samples, T)`.
+    """
+    _check("num_samples", num_samples, 1, integer=True)
+    _check("num_sines", num_sines, 0, integer=True)
+    _check("noise_std", noise_std, 0.0)
+    _check("scale", scale)
+    _check("dim", dim, 2, integer=True)
+    c = np.asarray(correlations, dtype=float)
+    if c.ndim != 2 or c.shape[0] != c.shape[1] or c.shape[0] < 1:
+        raise ValueError(f"synthetic correlations must be a square (T, T) matrix, got "
+                         f"shape {c.shape}.")
+    num_tasks = c.shape[0]
+    if num_tasks > dim:
+        raise ValueError(f"synthetic generate_tasks needs dim >= the number of tasks "
+                         f"({num_tasks}) for orthogonal directions, got dim={dim}.")
+    if not np.allclose(c, c.T) or not np.allclose(np.diag(c), 1.0) or np.abs(c).max() > 1:
+        raise ValueError(f"synthetic correlations must be symmetric with a unit diagonal "
+                         f"and entries in [-1, 1] (cosines), got {c.tolist()}.")
+    try:
+        lower = np.linalg.cholesky(c)
+    except np.linalg.LinAlgError:
+        raise ValueError(
+            f"synthetic correlations {c.tolist()} are not positive definite (no set of "
+            f"task weights has these cosines, or two tasks are identical, cosine 1); "
+            f"lower the cosines, or use generate(correlation=1.0) for identical "
+            f"tasks.") from None
+    rng = np.random.default_rng(seed)
+    # As task_weights: orthonormal columns of a Gaussian matrix.
+    q, _ = np.linalg.qr(rng.standard_normal((dim, num_tasks)))
+    # (dim, T): column i is c * sum_k L[i, k] u_k
+    weights = scale * q @ lower.T
+    return _inputs_and_labels(num_samples, weights.T, num_sines, noise_std, seed,
+                              function_seed)
+
+
+def _inputs_and_labels(num_samples, weights, num_sines, noise_std, seed, function_seed):
+    """`x ~ N(0, I)` and `y_k = w_kᵀx + Σ sin(α_i·w_kᵀx + β_i) + ε_k` for each
+    weight vector `w_k` (§3.2 steps 3-4)."""
     params = np.random.default_rng(function_seed)
     alpha = params.standard_normal(num_sines)
     beta = params.standard_normal(num_sines)
     rng = np.random.default_rng([seed, 1])
-    x = rng.standard_normal((num_samples, dim))
+    x = rng.standard_normal((num_samples, len(weights[0])))
     labels = []
-    for w in (w1, w2):
+    for w in weights:
         z = x @ w
         y = z + np.sin(np.outer(z, alpha) + beta).sum(axis=1)
         labels.append(y + noise_std * rng.standard_normal(num_samples))

@@ -93,3 +93,36 @@ def test_config_accepts_synthetic_and_rejects_unknown_arguments():
 def test_invalid_arguments_are_reported(args, message):
     with pytest.raises(ValueError, match=message):
         load_dataset("synthetic", **args)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.5, -0.3])
+def test_generate_tasks_with_two_tasks_is_generate(p):
+    x, y = synthetic.generate(300, correlation=p, dim=12, num_sines=3, seed=4,
+                              function_seed=2)
+    x2, y2 = synthetic.generate_tasks(300, [[1.0, p], [p, 1.0]], dim=12, num_sines=3,
+                                      seed=4, function_seed=2)
+    np.testing.assert_array_equal(x, x2)
+    np.testing.assert_allclose(y, y2, rtol=1e-12, atol=1e-12)
+
+
+def test_generate_tasks_weights_have_the_given_cosines():
+    c = np.array([[1.0, 0.9, 0.0, 0.1], [0.9, 1.0, 0.0, 0.0],
+                  [0.0, 0.0, 1.0, 0.8], [0.1, 0.0, 0.8, 1.0]])
+    x, y = synthetic.generate_tasks(4000, c, dim=30, scale=2.0, num_sines=0,
+                                    noise_std=0.0, seed=1)
+    assert x.shape == (4000, 30) and y.shape == (4000, 4)
+    # Without sines or noise y = x W, so W is recovered by least squares.
+    w, *_ = np.linalg.lstsq(x, y, rcond=None)
+    norms = np.linalg.norm(w, axis=0)
+    np.testing.assert_allclose(norms, 2.0, rtol=1e-9)
+    np.testing.assert_allclose(w.T @ w / np.outer(norms, norms), c, atol=1e-9)
+
+
+@pytest.mark.parametrize("c, message", [
+    ([[1.0, 0.5, 0.2]], "square"),
+    ([[1.0, 0.5], [0.4, 1.0]], "symmetric"),
+    ([[1.0, 1.0], [1.0, 1.0]], "not positive definite"),
+])
+def test_generate_tasks_rejects_bad_correlations(c, message):
+    with pytest.raises(ValueError, match=message):
+        synthetic.generate_tasks(10, c, dim=5)
