@@ -27,6 +27,7 @@ SMALL_MODEL_ARGS = {
                 expert_units=[4]),
     "CrossStitch": dict(column_units=[4, 4]),
     "DSelectK": dict(num_experts=3, num_nonzeros=2, expert_units=[4]),
+    "SharedPrivate": dict(shared_units=[4], private_units=[4], discriminator_units=[4]),
 }
 
 

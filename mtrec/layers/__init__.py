@@ -9,6 +9,7 @@ from mtrec.layers.expert_gates import ExpertGates
 from mtrec.layers.experts import Experts
 from mtrec.layers.feature_embedding import FeatureEmbedding
 from mtrec.layers.feature_preprocessing import FeaturePreprocessing
+from mtrec.layers.gradient_reversal import GradientReversal
 from mtrec.layers.grouped_experts import GroupedExperts
 from mtrec.layers.information_transfer import InformationTransfer, calibration_penalty
 from mtrec.layers.mixture_of_experts import MixtureOfExperts
@@ -17,6 +18,7 @@ from mtrec.layers.modality_fusion import ModalityFusion
 from mtrec.layers.numeric_encoding import NumericEmbedding
 from mtrec.layers.ple import PLEBackbone
 from mtrec.layers.shared_bottom import SharedBottomBackbone
+from mtrec.layers.shared_private import SharedPrivateBackbone, orthogonality_penalty
 from mtrec.layers.task_bottoms import TaskBottoms
 from mtrec.layers.task_towers import TaskTowers
 from mtrec.layers.text_encoder import TextEncoder
@@ -26,7 +28,8 @@ from mtrec.layers import legacy_aliases  # noqa: F401
 
 __all__ = ["Backbone", "CGCBackbone", "CrossStitchBackbone", "DSelectKBackbone",
            "DSelectKGates", "ExpertGates", "Experts", "FeatureEmbedding",
-           "FeaturePreprocessing", "GroupedExperts", "InformationTransfer",
+           "FeaturePreprocessing", "GradientReversal", "GroupedExperts", "InformationTransfer",
            "calibration_penalty", "MixtureOfExperts", "MLP", "ModalityFusion", "NumericEmbedding",
-           "PLEBackbone", "SharedBottomBackbone", "TaskBottoms", "TaskTowers",
+           "PLEBackbone", "SharedBottomBackbone", "SharedPrivateBackbone",
+           "orthogonality_penalty", "TaskBottoms", "TaskTowers",
            "TextEncoder"]
