@@ -12,6 +12,8 @@ from mtrec.layers.mlp import MLP, check_batch_norm
 
 #: Name of the discriminator-accuracy metric in the training logs.
 DISCRIMINATOR_METRIC = "task_discriminator_accuracy"
+# Keeps the unit-length scaling of an all-zero view finite.
+_EPSILON = 1e-6
 
 
 def orthogonality_penalty(shared, private):
@@ -162,7 +164,12 @@ class SharedPrivateBackbone(Backbone):
     def discriminate(self, views):
         """The discriminator's task logits of views `(batch, num_tasks,
         width)`: float32 `(batch, num_tasks, num_tasks)`, row `[b, t]` the
-        logits of view `t` of example `b`."""
+        logits of view `t` of example `b`. The discriminator reads each
+        view scaled to unit length: through the reversed gradient the
+        encoder could otherwise fool it by growing the views (the
+        discriminator's logits grow with them), driving its loss up
+        without bound instead of removing task identity."""
+        views = ops.normalize(views, axis=-1, order=2, epsilon=_EPSILON)
         logits = self.discriminator_logits(self.discriminator_hidden(views))
         return ops.cast(logits, "float32")
 

@@ -58,7 +58,9 @@ def by_hand(w):
     shared = relu(X @ w["k1"] + w["b1"])
     views = np.stack([shared @ w["views"][t] for t in range(2)], axis=1)
     private = np.stack([relu(X @ w["pk"][t] + w["pb"][t]) for t in range(2)], axis=1)
-    logits = relu(views @ w["dk"] + w["db"]) @ w["lk"] + w["lb"]
+    # the discriminator reads each view scaled to unit length
+    unit = views / np.maximum(np.linalg.norm(views, axis=-1, keepdims=True), 1e-6)
+    logits = relu(unit @ w["dk"] + w["db"]) @ w["lk"] + w["lb"]
     return views, private, logits
 
 
@@ -161,6 +163,17 @@ def test_accuracy_metric_is_updated_in_training_calls_only():
     assert float(layer.accuracy_tracker.result()) == pytest.approx(expected)
     np.testing.assert_array_equal(np.asarray(layer.discriminator_hits(X)),
                                   logits.argmax(-1) == np.arange(2)[None])
+
+
+def test_the_discriminator_ignores_the_scale_of_the_views():
+    layer = SharedPrivateBackbone(2, [4], [3], discriminator_units=[5])
+    w = with_known_weights(layer, np.random.default_rng(5))
+    views, _, logits = by_hand(w)
+    np.testing.assert_allclose(np.asarray(layer.discriminate(views)), logits, rtol=1e-5,
+                               atol=1e-5)
+    # growing the views (what the reversed gradient could do) changes nothing
+    np.testing.assert_allclose(np.asarray(layer.discriminate(100.0 * views)), logits,
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_shared_variables_are_the_shared_encoders_last_layer():
