@@ -12,7 +12,9 @@ from mtrec.layers.mlp import MLP, check_batch_norm
 
 #: Name of the discriminator-accuracy metric in the training logs.
 DISCRIMINATOR_METRIC = "task_discriminator_accuracy"
-# Keeps the unit-length scaling of an all-zero view finite.
+# Added to a view's squared length before its unit-length scaling: keeps the
+# gradient at an all-zero view (dead ReLUs) finite, 1/sqrt(eps) = 1000 times
+# the upstream one, while views of length >> 1e-3 are scaled to 1.
 _EPSILON = 1e-6
 
 
@@ -169,8 +171,14 @@ class SharedPrivateBackbone(Backbone):
         encoder could otherwise fool it by growing the views (the
         discriminator's logits grow with them), driving its loss up
         without bound instead of removing task identity."""
-        views = ops.normalize(views, axis=-1, order=2, epsilon=_EPSILON)
-        logits = self.discriminator_logits(self.discriminator_hidden(views))
+        dtype = views.dtype
+        views = ops.cast(views, "float32")
+        # x / sqrt(|x|^2 + eps): at an all-zero view ops.normalize's clipped
+        # rsqrt gives a 1e6-times gradient eagerly and NaN under XLA.
+        views = views * ops.rsqrt(ops.sum(ops.square(views), axis=-1, keepdims=True)
+                                  + _EPSILON)
+        logits = self.discriminator_logits(
+            self.discriminator_hidden(ops.cast(views, dtype)))
         return ops.cast(logits, "float32")
 
     def discriminator_hits(self, inputs):
