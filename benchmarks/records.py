@@ -49,7 +49,8 @@ RESULTS = HERE / "results"
 # Model classes in report order; rows that are not model classes (config
 # stems) follow, sorted.
 MODEL_ORDER = ["SingleTask", "SharedBottom", "OMoE", "MMoE", "CGC", "PLE", "CrossStitch",
-               "DSelectK", "STAR", "PEPNet"]
+               "DSelectK", "STAR", "PEPNet",
+               "SharedPrivate"]
 # Baseline kinds a suite file may name (`baselines: [hgb]`) and their row
 # names; rows of a kind with several input sets add ", <set>)" to the name.
 BASELINE_ROWS = {"hgb": "HGB (per task)"}

@@ -31,6 +31,7 @@ SMALL_MODEL_ARGS = {
     "STAR": dict(star_units=[4], scenario="color"),
     "PEPNet": dict(ppnet_units=[4], scenario="color", prior_features=["user_id"],
                    prior_dim=2, gate_units=4),
+    "SharedPrivate": dict(shared_units=[4], private_units=[4], discriminator_units=[4]),
 }
 
 

@@ -10,6 +10,7 @@ from mtrec.layers.experts import Experts
 from mtrec.layers.feature_embedding import FeatureEmbedding
 from mtrec.layers.feature_preprocessing import FeaturePreprocessing
 from mtrec.layers.gate_nu import GateNU
+from mtrec.layers.gradient_reversal import GradientReversal
 from mtrec.layers.grouped_experts import GroupedExperts
 from mtrec.layers.information_transfer import InformationTransfer, calibration_penalty
 from mtrec.layers.mixture_of_experts import MixtureOfExperts
@@ -20,6 +21,7 @@ from mtrec.layers.partitioned_normalization import PartitionedNormalization
 from mtrec.layers.pepnet import PEPNetBackbone
 from mtrec.layers.ple import PLEBackbone
 from mtrec.layers.shared_bottom import SharedBottomBackbone
+from mtrec.layers.shared_private import SharedPrivateBackbone, orthogonality_penalty
 from mtrec.layers.star import StarBackbone
 from mtrec.layers.task_bottoms import TaskBottoms
 from mtrec.layers.task_towers import TaskTowers
@@ -30,8 +32,9 @@ from mtrec.layers import legacy_aliases  # noqa: F401
 
 __all__ = ["Backbone", "CGCBackbone", "CrossStitchBackbone", "DSelectKBackbone",
            "DSelectKGates", "ExpertGates", "Experts", "FeatureEmbedding",
-           "FeaturePreprocessing", "GateNU", "GroupedExperts", "InformationTransfer",
-           "calibration_penalty", "MixtureOfExperts", "MLP", "ModalityFusion", "NumericEmbedding",
-           "PartitionedNormalization", "PEPNetBackbone", "PLEBackbone", "SharedBottomBackbone",
-           "StarBackbone", "TaskBottoms", "TaskTowers",
+           "FeaturePreprocessing", "GateNU", "GradientReversal", "GroupedExperts",
+           "InformationTransfer", "calibration_penalty", "MixtureOfExperts", "MLP",
+           "ModalityFusion", "NumericEmbedding", "PartitionedNormalization", "PEPNetBackbone",
+           "PLEBackbone", "SharedBottomBackbone", "SharedPrivateBackbone",
+           "orthogonality_penalty", "StarBackbone", "TaskBottoms", "TaskTowers",
            "TextEncoder"]

@@ -326,7 +326,7 @@ def test_resolved_config_round_trips(tmp_path):
 def test_every_census_model_has_a_config():
     assert [p.stem for p in CENSUS_CONFIGS] == [
         "cgc", "cross_stitch", "dselect_k", "mmoe", "omoe", "ple", "shared_bottom",
-        "single_task"]
+        "shared_private", "single_task"]
 
 
 @pytest.mark.parametrize("path", CENSUS_CONFIGS, ids=lambda p: p.stem)
