@@ -23,9 +23,8 @@ def log_softmax(z):
 def test_shared_private_contract(run_layer_test):
     # shared 2 x (kernel, bias), private (kernel, bias), the views,
     # discriminator hidden (kernel, bias) and logits (kernel, bias)
-    layer = run_layer_test(
-        SharedPrivateBackbone,
-        dict(num_tasks=3, shared_units=[8, 4], private_units=[3], discriminator_units=[5]),
+    layer = run_layer_test(SharedPrivateBackbone, dict(
+        num_tasks=3, shared_units=[8, 4], private_units=[3], discriminator_units=[5]),
         X, [(6, 7)] * 3, expected_num_trainable_weights=11)
     assert layer.gate_structure(["a", "b", "c"]) == [] and layer.gate_masks() == []
 
