@@ -99,7 +99,8 @@ def with_tasks(model, tasks, freeze="backbone", data=None, train_tasks=None):
             `num_classes`.
         train_tasks: list of task names to train (default: all). The other
             tasks become the model's `untrained_tasks`: no loss, so their
-            labels may be missing (NaN; see `fill_missing_labels`).
+            labels may be missing (NaN; see `fill_missing_labels`), and
+            their towers and heads are fixed.
 
     Returns:
         a new, uncompiled model of `type(model)`.
@@ -127,6 +128,8 @@ def with_tasks(model, tasks, freeze="backbone", data=None, train_tasks=None):
                 f"{schema.task_names}; unknown: {unknown}.")
         new.untrained_tasks = tuple(n for n in schema.task_names if n not in names)
     apply_freeze(new, freeze, old_tasks)
+    # No loss reaches an untrained task's tower: fix it (and its batch norm).
+    _freeze_towers(new, new.untrained_tasks)
     return new
 
 
@@ -205,10 +208,7 @@ def apply_freeze(model, what, old_tasks):
     if model.modality_fusion is not None:
         model.modality_fusion.trainable = False
     model.backbone.trainable = False
-    for task, tower, head in zip(model.towers.tasks, model.towers.towers, model.towers.heads):
-        if task["name"] in old_tasks:
-            tower.trainable = False
-            head.trainable = False
+    _freeze_towers(model, old_tasks)
     # The per-task slices of a frozen backbone (MMoE's gates): the new tasks'
     # rows train, the old ones are put back after every update.
     for variable in grown:
@@ -249,6 +249,14 @@ def fill_missing_labels(model, df):
     if not missing:
         return df
     return df.assign(**{c: np.float32("nan") for c in dict.fromkeys(missing)})
+
+
+def _freeze_towers(model, task_names):
+    """Fix the towers and heads of `task_names` (batch norm included)."""
+    for task, tower, head in zip(model.towers.tasks, model.towers.towers, model.towers.heads):
+        if task["name"] in task_names:
+            tower.trainable = False
+            head.trainable = False
 
 
 def _transfer_plan(model):
