@@ -100,7 +100,8 @@ def main(argv=None):
     from mtrec.utils.atomic import write_text_atomic
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(Path(args.output), json.dumps(record, indent=1, default=float))
-    print("\n" + "\n".join(table_lines(record)))
+    from report import transfer_section  # noqa: E402  (benchmarks/report.py renders it)
+    print("\n".join(transfer_section(args.output)))
     plot(record, Path(args.figure))
     print(f"wrote {args.output} and {args.figure} ({record['wall_seconds'] / 60:.1f} min)")
 
@@ -180,7 +181,7 @@ def train_base(args, train, valid, test, seed):
     entry = {"seed": seed, "epochs_run": epochs, "train_seconds": seconds,
              "test_auc": test_auc(model, test, OLD_TASKS)}
     print(f"seed {seed}: group-1 {args.model}, {epochs} epochs, {seconds:.0f} s, test AUC "
-          + ", ".join(f"{t} {a:.4f}" for t, a in entry["test_auc"].items()))
+          + ", ".join(f"{t} {a:.4f}" for t, a in entry["test_auc"].items()), flush=True)
     return model, entry
 
 
@@ -250,34 +251,6 @@ def summarise(runs):
                 entry[f"{task}_auc"] = float(np.mean([r["test_auc"][task] for r in group]))
         out.append(entry)
     return out
-
-
-def table_lines(record):
-    """The Markdown table of `record["summary"]`: one row per method, one
-    column per fraction (education test AUC, mean over seeds)."""
-    summary = record["summary"]
-    fractions = sorted({s["fraction"] for s in summary})
-    methods = list(dict.fromkeys(s["method"] for s in summary))
-    cell = {(s["method"], s["fraction"]): s for s in summary}
-    lines = ["| method | " + " | ".join(
-        f"{f:.0%} ({cell[(methods[0], f)]['rows']:,} rows)" for f in fractions)
-        + " | income / marital AUC at 100% |", "|---|" + "---|" * (len(fractions) + 1)]
-    for method in methods:
-        row = []
-        for f in fractions:
-            s = cell.get((method, f))
-            std = "" if s is None or s["education_auc_std"] is None \
-                else f" ± {s['education_auc_std']:.4f}"
-            row.append("—" if s is None else f"{s['education_auc']:.4f}{std}")
-        last = cell.get((method, fractions[-1]), {})
-        old = (f"{last['income_auc']:.4f} / {last['marital_auc']:.4f}"
-               if "income_auc" in last else "—")
-        lines.append(f"| {method} | " + " | ".join(row) + f" | {old} |")
-    base = {t: sum(b["test_auc"][t] for b in record["base"]) / len(record["base"])
-            for t in OLD_TASKS}
-    lines.append(f"| group-1 model before transfer | " + " | ".join("—" for _ in fractions)
-                 + f" | {base['income']:.4f} / {base['marital']:.4f} |")
-    return lines
 
 
 def plot(record, path):
