@@ -71,7 +71,9 @@ def with_tasks(model, tasks, freeze="backbone", data=None, train_tasks=None):
     (preprocessing, embeddings, fusion, backbone, the old towers and
     heads); the new tasks' towers and heads, and in MMoE their gates, start
     from their initialisers. Before any training, its old-task outputs are
-    `model`'s, bit for bit. `model` itself is not changed.
+    `model`'s (bit for bit in SharedBottom and OMoE; MMoE's gate einsum
+    over one more gate may round the last float bit differently). `model`
+    itself is not changed.
 
     Supported: SharedBottom, OMoE (the new tasks read the one gate's
     mixture) and MMoE (one new gate per new task over the same experts).
@@ -80,7 +82,8 @@ def with_tasks(model, tasks, freeze="backbone", data=None, train_tasks=None):
 
     The freezing (`trainable` flags) and `train_tasks` are training
     settings of the returned object: a `.keras` file keeps the weights and
-    architecture, not them; call `freeze` again on a reloaded model (`apply_freeze`).
+    architecture, not them; `apply_freeze` sets the flags again on a
+    reloaded model.
 
     Args:
         model: a built (normally trained) mtrec model of a supported class.
@@ -115,10 +118,7 @@ def with_tasks(model, tasks, freeze="backbone", data=None, train_tasks=None):
                          f"fixes the embedding tables, 'none' fine-tunes everything.")
     per_task = _transfer_plan(model)
     schema = schema_with_tasks(model.schema, tasks, data=data)
-    config = {**model.get_config(), "schema": schema.to_dict()}
-    new = type(model).from_config(config)
-    old_tasks = list(model.task_names)
-    _copy_weights(model, new, per_task, old_tasks)
+    untrained = ()
     if train_tasks is not None:
         names = [train_tasks] if isinstance(train_tasks, str) else list(train_tasks)
         unknown = [n for n in names if n not in schema.task_names]
@@ -126,7 +126,14 @@ def with_tasks(model, tasks, freeze="backbone", data=None, train_tasks=None):
             raise ValueError(
                 f"train_tasks={names!r} must name at least one of the new model's tasks "
                 f"{schema.task_names}; unknown: {unknown}.")
-        new.untrained_tasks = tuple(n for n in schema.task_names if n not in names)
+        untrained = tuple(n for n in schema.task_names if n not in names)
+    config = {**model.get_config(), "schema": schema.to_dict()}
+    new = type(model).from_config(config)
+    old_tasks = list(model.task_names)
+    _copy_weights(model, new, per_task, old_tasks)
+    if train_tasks is not None:
+        # Read by compile (no loss for them) and the runner, as a class's own.
+        new.untrained_tasks = untrained
     apply_freeze(new, freeze, old_tasks)
     # No loss reaches an untrained task's tower: fix it (and its batch norm).
     _freeze_towers(new, new.untrained_tasks)
