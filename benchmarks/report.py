@@ -854,6 +854,11 @@ def transfer_section(path, rel_figures="figures"):
                  + " | " + " / ".join(
                      f"{sum(b['test_auc'][t] for b in base) / len(base):.4f}"
                      for t in ("income", "marital")) + " |")
+    capped = [r for r in record["runs"] if r["epochs_run"] >= s["finetune_epochs"]]
+    if capped:
+        lines.append(f"\n{len(capped)} of {len(record['runs'])} fine-tuning / scratch runs "
+                     f"stopped at the {s['finetune_epochs']}-epoch cap, not by early "
+                     f"stopping: the comparison is at a fixed budget, not at convergence.")
     lines.append(f"\n![education test AUC per labelled fraction]"
                  f"({rel_figures}/transfer_curve.png)\n")
     return lines
