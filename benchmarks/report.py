@@ -515,6 +515,7 @@ def write_report(results_dir, out, figures_dir, suites_dir=None):
     lines += tuned_section(results_dir / "tuned_census.json")
     lines += task_affinity_section(results_dir / "task_affinity.json", figures_dir,
                                    rel_figures)
+    lines += transfer_section(results_dir / "transfer.json", rel_figures)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return out
@@ -850,6 +851,62 @@ def task_affinity_section(path, figures_dir, rel_figures):
         + f". Measured in {record['seconds']:.1f} s.\n")
     if (Path(figures_dir) / "task_affinity.png").is_file():
         lines.append(f"![task affinity]({rel_figures}/task_affinity.png)\n")
+    return lines
+
+
+def transfer_section(path, rel_figures="figures"):
+    """A group-1 model given the `education` task by `with_tasks`, against
+    education trained from scratch, per labelled fraction
+    (benchmarks/results/transfer.json, `benchmarks/transfer.py`)."""
+    lines = ["\n## Adding a task to a trained model (Census-Income, education)\n"]
+    if not Path(path).is_file():
+        return lines + ["Not run yet: `python benchmarks/transfer.py`.\n"]
+    record = records.read_record(path)
+    s, summary = record["settings"], record["summary"]
+    commit = (record.get("git") or {}).get("commit") or "unknown"
+    lines.append(
+        f"`{record['command'].strip()}` ({(record.get('wall_seconds') or 0) / 60:.0f} min on "
+        f"{record['machine']['cpu']}, {record['machine']['cpu_count']} shared cores; "
+        f"commit {commit[:10]}). A group-1 {s['model']} ({s['model_args']}; Adam "
+        f"{s['learning_rate']}, batch {s['batch_size']}, at most {s['epochs']} epochs, "
+        f"early stopping on the mean validation AUC) gets the group-2 task `education` "
+        f"through `model.with_tasks(TaskSpec('education'), freeze=..., "
+        f"train_tasks=['education'])`, fine-tuned on a seeded sample of the training rows "
+        f"with education labels only (at most {s['finetune_epochs']} epochs, early "
+        f"stopping on the validation education AUC, patience {s['patience']}); `scratch` "
+        f"is the same architecture trained on education alone on the same rows. Education "
+        f"test AUC, mean over seeds {s['seeds']} (± sample std when more than one); the "
+        f"last column is the old tasks' test AUC after the 100% transfer.\n")
+    fractions = sorted({e["fraction"] for e in summary})
+    cell = {(e["method"], e["fraction"]): e for e in summary}
+    methods = list(dict.fromkeys(e["method"] for e in summary))
+    rows = {e["fraction"]: e["rows"] for e in summary}
+    lines.append("| method | " + " | ".join(f"{f:.0%} ({rows[f]:,} rows)" for f in fractions)
+                 + " | income / marital AUC at 100% |")
+    lines.append("|---|" + "---|" * (len(fractions) + 1))
+    for method in methods:
+        cells = []
+        for f in fractions:
+            e = cell.get((method, f))
+            std = ("" if e is None or e.get("education_auc_std") is None
+                   else f" ± {e['education_auc_std']:.4f}")
+            cells.append("—" if e is None else f"{e['education_auc']:.4f}{std}")
+        last = cell.get((method, fractions[-1]), {})
+        old = (f"{last['income_auc']:.4f} / {last['marital_auc']:.4f}"
+               if "income_auc" in last else "—")
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {old} |")
+    base = record["base"]
+    lines.append("| group-1 model before transfer | " + " | ".join("—" for _ in fractions)
+                 + " | " + " / ".join(
+                     f"{sum(b['test_auc'][t] for b in base) / len(base):.4f}"
+                     for t in ("income", "marital")) + " |")
+    capped = [r for r in record["runs"] if r["epochs_run"] >= s["finetune_epochs"]]
+    if capped:
+        lines.append(f"\n{len(capped)} of {len(record['runs'])} fine-tuning / scratch runs "
+                     f"stopped at the {s['finetune_epochs']}-epoch cap, not by early "
+                     f"stopping: the comparison is at a fixed budget, not at convergence.")
+    lines.append(f"\n![education test AUC per labelled fraction]"
+                 f"({rel_figures}/transfer_curve.png)\n")
     return lines
 
 

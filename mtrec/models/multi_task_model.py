@@ -254,6 +254,15 @@ class MultiTaskModel(keras.Model):
         """Tower outputs -> every task's output (identity by default)."""
         return outputs
 
+    def with_tasks(self, tasks, freeze="backbone", data=None, train_tasks=None):
+        """A new model of this class for these tasks plus `tasks`, with the
+        trained weights copied and new towers; see
+        `mtrec.models.task_transfer.with_tasks` (which models are supported,
+        what `freeze` fixes)."""
+        # Imported here: task_transfer imports the named models, which import this.
+        from mtrec.models.task_transfer import with_tasks
+        return with_tasks(self, tasks, freeze=freeze, data=data, train_tasks=train_tasks)
+
     def gate_structure(self):
         """Names of the gates and experts of each gated level (the
         backbone's `gate_structure` over the tower tasks).
