@@ -90,7 +90,8 @@ def test_every_suite_file_plans_valid_runs():
             assert rows == set(run.MODEL_ORDER) - MULTI_SCENARIO
             assert all(c.training.epochs == 10 for c in configs)
         elif name == "synthetic":
-            assert rows == {"SharedBottom", "OMoE", "MMoE"}
+            assert rows == {"SharedBottom", "OMoE", "MMoE", "CrossStitch", "DSelectK",
+                            "SharedPrivate"}
             # MMoE paper's and PLE paper's correlations
             assert {r["variant"] for r in runs} == {
                 f"correlation={p}" for p in (0.2, 0.4, 0.5, 0.75, 0.9, 1.0)}
