@@ -153,6 +153,23 @@ def main(argv=None):
         return mtrec.data.from_pandas(train, schema, batch_size=batch_size, shuffle=True,
                                       seed=0)
 
+    def buffer_shuffled_data(batch_size):
+        # from_pandas as it was before one permutation per epoch: every row
+        # index through a whole-epoch shuffle buffer (the "before" of that change)
+        from mtrec.data import pandas_dataset
+
+        def buffer_indices(rows, batch_size, shuffle, seed, drop_remainder):
+            return tf.data.Dataset.range(rows).shuffle(
+                rows, seed=seed, reshuffle_each_iteration=True).batch(
+                batch_size, drop_remainder=drop_remainder)
+
+        current = pandas_dataset._batch_indices
+        pandas_dataset._batch_indices = buffer_indices
+        try:
+            return encoded_data(batch_size)
+        finally:
+            pandas_dataset._batch_indices = current
+
     def baseline_data(batch_size):
         return encoded_data(batch_size).map(
             lambda x, y: ({"ids": x[CATEGORICAL_KEY], "floats": x[NUMERIC_KEY]}, y))
@@ -192,6 +209,8 @@ def main(argv=None):
                     (schema.raw_features(train), schema.raw_labels(train))).shuffle(
                     len(train), seed=0).batch(args.batch_size).prefetch(tf.data.AUTOTUNE)
                 run("mtrec_raw_inputs", mtrec_model(schema, name), raw)
+                run("mtrec_buffer_shuffle", mtrec_model(schema, name),
+                    buffer_shuffled_data(args.batch_size))
                 for steps in args.steps_per_execution:
                     run(f"mtrec_steps_per_execution={steps}",
                         mtrec_model(schema, name, steps_per_execution=steps),

@@ -175,30 +175,55 @@ def test_wrong_dtype_raises(table, schema):
         from_pandas(bad, schema)
 
 
-def test_gathered_batches_visit_every_row_once_per_epoch_in_the_plain_shuffle_order():
-    # The index-gather pipeline must see the same rows in the same order as
-    # from_tensor_slices -> shuffle -> batch with the same seed, so switching
-    # to it changes no training result.
+def _epoch_orders(dataset, epochs):
+    """The row order of each of `epochs` passes (a new iterator each)."""
+    return [np.concatenate([b[0]["x"].numpy() for b in dataset]) for _ in range(epochs)]
+
+
+def test_gathered_batches_visit_every_row_once_per_epoch_reshuffled_and_repeatable():
     from mtrec.data.pandas_dataset import gathered_batches
 
     columns = ({"x": np.arange(100, dtype="int64"), "y": np.arange(100.0)[:, None]},
                {"t": np.arange(100, dtype="float32")})
     fast = gathered_batches(columns, 100, batch_size=16, shuffle=True, seed=3)
-    plain = (tf.data.Dataset.from_tensor_slices(columns)
-             .shuffle(100, seed=3, reshuffle_each_iteration=True).batch(16))
-    orders = []
-    for _ in range(2):
-        got = [b[0]["x"].numpy() for b in fast]
-        want = [b[0]["x"].numpy() for b in plain]
-        assert [len(b) for b in got] == [16] * 6 + [4]
-        assert np.array_equal(np.concatenate(got), np.concatenate(want))
-        assert sorted(np.concatenate(got)) == list(range(100))
-        orders.append(np.concatenate(got))
+    assert int(fast.cardinality()) == 7
+    orders = _epoch_orders(fast, 3)
+    assert all(sorted(order) == list(range(100)) for order in orders)
     assert not np.array_equal(orders[0], orders[1])   # reshuffled each epoch
+    assert not np.array_equal(orders[1], orders[2])
+    # rebuilt with the same seed: the same sequence of orders (runs repeat,
+    # and EpochStream positions a resumed run on it); another seed differs
+    again = gathered_batches(columns, 100, batch_size=16, shuffle=True, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(orders, _epoch_orders(again, 3)))
+    other = gathered_batches(columns, 100, batch_size=16, shuffle=True, seed=4)
+    assert not np.array_equal(orders[0], _epoch_orders(other, 1)[0])
+    assert [len(b[0]["x"]) for b in other] == [16] * 6 + [4]
+    # each pass of repeat() is the next epoch's order
+    repeated = np.concatenate([b[0]["x"].numpy() for b in gathered_batches(
+        columns, 100, batch_size=16, shuffle=True, seed=3).repeat().take(14)])
+    assert np.array_equal(repeated, np.concatenate(orders[:2]))
     # rows stay together across columns and structures
     features, labels = next(iter(fast))
     assert np.array_equal(features["y"][:, 0].numpy(), features["x"].numpy())
     assert np.array_equal(labels["t"].numpy(), features["x"].numpy())
+
+
+def test_gathered_batches_without_shuffle_keep_the_row_order():
+    from mtrec.data.pandas_dataset import gathered_batches
+
+    dataset = gathered_batches(({"x": np.arange(10)},), 10, batch_size=4)
+    assert [b[0]["x"].numpy().tolist() for b in dataset] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
+def test_shuffled_gathered_batches_count_as_shuffled_for_evaluation():
+    # mtrec.evaluate refuses grouped metrics over a shuffled pipeline; it
+    # finds the shuffle by op name, which the permutation op still carries.
+    from mtrec.data.pandas_dataset import gathered_batches
+    from mtrec.evaluation.report import _is_shuffled
+
+    columns = {"x": np.arange(10)}
+    assert _is_shuffled(gathered_batches(columns, 10, batch_size=4, shuffle=True, seed=1))
+    assert not _is_shuffled(gathered_batches(columns, 10, batch_size=4))
 
 
 def test_gathered_batches_drop_remainder_gives_a_static_batch_dimension():
