@@ -181,6 +181,12 @@ def test_modality_losses_layer(run_layer_test, groups, modalities):
         value(values["image_reconstruction_loss"]),
         value(reconstruction_loss(prediction, groups[2], present["image"], "mse")), rtol=1e-6)
     np.testing.assert_allclose(value(layer.temperature(0)), 0.1, rtol=1e-6)
+    # the learned temperature is clipped to [0.01, 1]
+    layer.log_temperatures[0].assign(5.0)
+    np.testing.assert_allclose(value(layer.temperature(0)), 1.0, rtol=1e-6)
+    layer.log_temperatures[0].assign(-9.0)
+    np.testing.assert_allclose(value(layer.temperature(0)), 0.01, rtol=1e-5)
+    values = layer(groups, present, sources)
     weighted = value(layer.weighted_sum(values))
     np.testing.assert_allclose(weighted, sum(value(v) for v in values.values()), rtol=1e-6)
     assert [t.name for t in layer.loss_trackers] == list(values)

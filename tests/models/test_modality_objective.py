@@ -132,6 +132,15 @@ def test_saved_model_parity_and_only_task_outputs(fitted, raw, tmp_path):
     assert set(serve.structured_outputs) == {"click", "spend"}
 
 
+def test_a_file_saved_before_loads_with_the_defaults():
+    from pathlib import Path
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_0_1_0"
+    model = keras.saving.load_model(fixture / "mmoe_modality_experts.keras")
+    assert model.modality_losses == [] and model.modality_loss_heads is None
+    assert (model.embedding_l2, model.kernel_l2, model.impute_missing) == (0.0, 0.0, [])
+    assert model.losses == [] and model.regularization_tracker is None
+
+
 # -- masks ----------------------------------------------------------------------------
 def test_presence_follows_missing_and_dropped(schema, frame):
     model = MMoE(schema, modality_dropout=0.5, **SMALL)
