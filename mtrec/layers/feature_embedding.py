@@ -91,11 +91,12 @@ class FeatureEmbedding(keras.layers.Layer):
             output's form, hence its name.)
         return_present: bool. Also return, per modality, which examples
             have it: `{modality: bool (batch,)}` for every tag in
-            `modalities`. A modality with Text or Vector features is
-            present in an example when at least one of them is (a Text
-            with a token, a Vector without its missing indicator) and the
-            modality was not dropped by modality dropout this step; a
-            modality without such features (`"tabular"`) is always present.
+            `modalities`. A modality of `droppable_modalities` (a
+            non-tabular tag of Text or Vector features) is present in an
+            example when at least one of its Text / Vector features is (a
+            Text with a token, a Vector without its missing indicator) and
+            modality dropout did not drop it this step; the others
+            (`"tabular"` among them) are always present.
 
     Returns:
         tensor `(batch, output_dim)`; `output_dim` is an attribute. With
@@ -333,14 +334,14 @@ class FeatureEmbedding(keras.layers.Layer):
         return out, self._presence(parts[0], missing_of)
 
     def _presence(self, reference, missing_of):
-        """`{modality: bool (batch,)}`: present unless every Text / Vector
-        feature of the modality is missing (or dropped)."""
+        """`{modality: bool (batch,)}`: a droppable modality is present
+        unless every Text / Vector feature of it is missing (or dropped)."""
         # (batch,) all True, the presence of modalities without such features
         everywhere = ops.ones_like(reference[:, 0], dtype="bool")
         present = {}
         for m in self.modalities:
             flags = [ops.logical_not(missing) for tag, missing in missing_of if tag == m]
-            if not flags:
+            if m not in self.droppable_modalities or not flags:
                 present[m] = everywhere
                 continue
             any_present = flags[0]
