@@ -140,8 +140,9 @@ class MultiTaskModel(keras.Model):
         kernel_l2: float >= 0. L2 coefficient on the kernels (Dense and
             einsum weight matrices) of everything outside the feature
             embedding, i.e. the backbone's experts, gates and bottoms and
-            the towers and heads; not biases, normalisation or cross-stitch
-            parameters, the fusion gate or the modality-loss heads.
+            the towers and heads (STAR's scenario kernels too); not biases,
+            normalisation, cross-stitch or task-view parameters, the fusion
+            gate or the modality-loss heads.
             Defaults to `0.0`.
             `Omega = embedding_l2 * sum ||E||^2 + kernel_l2 * sum ||W||^2`,
             set as the variables' Keras regularizers (none when 0), so it is

@@ -125,6 +125,8 @@ def test_specs_from_dicts_fill_defaults_and_round_trip():
     assert dicts[0] == {"kind": "reconstruction", "modality": "text", "weight": 0.1,
                         "loss": "cosine", "source": "fused"}
     assert parse_modality_losses(dicts, MODALITIES) == specs
+    # spec objects are taken as they are
+    assert parse_modality_losses(specs, MODALITIES) == specs
 
 
 @pytest.mark.parametrize("spec, message", [
