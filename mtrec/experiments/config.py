@@ -772,7 +772,7 @@ def _semantic_problems(data, bad_paths):
             problems.append(f"Unknown model '{name}' in model.name"
                             f"{_suggestion(name, list(MODELS), 'models')}")
         elif ok("model", "args"):
-            accepted = _init_arguments(MODELS[name], skip=("schema",))
+            accepted = _model_arguments(MODELS[name])
             problems += _argument_problems(model.get("args") or {}, accepted,
                                            f"model {name}", "model.args")
             problems += model_argument_problems(model.get("args") or {}, accepted)
@@ -963,6 +963,18 @@ def _init_arguments(cls, skip=()):
             and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
+def _model_arguments(cls):
+    """`{argument: default}` a model class takes: its `__init__`'s, plus the
+    objective's arguments every `MultiTaskModel` takes through `**kwargs`
+    (`modality_losses`, `embedding_l2`, `kernel_l2`, `impute_missing`)."""
+    from mtrec.models.multi_task_model import OBJECTIVE_ARGUMENTS, MultiTaskModel
+
+    accepted = _init_arguments(cls, skip=("schema",))
+    if issubclass(cls, MultiTaskModel):
+        accepted.update({k: v for k, v in OBJECTIVE_ARGUMENTS.items() if k not in accepted})
+    return accepted
+
+
 def _argument_problems(args, accepted, owner, where):
     problems = []
     for arg in args:
@@ -1008,7 +1020,30 @@ def model_argument_problems(args, accepted):
                             f"layer widths >= 1, e.g. [16].")
         elif arg.endswith("dropout") and _is_number(value) and not 0 <= value < 1:
             problems.append(f"{where} is {value}; a dropout rate is in [0, 1), e.g. 0.1.")
+        elif arg.endswith("_l2") and _is_number(value) and value < 0:
+            problems.append(f"{where} is {value}; an L2 coefficient is >= 0 (0: off).")
+        elif arg == "modality_losses":
+            problems += _modality_loss_problems(value, where)
+        elif arg == "impute_missing" and not (
+                isinstance(value, list) and all(isinstance(m, str) for m in value)):
+            problems.append(f"{where} is {_short(value)}; expected a list of modality "
+                            f"names, e.g. [text].")
     return problems
+
+
+def _modality_loss_problems(value, where):
+    """Problems of `model.args.modality_losses` found without the data (the
+    modality names are checked when the model is built)."""
+    from mtrec.layers.modality_losses import parse_modality_losses
+
+    if not isinstance(value, list):
+        return [f"{where} is {_short(value)}; expected a list of losses, e.g. "
+                f"[{{kind: reconstruction, modality: text, weight: 0.1}}]."]
+    try:
+        parse_modality_losses(value)
+    except (TypeError, ValueError) as error:
+        return [f"{where}: {error}"]
+    return []
 
 
 def _is_int(value):

@@ -16,6 +16,8 @@ from mtrec.layers.information_transfer import InformationTransfer, calibration_p
 from mtrec.layers.mixture_of_experts import MixtureOfExperts
 from mtrec.layers.mlp import MLP
 from mtrec.layers.modality_fusion import ModalityFusion
+from mtrec.layers.modality_losses import (
+    Alignment, ModalityLosses, Reconstruction, info_nce, reconstruction_loss)
 from mtrec.layers.numeric_encoding import NumericEmbedding
 from mtrec.layers.partitioned_normalization import PartitionedNormalization
 from mtrec.layers.pepnet import PEPNetBackbone
@@ -34,7 +36,8 @@ __all__ = ["Backbone", "CGCBackbone", "CrossStitchBackbone", "DSelectKBackbone",
            "DSelectKGates", "ExpertGates", "Experts", "FeatureEmbedding",
            "FeaturePreprocessing", "GateNU", "GradientReversal", "GroupedExperts",
            "InformationTransfer", "calibration_penalty", "MixtureOfExperts", "MLP",
-           "ModalityFusion", "NumericEmbedding", "PartitionedNormalization", "PEPNetBackbone",
+           "ModalityFusion", "ModalityLosses", "Reconstruction", "Alignment", "info_nce",
+           "reconstruction_loss", "NumericEmbedding", "PartitionedNormalization", "PEPNetBackbone",
            "PLEBackbone", "SharedBottomBackbone", "SharedPrivateBackbone",
            "orthogonality_penalty", "StarBackbone", "TaskBottoms", "TaskTowers",
            "TextEncoder"]

@@ -89,12 +89,22 @@ class FeatureEmbedding(keras.layers.Layer):
             their concatenation. (mtrec's call flags named `return_<x>` add
             `<x>` to the output, as `(output, x)`; this one changes the
             output's form, hence its name.)
+        return_present: bool. Also return, per modality, which examples
+            have it: `{modality: bool (batch,)}` for every tag in
+            `modalities`. A modality of `droppable_modalities` (a
+            non-tabular tag of Text or Vector features) is present in an
+            example when at least one of its Text / Vector features is (a
+            Text with a token, a Vector without its missing indicator) and
+            modality dropout did not drop it this step; the others
+            (`"tabular"` among them) are always present.
 
     Returns:
         tensor `(batch, output_dim)`; `output_dim` is an attribute. With
         `grouped`, a list of tensors `(batch, group_dims[i])`, one
         per tag in `modalities` (`"tabular"` first), each the features of
-        that tag in the same order as in the concatenation.
+        that tag in the same order as in the concatenation (`ungroup`
+        puts them back in the concatenation's column order). With
+        `return_present`, `(output, present)`.
     """
 
     def __init__(self, schema, embeddings_regularizer=None, modality_dropout=0.0,
@@ -177,6 +187,13 @@ class FeatureEmbedding(keras.layers.Layer):
             raise ValueError("The schema has no features; add at least one.")
         self.modalities = modality_groups(s)
         self.group_dims = [int((modalities == m).sum()) for m in self.modalities]
+        # Column j of the groups' concatenation is column grouped_order[j]
+        # of the ungrouped output; ungroup() gathers with the inverse (None
+        # when the two orders agree).
+        grouped_order = np.concatenate([np.flatnonzero(modalities == m)
+                                        for m in self.modalities])
+        self._ungroup_order = (None if (grouped_order == np.arange(self.output_dim)).all()
+                               else np.argsort(grouped_order).astype("int32"))
         # Modalities that modality dropout can drop: non-tabular tags of
         # features with a learned missing embedding (Text and Vector).
         self.droppable_modalities = [
@@ -253,9 +270,11 @@ class FeatureEmbedding(keras.layers.Layer):
         return {m: draws[:, j] < self.modality_dropout
                 for j, m in enumerate(self.droppable_modalities)}
 
-    def call(self, inputs, training=False, grouped=False):
+    def call(self, inputs, training=False, grouped=False, return_present=False):
         dropped = self.dropped_modalities(inputs, training=training)
         parts = []
+        # (modality, bool (batch,) missing) of every Text and Vector feature
+        missing_of = []
         for (positions, offsets, table), rates in zip(self.categorical_groups,
                                                       self._oov_rates):
             # (batch, features_in_group) per-feature ids, 0 the OOV bucket
@@ -285,8 +304,11 @@ class FeatureEmbedding(keras.layers.Layer):
             ids = inputs[multihot_key(spec.name)]
             parts.append(layer(ids, weights=ops.cast(ids > 0, "float32")))
         for layer, spec in zip(self.text_encoders, self.schema.features_of("text")):
-            parts.append(layer(inputs[text_key(spec.name)], drop=dropped.get(spec.modality),
-                               training=training))
+            encoded, missing = layer(inputs[text_key(spec.name)],
+                                     drop=dropped.get(spec.modality), return_missing=True,
+                                     training=training)
+            parts.append(encoded)
+            missing_of.append((spec.modality, missing))
         for i, (layer, spec) in enumerate(zip(self.vector_projections,
                                               self.schema.features_of("vector"))):
             x = ops.cast(inputs[vector_key(spec.name)], "float32")
@@ -298,13 +320,59 @@ class FeatureEmbedding(keras.layers.Layer):
                 values = values / norm
             if spec.modality in dropped:
                 missing = ops.logical_or(missing, dropped[spec.modality])
+            missing_of.append((spec.modality, missing))
             projected = ops.where(missing[:, None], self.vector_missing[i][None, :],
                                   layer(values))
             parts.append(ops.concatenate(
                 [projected, ops.cast(missing, "float32")[:, None]], axis=1))
         if not grouped:
-            return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=1)
-        return self._groups(parts)
+            out = parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=1)
+        else:
+            out = self._groups(parts)
+        if not return_present:
+            return out
+        return out, self._presence(parts[0], missing_of)
+
+    def _presence(self, reference, missing_of):
+        """`{modality: bool (batch,)}`: a droppable modality is present
+        unless every Text / Vector feature of it is missing (or dropped)."""
+        # (batch,) all True, the presence of modalities without such features
+        everywhere = ops.ones_like(reference[:, 0], dtype="bool")
+        present = {}
+        for m in self.modalities:
+            flags = [ops.logical_not(missing) for tag, missing in missing_of if tag == m]
+            if m not in self.droppable_modalities or not flags:
+                present[m] = everywhere
+                continue
+            any_present = flags[0]
+            for flag in flags[1:]:
+                any_present = ops.logical_or(any_present, flag)
+            present[m] = any_present
+        return present
+
+    def ungroup(self, groups):
+        """The modality groups (`grouped=True`'s output, possibly edited)
+        concatenated in the column order of the ungrouped output.
+
+        Args:
+            groups: list of tensors `(batch, group_dims[i])`, in
+                `modalities` order.
+
+        Returns:
+            tensor `(batch, output_dim)`.
+        """
+        x = groups[0] if len(groups) == 1 else ops.concatenate(list(groups), axis=1)
+        if self._ungroup_order is None:
+            return x
+        return ops.take(x, self._ungroup_order, axis=1)
+
+    def embedding_tables(self):
+        """The embedding tables: categorical, multi-hot and text token
+        tables (not the learned missing embeddings, the numeric encodings or
+        the vector projections), as variables."""
+        return ([table.embeddings for _, _, table in self.categorical_groups]
+                + [layer.embeddings for layer in self.multihot_embeddings]
+                + [encoder.token_embedding.embeddings for encoder in self.text_encoders])
 
     def _groups(self, parts):
         """Per-block tensors -> one tensor per modality, order kept."""

@@ -1,5 +1,7 @@
 """The base class of every mtrec model: raw features in, {task: prediction} out."""
 
+import re
+
 import numpy as np
 import keras
 import tensorflow as tf
@@ -14,6 +16,7 @@ from mtrec.layers.feature_preprocessing import (
 from mtrec.layers.legacy_aliases import layout_0_1_0
 from mtrec.layers.mlp import check_batch_norm
 from mtrec.layers.modality_fusion import ModalityFusion
+from mtrec.layers.modality_losses import ModalityLosses, Reconstruction
 from mtrec.layers.task_towers import TaskTowers
 from mtrec.models.raw_inputs import encoded_in_pipeline
 from mtrec.schema import Schema
@@ -30,6 +33,15 @@ from mtrec.utils.names import safe_name, serving_names
 FUSIONS = ("concat", "gated", "modality_experts")
 #: Version of the saved model layout; configs of mtrec 0.1.0 have none (1).
 FORMAT_VERSION = 2
+#: The arguments of the training objective every `MultiTaskModel` takes
+#: (through the named models' `**kwargs`), with their defaults.
+OBJECTIVE_ARGUMENTS = {"modality_losses": None, "embedding_l2": 0.0, "kernel_l2": 0.0,
+                       "impute_missing": None}
+#: The log key of the regularisation term `Omega`.
+REGULARIZATION_METRIC = "regularization_loss"
+# Names of the weights `kernel_l2` applies to: Dense / einsum kernels
+# ("kernel", "kernel_0", DSelect-k's "z_kernel", ...).
+_KERNEL_NAME = re.compile(r"(\w+_)?kernel(_\d+)?")
 
 
 def as_adapted_schema(schema):
@@ -103,6 +115,49 @@ class MultiTaskModel(keras.Model):
             reads 1 for files of mtrec 0.1.0 (whose PLE levels were filed
             under other class names). Leave it at its default.
 
+    The training objective is `sum_t lambda_t L_t + sum_m mu_m R_m + Omega`:
+    the task losses with the loss weighting's `lambda_t` (`compile`), and
+    the two terms these arguments declare (saved with the model; every
+    named model takes them):
+
+        modality_losses: list of auxiliary modality losses `R_m` with their
+            weights `mu_m`, as dicts or specs (`mtrec.layers.modality_losses`):
+            `{kind: reconstruction, modality: text, weight: 0.1, loss:
+            cosine, source: fused}` (predict a modality's group from the
+            others) and `{kind: alignment, modalities: [text, tabular],
+            weight: 0.1, temperature: 0.1, learn_temperature: true}`
+            (symmetric InfoNCE, in-batch negatives). Computed in training
+            only, on the examples that have the modality (not missing, not
+            dropped by modality dropout); each is logged per epoch
+            (unweighted) as e.g. `text_reconstruction_loss`,
+            `text_tabular_alignment_loss`, and on the validation data as
+            `val_...` (validation's `val_loss` stays the task losses plus
+            `Omega`). The served graph and the predictions do not include
+            them (except the heads `impute_missing` uses). Defaults to none.
+        embedding_l2: float >= 0. L2 coefficient on the embedding tables
+            (categorical, multi-hot and text token tables, not the missing
+            embeddings or vector projections). Defaults to `0.0`.
+        kernel_l2: float >= 0. L2 coefficient on the kernels (Dense and
+            einsum weight matrices) of everything outside the feature
+            embedding, i.e. the backbone's experts, gates and bottoms and
+            the towers and heads (STAR's scenario kernels too); not biases,
+            normalisation, cross-stitch or task-view parameters, the fusion
+            gate or the modality-loss heads.
+            Defaults to `0.0`.
+            `Omega = embedding_l2 * sum ||E||^2 + kernel_l2 * sum ||W||^2`,
+            set as the variables' Keras regularizers (none when 0), so it is
+            in the logged `loss` (and `val_loss`), and logged alone as
+            `regularization_loss`.
+        impute_missing: list of modalities. When an example lacks modality
+            `m` (every Text / Vector feature of `m` missing, or `m` dropped
+            by modality dropout in training), the model reads the output of
+            `m`'s reconstruction head in place of `m`'s group (its missing
+            embeddings), in Keras and in the SavedModel; in training too,
+            so the towers learn to read imputed groups, and the task loss
+            also trains the head through them. Needs a reconstruction loss
+            for `m`. The heads read the groups before imputation. Defaults
+            to none.
+
     Call arguments:
         inputs: dict of raw feature tensors, or an encoded dict.
 
@@ -118,11 +173,15 @@ class MultiTaskModel(keras.Model):
     supported_fusions = FUSIONS
     #: Whether the model supports modality dropout.
     supports_modality_dropout = True
+    #: Whether the model supports modality losses and imputation (it has one
+    #: FeatureEmbedding whose groups reach the backbone).
+    supports_modality_losses = True
 
     def __init__(self, schema, backbone, tower_units=(8,), dropout=0.0, tower_tasks=None,
                  fusion="concat", modality_dropout=0.0, batch_norm=False,
                  embeddings_initializer=DEFAULT_EMBEDDINGS_INITIALIZER,
-                 format_version=FORMAT_VERSION, **kwargs):
+                 format_version=FORMAT_VERSION, modality_losses=None, embedding_l2=0.0,
+                 kernel_l2=0.0, impute_missing=None, **kwargs):
         super().__init__(**kwargs)
         self.format_version = int(format_version)
         self.schema = as_adapted_schema(schema)
@@ -144,12 +203,78 @@ class MultiTaskModel(keras.Model):
         self.modality_dropout = self.embedding.modality_dropout
         self.modality_fusion = (ModalityFusion(self.embedding.modalities, name="fusion")
                                 if self.fusion == "gated" else None)
+        self._init_objective(modality_losses, embedding_l2, kernel_l2, impute_missing)
         self.backbone = backbone
         self.towers = self.make_towers(
             [dict(name=n, kind=by_name[n].kind, num_classes=self.schema.num_classes(by_name[n]),
                   output_range=by_name[n].output_range)
              for n in self.tower_task_names])
         self.build()
+        self._set_regularizers()
+
+    def _init_objective(self, modality_losses, embedding_l2, kernel_l2, impute_missing):
+        """Check and keep the objective's arguments; make the modality-loss
+        heads and the metrics (before build: Keras locks the model then)."""
+        name = type(self).__name__
+        self.embedding_l2 = _non_negative(embedding_l2, "embedding_l2")
+        self.kernel_l2 = _non_negative(kernel_l2, "kernel_l2")
+        if isinstance(impute_missing, str):
+            impute_missing = [impute_missing]
+        self.impute_missing = [str(m) for m in impute_missing or []]
+        if (modality_losses or self.impute_missing) and not self.supports_modality_losses:
+            raise ValueError(f"{name} embeds the features its own way and takes no "
+                             f"modality_losses or impute_missing; use another model.")
+        self.modality_loss_heads = (
+            ModalityLosses(modality_losses, self.embedding.modalities,
+                           self.embedding.group_dims, name="modality_losses")
+            if modality_losses else None)
+        self.modality_losses = (self.modality_loss_heads.modality_losses
+                                if self.modality_loss_heads is not None else [])
+        reconstructed = [s["modality"] for s in self.modality_losses
+                         if s["kind"] == Reconstruction.kind]
+        for m in self.impute_missing:
+            if m not in self.embedding.droppable_modalities:
+                raise ValueError(
+                    f"impute_missing names {m!r}, but only a modality with Text or Vector "
+                    f"features can be missing; this schema's are "
+                    f"{self.embedding.droppable_modalities}.")
+            if m not in reconstructed:
+                raise ValueError(
+                    f"impute_missing: {m!r} is imputed by its reconstruction head; add "
+                    f"{{kind: reconstruction, modality: {m}}} to modality_losses.")
+        if len(set(self.impute_missing)) != len(self.impute_missing):
+            raise ValueError(f"impute_missing names a modality twice: {self.impute_missing}.")
+        self.regularization_tracker = (keras.metrics.Mean(name=REGULARIZATION_METRIC)
+                                       if self.embedding_l2 or self.kernel_l2 else None)
+
+    def feature_embeddings(self):
+        """The model's `FeatureEmbedding` layers (one, but SingleTask's)."""
+        return [self.embedding]
+
+    def regularized_variables(self):
+        """`(embedding tables, kernels)`: the variables `embedding_l2` and
+        `kernel_l2` apply to (see the class docstring)."""
+        tables = [v for e in self.feature_embeddings() for v in e.embedding_tables()]
+        apart = [self.preprocessing, *self.feature_embeddings(), self.modality_fusion,
+                 self.modality_loss_heads]
+        excluded = {id(v) for layer in apart if layer is not None for v in layer.weights}
+        kernels = [v for v in self.trainable_weights
+                   if id(v) not in excluded and _KERNEL_NAME.fullmatch(v.name)]
+        return tables, kernels
+
+    def _set_regularizers(self):
+        for coefficient, variables in zip((self.embedding_l2, self.kernel_l2),
+                                          self.regularized_variables()):
+            if coefficient:
+                for variable in variables:
+                    variable.regularizer = keras.regularizers.L2(coefficient)
+
+    def regularization_loss(self):
+        """`Omega`: float32 scalar, the sum of the trainable regularized
+        variables' L2 terms (0 without `embedding_l2` / `kernel_l2`)."""
+        terms = [v.regularizer(v) for v in self.trainable_weights
+                 if isinstance(v.regularizer, keras.regularizers.L2)]
+        return ops.cast(ops.sum(ops.stack(terms)) if terms else 0.0, "float32")
 
     def _check_fusion_support(self, backbone):
         name = type(self).__name__
@@ -205,6 +330,8 @@ class MultiTaskModel(keras.Model):
         # reloads a saved model, before the weights are restored).
         if self.built:
             return
+        if self.modality_loss_heads is not None:
+            self.modality_loss_heads.build()
         self.call(dummy_raw_batch(self.schema), training=False)
         self.built = True
 
@@ -215,13 +342,59 @@ class MultiTaskModel(keras.Model):
     def embed(self, encoded, training=False):
         """Encoded features -> what the backbone reads: one tensor
         `(batch, input_dim)`, or the list of modality groups for
-        `fusion="modality_experts"`."""
-        if self.fusion == "concat":
+        `fusion="modality_experts"`. In training this adds the modality
+        losses (`modality_losses`)."""
+        if self.fusion == "concat" and self.modality_loss_heads is None:
             return self.embedding(encoded, training=training)
-        groups = self.embedding(encoded, training=training, grouped=True)
+        groups = self.embedded_groups(encoded, training=training)
+        if self.fusion == "concat":
+            return self.embedding.ungroup(groups)
         if self.fusion == "gated":
             return self.modality_fusion(groups)
         return groups
+
+    def embedded_groups(self, encoded, training=False):
+        """Encoded features -> the modality groups the model fuses: the
+        embedding's, with `impute_missing`'s imputations. In training this
+        adds the weighted modality losses and updates their metrics."""
+        if self.modality_loss_heads is None:
+            return self.embedding(encoded, training=training, grouped=True)
+        groups, present = self.embedding(encoded, training=training, grouped=True,
+                                         return_present=True)
+        sources = self.reconstruction_sources(groups)
+        if training:
+            values = self.modality_loss_heads(groups, present, sources)
+            self.add_loss(self.modality_loss_heads.weighted_sum(values))
+            self.modality_loss_heads.track(values, ops.shape(groups[0])[0])
+        groups = list(groups)
+        for m in self.impute_missing:
+            i = self.embedding.modalities.index(m)
+            imputed = ops.cast(self.modality_loss_heads.reconstruct(m, sources[m]),
+                               groups[i].dtype)
+            groups[i] = ops.where(present[m][:, None], groups[i], imputed)
+        return groups
+
+    def reconstruction_sources(self, groups):
+        """`{modality: tensor}`: what each reconstruction head reads (see
+        `mtrec.layers.modality_losses.Reconstruction`'s `source`)."""
+        modalities = self.embedding.modalities
+        sources = {}
+        for spec in self.modality_loss_heads.reconstructions:
+            i = modalities.index(spec.modality)
+            others = [g for j, g in enumerate(groups) if j != i]
+            if spec.source == "fused" and self.fusion == "gated":
+                masked = [ops.zeros_like(g) if j == i else g for j, g in enumerate(groups)]
+                fused = self.modality_fusion(masked)
+                # the fused columns of the other groups
+                columns = np.concatenate([
+                    np.arange(start, start + dim) for j, (start, dim) in enumerate(zip(
+                        np.cumsum([0] + self.embedding.group_dims[:-1]),
+                        self.embedding.group_dims)) if j != i]).astype("int32")
+                sources[spec.modality] = ops.take(fused, columns, axis=1)
+            else:
+                sources[spec.modality] = others[0] if len(others) == 1 else \
+                    ops.concatenate(others, axis=1)
+        return sources
 
     def task_inputs(self, encoded, training=False):
         """Encoded features -> list of one `(batch, units)` tensor per task."""
@@ -240,7 +413,7 @@ class MultiTaskModel(keras.Model):
         if self.fusion != "gated":
             raise ValueError(f"fusion_weights needs fusion='gated'; this model has "
                              f"fusion={self.fusion!r}.")
-        groups = self.embedding(self.encode(inputs), training=False, grouped=True)
+        groups = self.embedded_groups(self.encode(inputs), training=False)
         _, weights = self.modality_fusion(groups, return_gate_weights=True)
         weights = np.asarray(weights)
         return {m: weights[:, i] for i, m in enumerate(self.embedding.modalities)}
@@ -418,6 +591,7 @@ class MultiTaskModel(keras.Model):
         # Keras' compiled loss: the fixed-weight sum (+ regularisers); it also
         # tracks each task's loss for the logs.
         total = super().compute_loss(x, y, y_pred, sample_weight, training=training)
+        self._track_regularization()
         weighting = getattr(self, "loss_weighting", None)
         if (not training or weighting is None
                 or isinstance(weighting, loss_weighting_lib.FixedWeighting)):
@@ -433,7 +607,22 @@ class MultiTaskModel(keras.Model):
         return distribution.reducible_logs(self._train_step(data))
 
     def test_step(self, data):
+        if self.modality_loss_heads is not None:
+            # The modality losses exist in training calls only (inference,
+            # and so the export, stays free of them); their validation
+            # values are computed here, in inference mode.
+            x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+            groups, present = self.embedding(self.encode(x), training=False, grouped=True,
+                                             return_present=True)
+            self.modality_loss_heads.track(
+                self.modality_loss_heads(groups, present, self.reconstruction_sources(groups)),
+                ops.shape(groups[0])[0])
         return distribution.reducible_logs(super().test_step(data))
+
+    def _track_regularization(self):
+        if self.regularization_tracker is not None:
+            # Omega is the same for every example: no batch-size weights.
+            self.regularization_tracker.update_state(self.regularization_loss())
 
     def _train_step(self, data):
         weighting = getattr(self, "loss_weighting", None)
@@ -445,6 +634,7 @@ class MultiTaskModel(keras.Model):
             # Tracks the per-task losses for the logs; the update below uses
             # the task losses themselves.
             tracked = super().compute_loss(x, y, y_pred, sample_weight, training=True)
+            self._track_regularization()
             task_losses = self._step_task_losses(y, y_pred, sample_weight)
             extra = self._additional_loss()
         # Keras' loss tracker is the first of the public metrics, named "loss".
@@ -569,7 +759,10 @@ class MultiTaskModel(keras.Model):
                 "fusion": self.fusion, "modality_dropout": self.modality_dropout,
                 "batch_norm": self.batch_norm,
                 "embeddings_initializer": initializer_config(self.embeddings_initializer),
-                "format_version": self.format_version}
+                "format_version": self.format_version,
+                "modality_losses": [dict(s) for s in self.modality_losses],
+                "embedding_l2": self.embedding_l2, "kernel_l2": self.kernel_l2,
+                "impute_missing": list(self.impute_missing)}
 
     @classmethod
     def from_config(cls, config):
@@ -603,6 +796,13 @@ def unconvertible_input(x):
                 f"are '' for strings, NaN for numbers and -1 for integer ids "
                 f"(Schema.raw_features converts a DataFrame).")
     return None
+
+
+def _non_negative(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
+            or not float(value) >= 0:
+        raise ValueError(f"{name} must be a number >= 0 (0 turns it off), got {value!r}.")
+    return float(value)
 
 
 def check_fusion(fusion):

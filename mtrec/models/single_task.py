@@ -34,6 +34,7 @@ class SingleTask(MultiTaskModel):
     # One embedding per task: the groups of one embedding have nowhere to go.
     supported_fusions = ("concat",)
     supports_modality_dropout = False
+    supports_modality_losses = False
 
     def __init__(self, schema, bottom_units=(16,), tower_units=(8,), dropout=0.0,
                  batch_norm=False, embeddings_initializer=DEFAULT_EMBEDDINGS_INITIALIZER,
@@ -55,6 +56,9 @@ class SingleTask(MultiTaskModel):
                                  name=f"embedding_{i}")
                 for i in range(1, len(self.schema.tasks))]
         super().build(input_shape)
+
+    def feature_embeddings(self):
+        return list(self.task_embeddings)
 
     def embed(self, encoded, training=False):
         # (batch, tasks, input_dim): task t's bottom reads task t's embedding
