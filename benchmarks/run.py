@@ -20,7 +20,11 @@ with `training.seed` overridden, into a raw run folder under
 `runs/bench/<suite>/` (git-ignored), and collects the run's `metrics.json`
 into one record, `benchmarks/results/<suite>.json` (shape in
 `benchmarks/records.py`; rewritten after every run, so an interrupted suite
-keeps what finished; `--resume` skips runs already there).
+keeps what finished; `--resume` skips runs already there). A suite with
+`ablations` (e.g. `clothing_multimodal`: the text removed from every
+request) then exports each run as a SavedModel into its run folder and
+serves the test split through it, as is and per ablation
+(`benchmarks/ablations.py`), into the run's entry.
 
 Hyperparameters are chosen on the validation split only: a suite with a
 `tune` grid first trains every model at every grid value at the first seed
