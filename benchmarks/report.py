@@ -535,6 +535,13 @@ def table_section(suite, record, figures_dir=None, rel_figures="figures"):
              f"Command: `{command}` ({machine.get('platform')}, "
              f"{machine.get('cpu_count')} cores; {seconds / 60:.0f} min of training in "
              f"all).\n", suite.report.notes + "\n"]
+    ran = {r["name"] for r in record["runs"]}
+    planned = [p.stem for p in suite.config_files()] if suite.rows == "config" else []
+    if planned and not set(planned) <= ran:
+        lines.append(f"**Partial record**: {len(ran & set(planned))} of the suite's "
+                     f"{len(planned)} configs, seeds {sorted({r['seed'] for r in record['runs']})}"
+                     f" (`{record.get('command')}`); not run yet: "
+                     f"{', '.join(p for p in planned if p not in ran)}.\n")
     lines.append("| config | model | seeds | params | "
                  + " | ".join(f"{task} {metric}" for task, metric in columns)
                  + " |\n|" + "---|" * (4 + len(columns)))
@@ -630,7 +637,7 @@ def ablation_lines(suite, ablation, record, figures_dir=None, rel_figures="figur
                 continue
             ref = _mean_std(present, (reference, variant), task, metric)
             share = gain_kept(b and b["mean"], a and a["mean"], ref and ref["mean"])
-            cells.append("—" if share is None else f"{100 * share:.0f}%")
+            cells.append("—" if share is None else f"{round(100 * share)}%")
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     task, metric = columns[0]

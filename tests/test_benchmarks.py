@@ -563,6 +563,7 @@ def test_the_ablation_table_sets_served_metrics_side_by_side(tmp_path):
         _entry("ple_tabular", 1, {"recommended": {"auc": 0.5}}, "PLE")]}  # not served: left out
     text = "\n".join(report.table_section(suite, record, tmp_path, "figs"))
     assert "### Served through the SavedModel: all inputs vs text removed" in text
+    assert "**Partial record**: 4 of the suite's 12 configs, seeds [1, 2]" in text
     assert ("| config | model | seeds | recommended auc: all inputs | recommended auc: text "
             "removed | recommended auc: gain kept |") in text
     assert "| mmoe_tabular | MMoE | 2 | 0.5900 ± 0.0141 | 0.5900 ± 0.0141 | (reference) |" in text
