@@ -615,8 +615,10 @@ def ablation_lines(suite, ablation, record, figures_dir=None, rel_figures="figur
         f"when the input is absent). Mean ± std over seeds. \"Gain kept\" = ({label} − "
         f"reference) / (all inputs − reference) of the means, the reference being the "
         f"same model's row that takes none of those inputs ({refs}): 100% means nothing "
-        f"of the gain is lost when the inputs are absent, 0% means no better than the "
-        f"reference, below 0% worse.\n")
+        f"of the gain is lost when the inputs are absent, 0% means as good as the "
+        f"reference (a graceful fall-back), below 0% worse than never having had them. "
+        f"Above 0% needs the training with them to have taught the other inputs' path "
+        f"something (what the auxiliary modality losses aim at).\n")
     header = ["config", "model", "seeds"]
     for task, metric in columns:
         header += [f"{task} {metric}: all inputs", f"{task} {metric}: {label}",
