@@ -315,7 +315,7 @@ def test_smoke_suite_writes_record_report_and_figures(smoke):
 
 
 @needs_bench_data
-@pytest.mark.slow  # the data smoke suites take 75 s (make test-slow; make bench-smoke)
+@pytest.mark.slow  # data smoke suites: 75 s + ~40 s clothing_multimodal (make test-slow)
 def test_smoke_of_the_data_suites_tunes_census_and_passes_the_baselines(smoke_data):
     out, status = smoke_data
     assert status == 0  # every smoke baseline check passed
@@ -355,7 +355,7 @@ def test_smoke_of_the_data_suites_tunes_census_and_passes_the_baselines(smoke_da
 
 
 @needs_bench_data
-@pytest.mark.slow  # shares the data smoke suites' 75 s fixture
+@pytest.mark.slow  # shares the data smoke suites' fixture (~2 min)
 def test_check_baseline_of_a_table_suite_fails_on_a_doctored_record(smoke_data, tmp_path,
                                                                      capsys):
     out, _ = smoke_data
