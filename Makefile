@@ -47,7 +47,7 @@ clean:
 # baselines (benchmarks/baselines/smoke/): about a minute on 2 idle cores.
 BENCH_JOBS ?= 2
 BENCH := $(PY) benchmarks/run.py
-.PHONY: bench bench-smoke bench-funnel bench-text bench-scenarios
+.PHONY: bench bench-smoke bench-funnel bench-text bench-multimodal bench-scenarios
 
 bench: venv
 	time $(BENCH) --suite census_g1,census_g2,synthetic --jobs $(BENCH_JOBS) --report
@@ -65,6 +65,14 @@ bench-funnel: venv
 bench-text: venv
 	time $(BENCH) --suite clothing_reviews,movielens_ratings --jobs $(BENCH_JOBS) --report
 	$(BENCH) --suite clothing_reviews,movielens_ratings --no-run --check-baseline
+
+# Issue 17: the clothing reviews with a precomputed review vector (MMoE/PLE x
+# tabular, text, text + modality dropout, + reconstruction / alignment /
+# both auxiliary losses x 3 seeds); every run is exported and the test split
+# served through its SavedModel with and without the text.
+bench-multimodal: venv
+	time $(BENCH) --suite clothing_multimodal --jobs $(BENCH_JOBS) --report
+	$(BENCH) --suite clothing_multimodal --no-run --check-baseline
 
 # Multi-scenario models (STAR, PEPNet vs SharedBottom, MMoE) on the clothing
 # reviews with departments as scenarios (a derived split, not AliExpress).

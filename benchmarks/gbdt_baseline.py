@@ -26,7 +26,8 @@ configs (`FeatureEncoder`, every statistic learned on the training split):
   `MULTIHOT_ITEMS` most frequent).
 - Text: TF-IDF (word unigrams and bigrams) then `TruncatedSVD` to
   `TEXT_COMPONENTS` numeric columns, both fit on the training split only
-  (or left out with `text="skip"`).
+  (`mtrec.data.text_vectors.TextVectorizer`, which the clothing-reviews
+  loader's `text_vectors` also uses), or left out with `text="skip"`.
 
 A suite whose configs see different feature sets (the text suites exclude
 title and review in their `tabular` configs) gets one HGB row per set.
@@ -112,9 +113,9 @@ class FeatureEncoder:
         self.categorical = np.zeros(0, bool)
 
     def fit(self, df):
-        from sklearn.decomposition import TruncatedSVD
-        from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.preprocessing import OrdinalEncoder
+
+        from mtrec.data.text_vectors import TextVectorizer
 
         self._fitted, columns, categorical = [], [], []
         for spec in self.specs:
@@ -140,14 +141,9 @@ class FeatureEncoder:
             elif kind == "text":
                 if self.text == "skip":
                     continue
-                texts = _texts(df[spec.name])
-                tfidf = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True,
-                                        max_features=TEXT_MAX_FEATURES)
-                matrix = tfidf.fit_transform(texts)
-                components = max(1, min(TEXT_COMPONENTS, matrix.shape[1] - 1))
-                svd = TruncatedSVD(n_components=components, random_state=self.seed)
-                svd.fit(matrix)
-                state, names = (tfidf, svd), [f"{spec.name}:svd{i}" for i in range(components)]
+                state = TextVectorizer(TEXT_COMPONENTS, seed=self.seed,
+                                       max_features=TEXT_MAX_FEATURES).fit(df[spec.name])
+                names = [f"{spec.name}:svd{i}" for i in range(state.components)]
             else:
                 raise ValueError(f"Column '{spec.name}' has feature kind '{kind}', which the "
                                  f"HGB baseline does not encode; expected categorical, "
@@ -182,9 +178,8 @@ class FeatureEncoder:
                         if item in index:
                             out[r, index[item]] = 1.0
                 blocks.append(out)
-            else:  # text
-                tfidf, svd = state
-                blocks.append(svd.transform(tfidf.transform(_texts(series))))
+            else:  # text: a text without a training term is all zeros
+                blocks.append(state.transform(series)[0])
         if not blocks:
             return np.zeros((len(df), 0))
         return np.hstack(blocks)
@@ -205,7 +200,7 @@ class FeatureEncoder:
         for spec, kind, state in self._fitted:
             widths.append({"categorical": 1, "numeric": 1}.get(kind) or (
                 state if kind == "vector" else len(state) if kind == "multihot"
-                else state[1].n_components))
+                else state.components))
         return widths
 
 
@@ -214,10 +209,6 @@ def _strings(series):
     out = series.astype(str).to_numpy(dtype=object)
     out[pd.isna(series).to_numpy()] = np.nan
     return out.reshape(-1, 1)
-
-
-def _texts(series):
-    return ["" if pd.isna(v) else str(v) for v in series.tolist()]
 
 
 def _vectors(series):
@@ -485,13 +476,15 @@ def plan(suite, seeds, smoke=False, load=None):
 
 
 def settings(smoke=False, max_iter=None, text="svd", threads=THREADS):
+    from mtrec.data.text_vectors import TFIDF_SETTINGS
+
     return {"max_iter": max_iter or (SMOKE_MAX_ITER if smoke else MAX_ITER),
             "threads": threads,
             "learning_rate": LEARNING_RATE, "chunk": CHUNK, "patience": PATIENCE,
             "max_categories": MAX_CATEGORIES, "multihot_items": MULTIHOT_ITEMS,
             "text": text, "text_components": TEXT_COMPONENTS,
-            "text_tfidf": {"ngram_range": [1, 2], "min_df": 2, "sublinear_tf": True,
-                           "max_features": TEXT_MAX_FEATURES},
+            "text_tfidf": {**TFIDF_SETTINGS, "max_features": TEXT_MAX_FEATURES,
+                           "ngram_range": list(TFIDF_SETTINGS["ngram_range"])},
             "selection": "validation AUC (binary), -MSE (regression), -logloss "
                          "(multiclass), every stage; the test split read once"}
 

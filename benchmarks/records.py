@@ -22,6 +22,12 @@ entry = {"name" (the row: model class or config stem), "model", "variant",
          "history": [{"epoch", "loss", ...}]}
 ```
 
+A run of a suite with `ablations` (`benchmarks/ablations.py`) also has
+`metrics["test_served"]` (the test split served through its SavedModel)
+and `metrics["test_<ablation>"]` (served with the ablation's columns
+blanked), both shaped as `metrics["test"]`, and `ablations` ({name:
+{"blank", "blanked"}}), `saved_model` (its path) and `serving_seconds`.
+
 A baseline entry (`benchmarks/gbdt_baseline.py`: one tree ensemble per
 task, no network) has the same keys, with `"baseline": "hgb"`,
 `parameters` / `epochs_run` / `best_epoch` None, `history` empty, and

@@ -509,7 +509,7 @@ def write_report(results_dir, out, figures_dir, suites_dir=None):
         elif suite.report.section == "synthetic":
             lines += synthetic_section(record, figures_dir, rel_figures)
         else:
-            lines += table_section(suite, record)
+            lines += table_section(suite, record, figures_dir, rel_figures)
     lines += peers_section(results_dir / "peers.json")
     lines += scale_section(results_dir / "scale.json")
     lines += tuned_section(results_dir / "tuned_census.json")
@@ -521,8 +521,9 @@ def write_report(results_dir, out, figures_dir, suites_dir=None):
     return out
 
 
-def table_section(suite, record):
-    """A suite's mean ± sample std of its report columns, one row per config."""
+def table_section(suite, record, figures_dir=None, rel_figures="figures"):
+    """A suite's mean ± sample std of its report columns, one row per config;
+    then its ablations' served tables (`ablation_lines`)."""
     title, command = suite.report.title or suite.description, f"make {suite.report.make}"
     if record is None or not record.get("runs"):
         return [f"\n## {title}\n", f"Not run yet: `{command}`.\n"]
@@ -534,6 +535,13 @@ def table_section(suite, record):
              f"Command: `{command}` ({machine.get('platform')}, "
              f"{machine.get('cpu_count')} cores; {seconds / 60:.0f} min of training in "
              f"all).\n", suite.report.notes + "\n"]
+    ran = {r["name"] for r in record["runs"]}
+    planned = [p.stem for p in suite.config_files()] if suite.rows == "config" else []
+    if planned and not set(planned) <= ran:
+        lines.append(f"**Partial record**: {len(ran & set(planned))} of the suite's "
+                     f"{len(planned)} configs, seeds {sorted({r['seed'] for r in record['runs']})}"
+                     f" (`{record.get('command')}`); not run yet: "
+                     f"{', '.join(p for p in planned if p not in ran)}.\n")
     lines.append("| config | model | seeds | params | "
                  + " | ".join(f"{task} {metric}" for task, metric in columns)
                  + " |\n|" + "---|" * (4 + len(columns)))
@@ -547,7 +555,160 @@ def table_section(suite, record):
         lines.append(f"| {label} | {entry['model']} | {entry['n']} | "
                      f"{_params(entry['parameters'])} | " + " | ".join(cells) + " |")
     lines.append("")
-    return lines + baseline_lines(record, records.aggregate(record), columns, suite=suite)
+    lines += baseline_lines(record, records.aggregate(record), columns, suite=suite)
+    for ablation in suite.ablations:
+        lines += ablation_lines(suite, ablation, record, figures_dir, rel_figures)
+    return lines
+
+
+def _mean_std(stats, row, task, metric):
+    got = stats.get(row, {}).get("tasks", {}).get(task, {}).get(metric)
+    return got
+
+
+def gain_kept(removed, present, reference):
+    """Share of a row's gain over its reference that survives the ablation:
+    (removed - reference) / (present - reference); None without a gain."""
+    if None in (removed, present, reference) or abs(present - reference) < 1e-12:
+        return None
+    return (removed - reference) / (present - reference)
+
+
+def ablation_references(runs, name):
+    """`{(model, variant): row}`: per model class, the row whose runs took
+    none of the ablation's blanked columns (its reference); models with no
+    such row, or several, have none."""
+    blanked, model_of = {}, {}
+    for r in runs:
+        key = (r["name"], r.get("variant"))
+        blanked.setdefault(key, set()).update(r["ablations"][name]["blanked"])
+        model_of[key] = r["model"]
+    found = {}
+    for key, columns in blanked.items():
+        if not columns:
+            found.setdefault((model_of[key], key[1]), []).append(key[0])
+    return {k: rows[0] for k, rows in found.items() if len(rows) == 1}
+
+
+def ablation_lines(suite, ablation, record, figures_dir=None, rel_figures="figures"):
+    """The test split served through each run's SavedModel with every input
+    and with the ablation's columns blanked, per task:metric, and the share
+    of each row's gain over its model's reference row that is kept."""
+    label = ablation.name.replace("_", " ")
+    lines = [f"### Served through the SavedModel: all inputs vs {label}\n"]
+    runs = [r for r in record["runs"]
+            if {suite_files.SERVED_SPLIT, ablation.split} <= set(r.get("metrics") or {})]
+    if not runs:
+        return lines + [f"Not served yet: no run of the record has `{ablation.split}` "
+                        f"(`make {suite.report.make}` exports and serves every run).\n"]
+    present = records.aggregate({"runs": runs}, split=suite_files.SERVED_SPLIT)
+    removed = records.aggregate({"runs": runs}, split=ablation.split)
+    references = ablation_references(runs, ablation.name)
+    columns = [tuple(c.split(":")) for c in (ablation.columns or suite.report.columns)]
+    blank = ", ".join(f"`{c}`" for c in ablation.blank)
+    refs = ", ".join(sorted(references.values())) or "none"
+    lines.append(
+        f"Each run exported as a SavedModel (`mtrec.export.saved_model`) and the test "
+        f"split scored through its `serving_default` signature (raw features in): as is "
+        f"(\"all inputs\") and with {blank} sent as missing in every request "
+        f"(\"{label}\": `\"\"` for text, a NaN vector for a Vector, what a client sends "
+        f"when the input is absent). Mean ± std over seeds. \"Gain kept\" = ({label} − "
+        f"reference) / (all inputs − reference) of the means, the reference being the "
+        f"same model's row that takes none of those inputs ({refs}): 100% means nothing "
+        f"of the gain is lost when the inputs are absent, 0% means as good as the "
+        f"reference (a graceful fall-back), below 0% worse than never having had them. "
+        f"Above 0% needs the training with them to have taught the other inputs' path "
+        f"something (what the auxiliary modality losses aim at).\n")
+    header = ["config", "model", "seeds"]
+    for task, metric in columns:
+        header += [f"{task} {metric}: all inputs", f"{task} {metric}: {label}",
+                   f"{task} {metric}: gain kept"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for key in sorted(present, key=lambda k: (records.row_rank(k[0]), str(k[1]))):
+        row, variant = key
+        entry = present[key]
+        reference = references.get((entry["model"], variant))
+        cells = [row if variant is None else f"{row} @ {variant}", entry["model"],
+                 str(entry["n"])]
+        for task, metric in columns:
+            a, b = (_mean_std(stats, key, task, metric) for stats in (present, removed))
+            cells += ["—" if a is None else f"{a['mean']:.4f} ± {a['std']:.4f}",
+                      "—" if b is None else f"{b['mean']:.4f} ± {b['std']:.4f}"]
+            if reference == row:
+                cells.append("(reference)")
+                continue
+            ref = _mean_std(present, (reference, variant), task, metric)
+            share = gain_kept(b and b["mean"], a and a["mean"], ref and ref["mean"])
+            cells.append("—" if share is None else f"{round(100 * share)}%")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    task, metric = columns[0]
+    gaps = [abs(r["metrics"][suite_files.SERVED_SPLIT][task][metric]
+                - r["metrics"]["test"][task][metric]) for r in runs
+            if r["metrics"]["test"].get(task, {}).get(metric) is not None
+            and r["metrics"][suite_files.SERVED_SPLIT].get(task, {}).get(metric) is not None]
+    if gaps:
+        lines.append(f"- Serving agrees with training: served (all inputs) minus Keras "
+                     f"test {task} {metric}, largest absolute difference over "
+                     f"{len(gaps)} runs: {max(gaps):.1e}.")
+    seconds = [r["serving_seconds"] for r in runs if r.get("serving_seconds") is not None]
+    if seconds:
+        lines.append(f"- Export, load and serving took {sum(seconds) / len(seconds):.0f} s "
+                     f"per run (mean over {len(seconds)} runs).")
+    figure = ablation_figure(suite, ablation, present, removed, references, columns,
+                             figures_dir)
+    if figure is not None:
+        lines.append(f"\n![{suite.name}: all inputs vs {label}]({rel_figures}/"
+                     f"{figure.name})")
+    return lines + [""]
+
+
+def ablation_figure(suite, ablation, present, removed, references, columns, figures_dir):
+    """Bars per row: served with all inputs and with the ablation; a dashed
+    line at the model's reference row."""
+    plt = _pyplot()
+    if plt is None or figures_dir is None:
+        return None
+    keys = sorted(present, key=lambda k: (records.row_rank(k[0]), str(k[1])))
+    label = ablation.name.replace("_", " ")
+    fig, axes = plt.subplots(1, len(columns), figsize=(max(5, 0.7 * len(keys)) * len(columns)
+                                                       / max(1, len(columns) - 0.4), 4.2),
+                             squeeze=False)
+    xs = list(range(len(keys)))
+    for ax, (task, metric) in zip(axes[0], columns):
+        for offset, stats, name, color in ((-0.2, present, "all inputs", "C0"),
+                                           (0.2, removed, label, "C3")):
+            means = [(_mean_std(stats, k, task, metric) or {}).get("mean", float("nan"))
+                     for k in keys]
+            stds = [(_mean_std(stats, k, task, metric) or {}).get("std", 0.0) for k in keys]
+            ax.bar([x + offset for x in xs], means, width=0.4, yerr=stds, capsize=2,
+                   color=color, label=name)
+        drawn = set()
+        for i, key in enumerate(keys):
+            reference = references.get((present[key]["model"], key[1]))
+            ref = _mean_std(present, (reference, key[1]), task, metric)
+            if ref is not None:
+                ax.hlines(ref["mean"], i - 0.45, i + 0.45, colors="k", linestyles="dashed",
+                          label=None if drawn else "reference (no such inputs)")
+                drawn.add(True)
+        values = [v for stats in (present, removed) for k in keys
+                  for v in [(_mean_std(stats, k, task, metric) or {}).get("mean")]
+                  if v is not None]
+        if values:
+            low, high = min(values), max(values)
+            pad = 0.1 * (high - low or 1.0)
+            ax.set_ylim(low - pad, high + pad)
+        ax.set_xticks(xs, [k[0] if k[1] is None else f"{k[0]}@{k[1]}" for k in keys],
+                      rotation=45, ha="right", fontsize=8)
+        ax.set_title(f"{task} {metric} (served, test)")
+        ax.grid(alpha=0.3, axis="y")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"{suite.report.title or suite.description}", fontsize=9)
+    fig.tight_layout()
+    path = Path(figures_dir) / f"{suite.name}_{ablation.name}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _params(value):

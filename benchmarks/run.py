@@ -20,7 +20,11 @@ with `training.seed` overridden, into a raw run folder under
 `runs/bench/<suite>/` (git-ignored), and collects the run's `metrics.json`
 into one record, `benchmarks/results/<suite>.json` (shape in
 `benchmarks/records.py`; rewritten after every run, so an interrupted suite
-keeps what finished; `--resume` skips runs already there).
+keeps what finished; `--resume` skips runs already there). A suite with
+`ablations` (e.g. `clothing_multimodal`: the text removed from every
+request) then exports each run as a SavedModel into its run folder and
+serves the test split through it, as is and per ablation
+(`benchmarks/ablations.py`), into the run's entry.
 
 Hyperparameters are chosen on the validation split only: a suite with a
 `tune` grid first trains every model at every grid value at the first seed
@@ -126,26 +130,40 @@ def variants(suite, smoke=False):
 
 def _configs(suite, smoke=False):
     """`[(path, row name, model class)]` of a suite in report order (smoke:
-    only the smoke section's configs)."""
-    from mtrec.experiments.config import load_config
+    only the smoke section's configs). The model class is read from the
+    file as written; a config is validated when a run of it is planned
+    (`_planned`), so `--models` can leave out configs that do not load."""
+    import yaml
 
     keep = set(suite.smoke.configs) if smoke and suite.smoke else set()
     configs = []
     for path in suite.config_files():
         if keep and path.stem not in keep:
             continue
-        model = load_config(path).model.name
+        model = ((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("model")
+                 or {}).get("name")
+        if not isinstance(model, str):
+            raise SystemExit(f"{path}: no model.name; every config of a suite names "
+                             f"its model class.")
         configs.append((path, model if suite.rows == "model" else path.stem, model))
     configs.sort(key=lambda item: (records.row_rank(item[1]), item[0].name))
     return configs
 
 
-def _planned(path, name, model, label, overrides, seed, tune=None):
+def _planned(path, name, model, label, overrides, seed, tune=None, ablations=None):
     from mtrec.experiments.config import load_config
 
     load_config(path, overrides)  # validated before anything runs
-    return {"config_path": str(path.relative_to(ROOT)), "name": name, "model": model,
-            "variant": label, "seed": seed, "overrides": overrides, "tune": tune}
+    planned = {"config_path": str(path.relative_to(ROOT)), "name": name, "model": model,
+               "variant": label, "seed": seed, "overrides": overrides, "tune": tune}
+    if ablations:
+        planned["ablations"] = ablations
+    return planned
+
+
+def _ablations(suite):
+    """`{name: [columns blanked]}` of a suite's ablations ({} for none)."""
+    return {a.name: list(a.blank) for a in suite.ablations}
 
 
 def _selected(name, model, models):
@@ -168,7 +186,8 @@ def plan(suite, seeds, smoke=False, models=None, chosen=None):
                     continue
                 overrides = (base + extra + list((chosen or {}).get(name, []))
                              + [f"training.seed={seed}"])
-                runs.append(_planned(path, name, model, label, overrides, seed))
+                runs.append(_planned(path, name, model, label, overrides, seed,
+                                     ablations=_ablations(suite)))
     return runs
 
 
@@ -257,7 +276,10 @@ def _dataset(config):
 
 
 def execute(run, folder):
-    """Train one planned run into `folder`; its entry for the record."""
+    """Train one planned run into `folder`; its entry for the record. A run
+    with `ablations` is then exported and its test split served with and
+    without the blanked columns (`benchmarks/ablations.py`): the entry's
+    `metrics` gain `test_served` and `test_<ablation>`."""
     import keras
 
     from mtrec.experiments.config import load_config
@@ -266,12 +288,22 @@ def execute(run, folder):
     _register_datasets()
     keras.backend.clear_session()
     config = load_config(ROOT / run["config_path"], run["overrides"])
+    data = _dataset(config)
     t0 = time.perf_counter()
-    train(config, output_dir=folder, verbose=0, log=None, data=_dataset(config),
-          ignore_changes=BENCHMARK_OUTPUTS)
+    result = train(config, output_dir=folder, verbose=0, log=None, data=data,
+                   ignore_changes=BENCHMARK_OUTPUTS)
     wall = time.perf_counter() - t0
     metrics = json.loads((Path(folder) / "metrics.json").read_text(encoding="utf-8"))
-    return _run_entry(run, metrics, wall, folder)
+    entry = _run_entry(run, metrics, wall, folder)
+    if run.get("ablations"):
+        import ablations  # benchmarks/ablations.py
+
+        served = ablations.served_ablations(
+            result.model, data.test, run["ablations"], Path(folder) / ablations.EXPORT_DIR,
+            group_column=config.evaluation.group_column or data.group_column)
+        entry["metrics"] = {**entry["metrics"], **served.pop("metrics")}
+        entry.update(served, saved_model=_relative(served["saved_model"]))
+    return entry
 
 
 class Executor:
@@ -332,6 +364,11 @@ def _log_entry(log, suite, i, n, entry):
         f"{entry['epochs_run']} epochs (best {entry['best_epoch']}), "
         f"{entry['wall_seconds']:.1f} s; valid score {validation_score(entry):.4f}; test "
         + ", ".join(f"{t}: " + records.headline(m) for t, m in test.items()))
+    for split, served in entry["metrics"].items():
+        if split.startswith("test_"):
+            label = "all inputs" if split == "test_served" else split[5:].replace("_", " ")
+            log(f"[{suite}]     served, {label}: "
+                + ", ".join(f"{t}: " + records.headline(m) for t, m in served.items()))
 
 
 def tuned_choice(suite, out_dir, record, seeds, smoke, models, executor, runs_dir, save,

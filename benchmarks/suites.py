@@ -15,6 +15,8 @@ tune: {training.learning_rate: [0.001, 0.002, 0.005]}   # chosen on validation
 label_correlation: true         # record the labels' Pearson correlation
 baseline: baselines/census_g1.yaml
 baselines: [hgb]                # non-network rows (default [hgb]; [] for none)
+ablations:                      # serve the test split again without some inputs
+  text_removed: {blank: [title, review, review_vector], columns: [recommended:auc]}
 report: {section: census, make: bench, order: 1}
 smoke:                          # what `run.py --smoke` runs instead
   overrides: [training.epochs=1, dataset.args.max_rows=3000]
@@ -30,11 +32,21 @@ known key. Paths (`baseline`) are relative to `benchmarks/`.
 the configs: `hgb` is one gradient-boosted-tree model per task
 (`benchmarks/gbdt_baseline.py`; under `--smoke` with a few trees only).
 Every suite has it unless its file says `baselines: []`.
+
+`ablations` asks what a served model loses when requests lack some inputs
+(`benchmarks/ablations.py`): after each run trains, its SavedModel is
+exported into the run folder and scores the test split through its
+`serving_default` signature as is (the record's `metrics.test_served`) and
+once per ablation with the `blank` columns sent as missing (`""` for
+strings, NaN for numbers and vectors: `metrics.test_<name>`). The report
+sets them side by side (`columns`, default the report's), with the share
+of each row's gain over its model's row without those inputs that is kept.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import yaml
@@ -47,6 +59,8 @@ CONFIGS_DIR = HERE / "configs"
 ROW_KINDS = ("model", "config")
 BASELINE_KINDS = ("hgb",)
 SECTIONS = ("census", "synthetic", "table")
+#: The record split of the served test metrics with every input present.
+SERVED_SPLIT = "test_served"
 
 
 class SuiteError(ValueError):
@@ -90,6 +104,27 @@ class Smoke:
 
 
 @dataclasses.dataclass(frozen=True)
+class Ablation:
+    """The test split served again with `blank` columns missing.
+
+    Attributes:
+        name: str. The record split is `test_<name>`.
+        blank: tuple of column names sent as missing (those a run's model
+            does not take are left out: its numbers repeat the served ones).
+        columns: tuple of `"task:metric"` in the report (empty: the
+            report's columns).
+    """
+
+    name: str
+    blank: tuple = ()
+    columns: tuple = ()
+
+    @property
+    def split(self):
+        return f"test_{self.name}"
+
+
+@dataclasses.dataclass(frozen=True)
 class Suite:
     """One suite file, checked. Attributes are the file's keys."""
 
@@ -105,6 +140,7 @@ class Suite:
     label_correlation: bool = False
     baseline: str | None = None
     baselines: tuple = ("hgb",)
+    ablations: tuple = ()
     report: Report = Report()
     smoke: Smoke | None = None
 
@@ -199,17 +235,15 @@ def parse_suite(name, data, where="<suite>"):
     if fields.get("tune") and fields.get("tuned_from"):
         raise SuiteError(f"{where}: give either 'tune' (a grid) or 'tuned_from' (a "
                          f"suite whose choice to reuse), not both.")
+    if "ablations" in fields:
+        fields["ablations"] = _ablations(fields["ablations"], where)
     if "report" in fields:
         report = _check_keys(fields["report"], Report, f"{where}: report")
         if report.get("section", "table") not in SECTIONS:
             raise SuiteError(f"{where}: report.section must be one of {list(SECTIONS)}, "
                              f"got {report['section']!r}.")
         if "columns" in report:
-            columns = _list_of(report["columns"], where, "report.columns", str)
-            bad = [c for c in columns if c.count(":") != 1]
-            if bad:
-                raise SuiteError(f"{where}: report.columns are 'task:metric', got {bad}.")
-            report["columns"] = tuple(columns)
+            report["columns"] = _columns(report["columns"], where, "report.columns")
         fields["report"] = Report(**report)
     if "smoke" in fields:
         smoke = _check_keys(fields["smoke"], Smoke, f"{where}: smoke")
@@ -227,6 +261,35 @@ def parse_suite(name, data, where="<suite>"):
         raise SuiteError(f"{where}: smoke.configs {unknown} are not configs of "
                          f"{suite.config_dir}; it has {sorted(stems)}.")
     return suite
+
+
+def _columns(value, where, key):
+    columns = _list_of(value, where, key, str)
+    bad = [c for c in columns if c.count(":") != 1]
+    if bad:
+        raise SuiteError(f"{where}: {key} are 'task:metric', got {bad}.")
+    return tuple(columns)
+
+
+def _ablations(value, where):
+    if not isinstance(value, dict) or not value:
+        raise SuiteError(f"{where}: 'ablations' must map a name to {{blank: [columns]}}, "
+                         f"e.g. {{text_removed: {{blank: [title, review]}}}}; got {value!r}.")
+    out = []
+    for name, spec in value.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", name) \
+                or name == SERVED_SPLIT.partition("_")[2]:
+            raise SuiteError(f"{where}: ablation name {name!r} must be lower-case letters, "
+                             f"digits and '_' (it names the record split test_<name>), "
+                             f"and not 'served'.")
+        fields = _check_keys(spec, Ablation, f"{where}: ablations.{name}", skip=("name",))
+        blank = _list_of(fields.get("blank", []), where, f"ablations.{name}.blank", str)
+        if not blank:
+            raise SuiteError(f"{where}: ablations.{name}.blank names no column; list the "
+                             f"input columns a request lacks, e.g. [title, review].")
+        columns = _columns(fields.get("columns", []), where, f"ablations.{name}.columns")
+        out.append(Ablation(name, tuple(blank), columns))
+    return tuple(out)
 
 
 def _check_keys(data, cls, where, skip=()):

@@ -10,6 +10,14 @@ The file is read from `$MTREC_DATA_DIR/womens-clothing-reviews/reviews.parquet`
 "Womens Clothing E-Commerce Reviews.csv" put in the same folder (Kaggle
 publishes no checksum): Kaggle needs a login, so there is no automatic
 download. See data/womens-clothing-reviews/README.md.
+
+With `text_vectors` (off by default), `clothing_reviews` also derives a
+precomputed text embedding per text column, `review_vector` (and
+`title_vector` when asked): TF-IDF word 1-2-grams -> TruncatedSVD
+(`mtrec.data.text_vectors`), fit on the training split only and seeded by
+the split seed, declared as `Vector(..., modality="text", normalize=True)`;
+a row whose text has no term of the training vocabulary (empty, missing)
+has a missing vector (None).
 """
 
 import numpy as np
@@ -17,7 +25,8 @@ import pandas as pd
 
 from mtrec.data.download import locate
 from mtrec.data.registry import DatasetSplits, register_dataset
-from mtrec.schema import Categorical, Numeric, Text
+from mtrec.data.text_vectors import with_text_vectors
+from mtrec.schema import Categorical, Numeric, Text, Vector
 
 SUBDIR = "womens-clothing-reviews"
 FILES = {"reviews.parquet": "c574487f66c86395ae823bd03938fc76"}
@@ -32,12 +41,49 @@ TASKS = {"recommended": "binary", "rating": "regression"}
 #: Tasks of the derived multi-scenario split (`clothing_reviews_scenarios`).
 SCENARIO_TASKS = {"recommended": "binary", "rating_high": "binary"}
 TEXT_COLUMNS = ["title", "review"]
+#: Appended to a text column's name for its precomputed vector (`text_vectors`).
+VECTOR_SUFFIX = "_vector"
+#: Width each precomputed text vector is projected to in the model.
+VECTOR_PROJECTION_DIM = 32
 
 
-def features(scenario=False):
+def text_vector_settings(text_vectors):
+    """`{"dim", "columns"}` of the `text_vectors` argument, or None (off).
+
+    `text_vectors` is None / False (off), an int (the dimension, vectors of
+    `review`), or a mapping `{dim: int, columns: [review, title]}`."""
+    if text_vectors is None or text_vectors is False:
+        return None
+    example = "e.g. text_vectors: 64 or {dim: 64, columns: [review, title]}"
+    if isinstance(text_vectors, dict):
+        unknown = sorted(set(text_vectors) - {"dim", "columns"})
+        if unknown or "dim" not in text_vectors:
+            raise ValueError(f"text_vectors takes keys dim (required) and columns, got "
+                             f"{sorted(text_vectors)}; {example}.")
+        dim, columns = text_vectors["dim"], text_vectors.get("columns", ["review"])
+    else:
+        dim, columns = text_vectors, ["review"]
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+        raise ValueError(f"text_vectors dim must be an integer >= 1 (the vector length), "
+                         f"got {dim!r}; {example}.")
+    if (not isinstance(columns, (list, tuple)) or not columns
+            or any(c not in TEXT_COLUMNS for c in columns) or len(set(columns)) < len(columns)):
+        raise ValueError(f"text_vectors columns must be a non-empty list of distinct text "
+                         f"columns among {TEXT_COLUMNS}, got {columns!r}; {example}.")
+    return {"dim": int(dim), "columns": list(columns)}
+
+
+def features(scenario=False, text_vectors=None):
     """Feature specs: short titles through a one-block transformer, long
     reviews through convolutions with attention pooling; with `scenario`,
-    the department is the scenario (`Categorical(..., scenario=True)`)."""
+    the department is the scenario (`Categorical(..., scenario=True)`);
+    with `text_vectors` (see `text_vector_settings`), one normalised
+    `Vector` of the text modality per vectorised column."""
+    settings = text_vector_settings(text_vectors)
+    vectors = [] if settings is None else [
+        Vector(column + VECTOR_SUFFIX, dim=settings["dim"],
+               projection_dim=VECTOR_PROJECTION_DIM, modality="text", normalize=True)
+        for column in settings["columns"]]
     return [
         Numeric("age"),
         Categorical("division", embedding_dim=4),
@@ -48,7 +94,7 @@ def features(scenario=False):
         Text("title", embedding_dim=16, max_tokens=5000, encoder="transformer"),
         Text("review", embedding_dim=32, max_tokens=20000, max_length=96, encoder="cnn",
              pooling="attention"),
-    ]
+    ] + vectors
 
 
 def load(data_dir=None, seed=0, max_rows=None):
@@ -86,14 +132,24 @@ def read(data_dir=None):
 
 
 @register_dataset("clothing_reviews", tasks=TASKS)
-def clothing_reviews(seed=0, data_dir=None, max_rows=None):
+def clothing_reviews(seed=0, data_dir=None, max_rows=None, text_vectors=None):
     """Women's clothing reviews: tasks recommended (binary) and rating
     (regression), text side features title and review; `max_rows` keeps
-    the first reviews only (smoke runs)."""
-    train, valid, test = load(data_dir, seed, max_rows)
-    return DatasetSplits(train, valid, test, tasks=dict(TASKS), group_column=None,
-                         description="Women's E-Commerce Clothing Reviews (80/10/10 random "
-                                     f"split, seed {seed})", features=features())
+    the first reviews only (smoke runs); `text_vectors` (an int dimension,
+    or `{dim, columns}`) adds precomputed TF-IDF -> SVD vectors of the
+    review (`review_vector`; `columns` may add `title`), fit on the
+    training split only. Off by default."""
+    settings = text_vector_settings(text_vectors)
+    splits = load(data_dir, seed, max_rows)
+    description = f"Women's E-Commerce Clothing Reviews (80/10/10 random split, seed {seed}"
+    if settings is not None:
+        splits, _ = with_text_vectors(splits, settings["columns"], settings["dim"],
+                                      seed=seed, suffix=VECTOR_SUFFIX)
+        description += (f"; {', '.join(c + VECTOR_SUFFIX for c in settings['columns'])}: "
+                        f"TF-IDF -> {settings['dim']}-dim SVD fit on train")
+    return DatasetSplits(*splits, tasks=dict(TASKS), group_column=None,
+                         description=description + ")",
+                         features=features(text_vectors=settings))
 
 
 @register_dataset("clothing_reviews_scenarios", tasks=SCENARIO_TASKS)
