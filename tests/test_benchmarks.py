@@ -171,8 +171,10 @@ def test_the_multimodal_configs_load(stem):
     assert args.get("modality_dropout", 0.0) == (0.3 if "dropout" in variant else 0.0)
     kinds = [loss["kind"] for loss in args.get("modality_losses", [])]
     assert kinds == {"text_dropout_reconstruction": ["reconstruction"],
+                     "text_dropout_imputed": ["reconstruction"],
                      "text_dropout_alignment": ["alignment"],
                      "text_dropout_both": ["reconstruction", "alignment"]}.get(variant, [])
+    assert args.get("impute_missing", []) == (["text"] if variant.endswith("imputed") else [])
     assert args.get("fusion") == "concat"
 
 

@@ -19,8 +19,9 @@ from helpers import kill_when_ready, tiny_run_config
 from mtrec.experiments import runner
 from mtrec.experiments.config import parse_config
 
+# One step per call, so the child pauses right after the step-3 checkpoint.
 TINY = tiny_run_config(model={"dropout": 0.1}, epochs=3, checkpoint_every_steps=3,
-                       early_stopping={"monitor": "mean", "patience": 3})
+                       steps_per_execution=1, early_stopping={"monitor": "mean", "patience": 3})
 
 CHILD = """
 import json, sys, time, keras

@@ -23,9 +23,11 @@ from mtrec.experiments.config import parse_config
 from mtrec.training.callbacks import TrainingDiverged
 from mtrec.training.checkpoints import TrainingInterrupted, latest_checkpoint
 
-# 1400 training rows / 256 = 6 steps per epoch.
+# 1400 training rows / 256 = 6 steps per epoch. One step per call, so the
+# interrupts, guards and checkpoints act at the very step (the automatic
+# steps_per_execution has its own test below).
 TINY = tiny_run_config(model={"dropout": 0.1}, epochs=4, loss_weighting="dwa",
-                       checkpoint_every_steps=3,
+                       checkpoint_every_steps=3, steps_per_execution=1,
                        early_stopping={"monitor": "mean", "patience": 3})
 
 
@@ -195,3 +197,29 @@ def test_steps_per_execution_trains_the_same_and_still_checkpoints_mid_epoch(
     assert seen == ["epoch-0000-step-000003", "epoch-0000-step-000006"]
     assert result.record["config"]["training"]["steps_per_execution"] == 4
     same_results(result.record, uninterrupted.record)
+
+
+def test_unset_steps_per_execution_runs_up_to_16_steps_per_call_dividing_the_checkpoints(
+        uninterrupted, tmp_path):
+    """Left unset, a one-process run takes the largest divisor of the epoch's
+    6 steps that also divides checkpoint_every_steps (3) and is at most 16,
+    and trains exactly what one step per call trains."""
+    calls = []
+
+    class StepsPerCall(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            calls.append(self.model.steps_per_execution)
+
+    training = {k: v for k, v in TINY["training"].items() if k != "steps_per_execution"}
+    result = runner.train(parse_config({**TINY, "training": training}),
+                          output_dir=tmp_path / "run", verbose=0, log=None,
+                          callbacks=[StepsPerCall()])
+    assert set(calls) == {3}
+    assert result.record["config"]["training"]["steps_per_execution"] is None
+    same_results(result.record, uninterrupted.record)
+    # without checkpoint_every_steps: the whole 6-step epoch in one call
+    calls.clear()
+    del training["checkpoint_every_steps"]
+    runner.train(parse_config({**TINY, "training": training}), output_dir=tmp_path / "other",
+                 verbose=0, log=None, callbacks=[StepsPerCall()])
+    assert set(calls) == {6}
