@@ -30,6 +30,7 @@ for 4..64 experts, and for batch sizes 256..8192.
 
 import argparse
 import json
+import statistics
 import os
 import platform
 import time
@@ -137,6 +138,8 @@ def main(argv=None):
     parser.add_argument("--sweep", choices=["experts", "batch"], default=None)
     parser.add_argument("--steps-per-execution", type=int, nargs="*", default=[],
                         help="also run MMoE with these steps_per_execution (e.g. 4 16)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="interleaved rounds of every run; the median is reported")
     parser.add_argument("--output", default="benchmarks/results/training_throughput.json")
     args = parser.parse_args(argv)
 
@@ -174,14 +177,10 @@ def main(argv=None):
         return encoded_data(batch_size).map(
             lambda x, y: ({"ids": x[CATEGORICAL_KEY], "floats": x[NUMERIC_KEY]}, y))
 
-    results = {}
+    planned = []
 
     def run(name, make, data):
-        results[name] = timed_fit(make, data, args.epochs, len(train))
-        row = results[name]
-        print(f"{name:>28}: {row['examples_per_s']:>9,.0f} examples/s "
-              f"({row['parameters']:,} parameters{', XLA' if row['xla'] else ''})",
-              flush=True)
+        planned.append((name, make, data))
 
     if args.sweep == "experts":
         for experts in EXPERT_SWEEP:
@@ -216,6 +215,23 @@ def main(argv=None):
                         mtrec_model(schema, name, steps_per_execution=steps),
                         encoded_data(args.batch_size))
 
+    # Rounds interleave the runs (A B C, A B C, ...) so that a shared
+    # machine's drift in load reaches every run alike; the median is kept.
+    rounds = {}
+    for round_number in range(1, args.rounds + 1):
+        for name, make, data in planned:
+            row = timed_fit(make, data, args.epochs, len(train))
+            rounds.setdefault(name, []).append(row)
+            print(f"round {round_number} {name:>28}: {row['examples_per_s']:>9,.0f} examples/s "
+                  f"({row['parameters']:,} parameters{', XLA' if row['xla'] else ''})",
+                  flush=True)
+    results = {}
+    for name, rows in rounds.items():
+        speeds = [r["examples_per_s"] for r in rows]
+        results[name] = {**rows[0], "examples_per_s": statistics.median(speeds),
+                         "examples_per_s_rounds": speeds,
+                         "epoch_seconds": [r["epoch_seconds"] for r in rows]}
+    print(f"\nMedian over {args.rounds} interleaved round(s):")
     print("\n| run | examples/s | ratio to baseline | XLA |\n|---|---|---|---|")
     for name, row in results.items():
         base_name = "baseline" + (name[name.index("/"):] if "/" in name else "")
@@ -224,6 +240,7 @@ def main(argv=None):
               f"| {'yes' if row['xla'] else 'no'} |")
     record = {"machine": platform.platform(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
               "batch_size": args.batch_size, "epochs_timed": args.epochs, "sweep": args.sweep,
+              "rounds": args.rounds,
               "tensorflow": tf.__version__, "keras": keras.__version__, "results": results}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(record, indent=1))
