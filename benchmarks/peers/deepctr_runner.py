@@ -142,7 +142,8 @@ def main(argv=None):
     model.compile(optimizer=tf.keras.optimizers.Adam(protocol.LEARNING_RATE),
                   loss={task: "binary_crossentropy" for task in protocol.TASKS},
                   metrics={task: [tf.keras.metrics.AUC(name="auc")]
-                           for task in protocol.TASKS})
+                           for task in protocol.TASKS},
+                  steps_per_execution=args.steps_per_execution)
 
     class MeanValidationAUC(tf.keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):

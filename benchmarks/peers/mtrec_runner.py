@@ -95,7 +95,8 @@ def main(argv=None):
     memory = protocol.data_loaded()
 
     model = build_model(mtrec, schema, args.model)
-    model.compile(optimizer=keras.optimizers.Adam(protocol.LEARNING_RATE))
+    model.compile(optimizer=keras.optimizers.Adam(protocol.LEARNING_RATE),
+                  steps_per_execution=args.steps_per_execution)
     timer = protocol.train_pass_timer(keras.callbacks.Callback)
     stopping = mtrec.training.early_stopping("mean", patience=args.patience)
     model.fit(train, validation_data=valid, epochs=args.max_epochs,

@@ -63,6 +63,8 @@ def runner_arguments(description):
     parser.add_argument("--patience", type=int, default=PATIENCE)
     parser.add_argument("--threads", type=int, required=True,
                         help="intra-op (and inter-op) threads of the framework")
+    parser.add_argument("--steps-per-execution", type=int, default=1,
+                        help="Keras' compile(steps_per_execution=...) (Keras runners)")
     return parser
 
 

@@ -51,7 +51,14 @@ LIBRARIES = {
     "deepctr": ("deepctr", "deepctr_runner.py", []),
     "deepctr-reseeded": ("deepctr", "deepctr_runner.py", ["--reseed-blocks"]),
     "torch-rechub": ("rechub", "rechub_runner.py", []),
+    # Both Keras libraries with 16 steps per call of the compiled step (what
+    # `mtrec train` runs by default); not in the default set.
+    "mtrec-spe16": (None, "mtrec_runner.py", ["--steps-per-execution", "16"]),
+    "deepctr-reseeded-spe16": ("deepctr", "deepctr_runner.py",
+                               ["--reseed-blocks", "--steps-per-execution", "16"]),
 }
+#: What runs without --libraries.
+DEFAULT_LIBRARIES = ["mtrec", "deepctr", "deepctr-reseeded", "torch-rechub"]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "peers.json"
 SMOKE_OUT = ROOT / "runs" / "peers" / "peers-smoke.json"
 LOGS = ROOT / "runs" / "peers" / "logs"
@@ -73,7 +80,7 @@ def parse_args(argv):
     parser.add_argument("--seeds", type=lambda t: _csv(t, cast=int), default=[1, 2, 3])
     parser.add_argument("--models", type=lambda t: _csv(t, protocol.MODELS, what="model"),
                         default=list(protocol.MODELS))
-    parser.add_argument("--libraries", default=list(LIBRARIES),
+    parser.add_argument("--libraries", default=list(DEFAULT_LIBRARIES),
                         type=lambda t: _csv(t, LIBRARIES, what="library"))
     parser.add_argument("--max-epochs", type=int, default=protocol.MAX_EPOCHS)
     parser.add_argument("--rows", type=int, default=None,
