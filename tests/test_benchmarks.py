@@ -8,7 +8,6 @@ census with its tuning grid) run here in-process, into tmp_path.
 
 import ast
 import copy
-import inspect
 import json
 import sys
 from pathlib import Path
@@ -39,27 +38,6 @@ needs_bench_data = pytest.mark.needs_data("census-income", "ml-latest-small",
                                           "womens-clothing-reviews")
 MULTIMODAL = BENCH / "configs" / "clothing_multimodal"
 TEXT_INPUTS = ["title", "review", "review_vector"]
-
-
-def _modality_losses_landed():
-    """Whether MultiTaskModel takes `modality_losses` (issue 17's auxiliary
-    losses, built apart from this suite): until it does, the configs that
-    use them cannot load."""
-    from mtrec.models import MultiTaskModel
-
-    return "modality_losses" in inspect.signature(MultiTaskModel.__init__).parameters
-
-
-def _uses_modality_losses(path):
-    return "modality_losses" in (yaml.safe_load(path.read_text())["model"].get("args") or {})
-
-
-def _loadable(suite):
-    """`--models` for the configs of a suite that can load now (None: all)."""
-    if _modality_losses_landed():
-        return None
-    keep = [p.stem for p in suite.config_files() if not _uses_modality_losses(p)]
-    return None if len(keep) == len(suite.config_files()) else keep
 
 
 def _smoke(out, names):
@@ -109,8 +87,7 @@ def test_every_suite_file_plans_valid_runs():
         suite = run.load_suite(name)
         # configs that need modality_losses are checked (or skipped, with the
         # reason) by test_the_multimodal_configs_load
-        loadable = _loadable(suite)
-        runs = run.plan(suite, seeds=[1, 2], models=loadable)
+        runs = run.plan(suite, seeds=[1, 2])
         configs = [load_config(ROOT / r["config_path"], r["overrides"]) for r in runs]
         assert runs and all(c.training.seed == r["seed"] for c, r in zip(configs, runs))
         rows = {r["name"] for r in runs}
@@ -125,8 +102,7 @@ def test_every_suite_file_plans_valid_runs():
             assert {r["variant"] for r in runs} == {
                 f"correlation={p}" for p in (0.2, 0.4, 0.5, 0.75, 0.9, 1.0)}
         else:  # one row per config file
-            assert rows == {p.stem for p in suite.config_files()
-                            if loadable is None or p.stem in loadable}
+            assert rows == {p.stem for p in suite.config_files()}
         # seeds outermost: an interrupted suite has every model at seed 1
         assert [r["seed"] for r in runs] == sorted(r["seed"] for r in runs)
         assert suite.baseline_path().is_file()
@@ -151,15 +127,10 @@ def test_every_suite_file_plans_valid_runs():
 @pytest.mark.parametrize("stem", sorted(p.stem for p in MULTIMODAL.glob("*.yaml")))
 def test_the_multimodal_configs_load(stem):
     """Every clothing_multimodal config loads, on the same data (the
-    review vector on), with its variant's inputs and model arguments; the
-    three with auxiliary modality losses are skipped until MultiTaskModel
-    takes `modality_losses`, and checked from then on."""
+    review vector on), with its variant's inputs and model arguments."""
     from mtrec.experiments.config import load_config
 
     path = MULTIMODAL / f"{stem}.yaml"
-    if _uses_modality_losses(path) and not _modality_losses_landed():
-        pytest.skip("MultiTaskModel does not take modality_losses yet (issue 17's "
-                    "auxiliary losses); this config loads once it does")
     config = load_config(path)
     model, _, variant = stem.partition("_")
     assert config.model.name == {"mmoe": "MMoE", "ple": "PLE"}[model]
@@ -183,7 +154,7 @@ def test_the_multimodal_suite_serves_every_run_without_the_text():
     assert [(a.name, a.blank, a.columns) for a in suite.ablations] == [
         ("text_removed", tuple(TEXT_INPUTS), ("recommended:auc", "rating:rmse"))]
     assert suite.report.make == "bench-multimodal" and suite.baselines == ()
-    runs = run.plan(suite, seeds=[1, 2, 3], models=_loadable(suite))
+    runs = run.plan(suite, seeds=[1, 2, 3])
     assert {r["seed"] for r in runs} == {1, 2, 3}
     assert all(r["ablations"] == {"text_removed": TEXT_INPUTS} for r in runs)
     smoke = run.plan(suite, seeds=[1], smoke=True)
@@ -462,7 +433,8 @@ def test_committed_baselines_name_known_rows_and_tasks():
             p.stem for p in suite.config_files()}
         assert baseline["expected"], path
         for name, tasks in baseline["expected"].items():
-            assert name.partition("@")[0] in rows, (path, name)
+            # a model or config, or a baseline's row such as "HGB (per task)"
+            assert name.partition("@")[0] in rows or records.is_baseline_row(name), (path, name)
             for task, metrics in tasks.items():
                 for metric, want in metrics.items():
                     assert metric in ("auc", "mse", "logloss", "rmse")
@@ -565,7 +537,8 @@ def test_the_ablation_table_sets_served_metrics_side_by_side(tmp_path):
         _entry("ple_tabular", 1, {"recommended": {"auc": 0.5}}, "PLE")]}  # not served: left out
     text = "\n".join(report.table_section(suite, record, tmp_path, "figs"))
     assert "### Served through the SavedModel: all inputs vs text removed" in text
-    assert "**Partial record**: 4 of the suite's 12 configs, seeds [1, 2]" in text
+    configs = len(run.load_suite("clothing_multimodal").config_files())
+    assert f"**Partial record**: 4 of the suite's {configs} configs, seeds [1, 2]" in text
     assert ("| config | model | seeds | recommended auc: all inputs | recommended auc: text "
             "removed | recommended auc: gain kept |") in text
     assert "| mmoe_tabular | MMoE | 2 | 0.5900 ± 0.0141 | 0.5900 ± 0.0141 | (reference) |" in text
