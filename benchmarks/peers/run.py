@@ -192,7 +192,9 @@ def run_job(library, model, seed, data_dir, args):
         tail = "\n".join(stderr.strip().splitlines()[-15:])
         return {"library": library, "model": model, "seed": seed, "error": str(e),
                 "stderr_tail": tail, "log": str(log.relative_to(ROOT)), "wall_seconds": wall}
-    record.update(wall_seconds=wall, log=str(log.relative_to(ROOT)))
+    # The orchestrator's name is the run's label: a runner knows only its
+    # library, not the variant (mtrec-spe16 runs mtrec_runner.py too).
+    record.update(library=library, wall_seconds=wall, log=str(log.relative_to(ROOT)))
     return record
 
 

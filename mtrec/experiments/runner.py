@@ -485,9 +485,10 @@ def _optimizer(training, stream):
 
 
 #: Steps per execution of `training.steps_per_execution: null` in one
-#: process. Measured on Census MMoE (benchmarks/training_throughput.py,
-#: quiet 2-core EPYC): 16 steps 1.11x, 4 steps 1.02x the examples/s of 1;
-#: the trained weights are the same.
+#: process. Measured on Census MMoE, train pass only (benchmarks/
+#: training_throughput.py --rounds 3, shared 2-core EPYC): 16 steps 1.42x
+#: the examples/s of 1, the same trained weights; a whole `mtrec train`
+#: (validation each epoch, test prediction) was not faster.
 AUTO_STEPS_PER_EXECUTION = 16
 
 

@@ -199,9 +199,9 @@ def test_steps_per_execution_trains_the_same_and_still_checkpoints_mid_epoch(
     same_results(result.record, uninterrupted.record)
 
 
-def test_unset_steps_per_execution_runs_up_to_16_steps_per_call_dividing_the_checkpoints(
+def test_null_steps_per_execution_runs_up_to_16_steps_per_call_dividing_the_checkpoints(
         uninterrupted, tmp_path):
-    """Left unset, a one-process run takes the largest divisor of the epoch's
+    """With null, a one-process run takes the largest divisor of the epoch's
     6 steps that also divides checkpoint_every_steps (3) and is at most 16,
     and trains exactly what one step per call trains."""
     calls = []
@@ -210,7 +210,7 @@ def test_unset_steps_per_execution_runs_up_to_16_steps_per_call_dividing_the_che
         def on_train_begin(self, logs=None):
             calls.append(self.model.steps_per_execution)
 
-    training = {k: v for k, v in TINY["training"].items() if k != "steps_per_execution"}
+    training = {**TINY["training"], "steps_per_execution": None}
     result = runner.train(parse_config({**TINY, "training": training}),
                           output_dir=tmp_path / "run", verbose=0, log=None,
                           callbacks=[StepsPerCall()])
