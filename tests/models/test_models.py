@@ -129,6 +129,9 @@ def test_compile_rejects_unknown_task_weight(schema):
         model.compile(loss_weights={"clikc": 2.0})
 
 
+# Slow (~35 s: a fresh Python process loads TF and the export); make test-slow. Parity in
+# this process is checked by the tests above.
+@pytest.mark.slow
 def test_saved_model_parity_in_fresh_process(trained, table, schema, tmp_path):
     """Export every model; a fresh Python process loads each with
     tf.saved_model.load and must match the Keras predictions to 1e-5 on raw

@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import keras
+import pytest
 
 from helpers import kill_when_ready, tiny_run_config
 from mtrec.experiments import runner
@@ -59,6 +60,8 @@ def run_until_ready_then_kill(out, where, timeout=180):
     return kill_when_ready(child, timeout)
 
 
+# Slow (~30 s: three child processes train and are killed); make test-slow.
+@pytest.mark.slow
 def test_sigkill_in_training_and_in_the_writes_keeps_the_old_run(tmp_path):
     config = parse_config(TINY)
     reference = runner.train(config, output_dir=tmp_path / "reference", verbose=0,

@@ -123,6 +123,8 @@ def write_shards(folder, count=4):
         table.iloc[part].to_csv(folder / f"part-{index}.csv", index=False)
 
 
+# Slow (~23 s: two worker processes); make test-slow.
+@pytest.mark.slow
 def test_two_local_workers_match_one_process(tmp_path, capsys):
     """`mtrec train --local-workers 2` over 4 CSV shards: both workers
     finish, only the chief writes the run folder, and its test AUCs are
