@@ -361,7 +361,10 @@ class MultiTaskModel(keras.Model):
             return self.embedding(encoded, training=training, grouped=True)
         groups, present = self.embedding(encoded, training=training, grouped=True,
                                          return_present=True)
-        sources = self.reconstruction_sources(groups)
+        # Inference reads the heads' sources only to impute (at serving,
+        # under gated fusion, a "fused" source is a second fusion call).
+        sources = (self.reconstruction_sources(groups) if training or self.impute_missing
+                   else {})
         if training:
             values = self.modality_loss_heads(groups, present, sources)
             self.add_loss(self.modality_loss_heads.weighted_sum(values))
