@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from suites import SERVED_SPLIT  # benchmarks/suites.py: the record's split name
+
 EXPORT_DIR = "saved_model"
-SERVED_SPLIT = "test_served"
 BATCH_SIZE = 4096
 
 
@@ -62,26 +63,16 @@ def predictions(score, schema, frame, batch_size=BATCH_SIZE):
 
 def task_metrics(schema, frame, predicted, group_column=None):
     """`{task: {metric: value}}` as `metrics.json` holds them (`mtrec`'s
-    per-task evaluation; rows whose label is NaN left out of that task)."""
+    per-task evaluation, `mtrec.evaluation.report.task_rows`; rows whose
+    label is NaN left out of that task), JSON-ready."""
+    from mtrec.evaluation.report import task_rows
     from mtrec.experiments.record import plain
-    from mtrec.schema import task_kind
 
-    labels = schema.raw_labels(frame)
+    labels = {task: values.astype(np.float64)
+              for task, values in schema.raw_labels(frame).items()}
     groups = None if group_column is None else frame[group_column].to_numpy()
-    out = {}
-    for task in schema.tasks:
-        kind = task_kind(task.kind)
-        y_true, y_pred = labels[task.name].astype(np.float64), predicted[task.name]
-        if not kind.per_class and y_pred.ndim > 1:
-            y_pred = y_pred.reshape(len(y_pred), -1)[:, 0]
-        keep = ~np.isnan(y_true)
-        if not keep.any():
-            out[task.name] = {"kind": task.kind, "count": 0}
-            continue
-        row = kind.evaluate(y_true[keep], y_pred[keep],
-                            groups=None if groups is None else groups[keep])
-        out[task.name] = {"kind": task.kind, **{k: plain(v) for k, v in row.items()}}
-    return out
+    return {task: {k: plain(v) for k, v in row.items()}
+            for task, row in task_rows(schema, labels, predicted, groups=groups).items()}
 
 
 def served_ablations(model, test, ablations, export_dir, group_column=None):

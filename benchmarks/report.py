@@ -562,8 +562,9 @@ def table_section(suite, record, figures_dir=None, rel_figures="figures"):
 
 
 def _mean_std(stats, row, task, metric):
-    got = stats.get(row, {}).get("tasks", {}).get(task, {}).get(metric)
-    return got
+    """`{"mean", "std"}` of a row's task metric in `records.aggregate`'s
+    output, or None."""
+    return stats.get(row, {}).get("tasks", {}).get(task, {}).get(metric)
 
 
 def gain_kept(removed, present, reference):
@@ -683,14 +684,14 @@ def ablation_figure(suite, ablation, present, removed, references, columns, figu
             stds = [(_mean_std(stats, k, task, metric) or {}).get("std", 0.0) for k in keys]
             ax.bar([x + offset for x in xs], means, width=0.4, yerr=stds, capsize=2,
                    color=color, label=name)
-        drawn = set()
+        legend_drawn = False
         for i, key in enumerate(keys):
             reference = references.get((present[key]["model"], key[1]))
             ref = _mean_std(present, (reference, key[1]), task, metric)
             if ref is not None:
                 ax.hlines(ref["mean"], i - 0.45, i + 0.45, colors="k", linestyles="dashed",
-                          label=None if drawn else "reference (no such inputs)")
-                drawn.add(True)
+                          label=None if legend_drawn else "reference (no such inputs)")
+                legend_drawn = True
         values = [v for stats in (present, removed) for k in keys
                   for v in [(_mean_std(stats, k, task, metric) or {}).get("mean")]
                   if v is not None]

@@ -366,7 +366,8 @@ def _log_entry(log, suite, i, n, entry):
         + ", ".join(f"{t}: " + records.headline(m) for t, m in test.items()))
     for split, served in entry["metrics"].items():
         if split.startswith("test_"):
-            label = "all inputs" if split == "test_served" else split[5:].replace("_", " ")
+            label = ("all inputs" if split == suite_files.SERVED_SPLIT
+                     else split[5:].replace("_", " "))
             log(f"[{suite}]     served, {label}: "
                 + ", ".join(f"{t}: " + records.headline(m) for t, m in served.items()))
 

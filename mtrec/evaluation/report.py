@@ -94,6 +94,39 @@ def _is_shuffled(data):
     return any("Shuffle" in op for op in ops)
 
 
+def task_rows(schema, labels, predictions, groups=None, top_k=(1, 3), num_bins=10):
+    """Exact per-task metrics of predictions already made: what `evaluate`
+    reports, one dict per task.
+
+    Args:
+        schema: the model's `Schema` (its tasks and their kinds).
+        labels: `{task: (rows,) float array}`, NaN where unlabelled.
+        predictions: `{task: array (rows,) or (rows, 1) or (rows, classes)}`.
+        groups: optional `(rows,)` group ids (GAUC of binary tasks).
+        top_k, num_bins: as in `evaluate`.
+
+    Returns:
+        `{task: {"kind", "count", <metrics>}}`; a task without labelled
+        rows gets `{"kind", "count": 0}`. Unlabelled rows are left out of
+        their task only.
+    """
+    rows = {}
+    for task in schema.tasks:
+        y_true, y_pred = labels[task.name], predictions[task.name]
+        kind = task_kind(task.kind)
+        if not kind.per_class:
+            y_pred = y_pred.reshape(len(y_pred), -1)[:, 0] if y_pred.ndim > 1 else y_pred
+        keep = ~np.isnan(y_true)
+        if not keep.any():
+            rows[task.name] = {"kind": task.kind, "count": 0}
+            continue
+        y_true, y_pred = y_true[keep], y_pred[keep]
+        row = kind.evaluate(y_true, y_pred, groups=None if groups is None else groups[keep],
+                            top_k=top_k, num_bins=num_bins)
+        rows[task.name] = {"kind": task.kind, **row}
+    return rows
+
+
 def _check_top_k(top_k):
     if isinstance(top_k, (int, np.integer)) and not isinstance(top_k, bool):
         top_k = (top_k,)
@@ -188,21 +221,8 @@ def evaluate(model, data, group_column=None, top_k=(1, 3), groups=None,
             f"rows; pass one group id per row, in the order of the "
             f"(unshuffled) data.")
 
-    rows = {}
-    for task in model.schema.tasks:
-        y_true, y_pred = labels[task.name], preds[task.name]
-        kind = task_kind(task.kind)
-        if not kind.per_class:
-            y_pred = y_pred.reshape(len(y_pred), -1)[:, 0] if y_pred.ndim > 1 else y_pred
-        keep = ~np.isnan(y_true)
-        if not keep.any():
-            rows[task.name] = {"kind": task.kind, "count": 0}
-            continue
-        y_true, y_pred = y_true[keep], y_pred[keep]
-        row = kind.evaluate(y_true, y_pred, groups=None if groups is None else groups[keep],
-                            top_k=top_k, num_bins=num_bins)
-        rows[task.name] = {"kind": task.kind, **row}
-
+    rows = task_rows(model.schema, labels, preds, groups=groups, top_k=top_k,
+                     num_bins=num_bins)
     table = pd.DataFrame.from_dict(rows, orient="index")
     present = [c for c in table.columns if c not in _COLUMNS]
     table = table[[c for c in _COLUMNS if c in table.columns] + present]
