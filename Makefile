@@ -66,13 +66,15 @@ bench-text: venv
 	time $(BENCH) --suite clothing_reviews,movielens_ratings --jobs $(BENCH_JOBS) --report
 	$(BENCH) --suite clothing_reviews,movielens_ratings --no-run --check-baseline
 
-# Issue 17: the clothing reviews with a precomputed review vector (MMoE/PLE x
+# Issue 17: the clothing reviews with a precomputed review vector and the
+# MovieLens ratings with precomputed title and tags vectors (MMoE/PLE x
 # tabular, text, text + modality dropout, + reconstruction / alignment /
-# both auxiliary losses x 3 seeds); every run is exported and the test split
-# served through its SavedModel with and without the text.
+# both auxiliary losses, + reconstruction imputing the text x 3 seeds); every
+# run is exported and the test split served through its SavedModel with and
+# without the text.
 bench-multimodal: venv
-	time $(BENCH) --suite clothing_multimodal --jobs $(BENCH_JOBS) --report
-	$(BENCH) --suite clothing_multimodal --no-run --check-baseline
+	time $(BENCH) --suite clothing_multimodal,movielens_multimodal --jobs $(BENCH_JOBS) --report
+	$(BENCH) --suite clothing_multimodal,movielens_multimodal --no-run --check-baseline
 
 # Multi-scenario models (STAR, PEPNet vs SharedBottom, MMoE) on the clothing
 # reviews with departments as scenarios (a derived split, not AliExpress).

@@ -33,11 +33,21 @@ report = _load("report")
 #: Models that need a scenario feature (not run on census or synthetic).
 MULTI_SCENARIO = {"STAR", "PEPNet"}
 DATA_SUITES = ["census_g1", "movielens_funnel", "clothing_reviews", "movielens_ratings",
-               "clothing_multimodal"]
+               "clothing_multimodal", "movielens_multimodal"]
 needs_bench_data = pytest.mark.needs_data("census-income", "ml-latest-small",
                                           "womens-clothing-reviews")
-MULTIMODAL = BENCH / "configs" / "clothing_multimodal"
 TEXT_INPUTS = ["title", "review", "review_vector"]
+#: The multimodal suites: dataset, its arguments, text inputs (the blanked
+#: and the tabular configs' excluded columns), ablation report columns.
+MULTIMODAL_SUITES = {
+    "clothing_multimodal": ("clothing_reviews", {"seed": 0, "text_vectors": 64}, TEXT_INPUTS,
+                            ("recommended:auc", "rating:rmse")),
+    "movielens_multimodal": ("movielens_ratings",
+                             {"seed": 0, "text_vectors": {"dim": 64,
+                                                          "columns": ["title", "tags"]}},
+                             ["title", "tags", "title_vector", "tags_vector"],
+                             ("like:auc", "like:gauc", "rating:rmse")),
+}
 
 
 def _smoke(out, names):
@@ -82,7 +92,7 @@ def test_every_suite_file_plans_valid_runs():
     names = suites.suite_names()
     assert names == ["census_g1", "census_g2", "synthetic", "movielens_funnel",
                      "clothing_reviews", "movielens_ratings", "clothing_scenarios",
-                     "clothing_multimodal"]
+                     "clothing_multimodal", "movielens_multimodal"]
     for name in names:
         suite = run.load_suite(name)
         # configs that need modality_losses are checked (or skipped, with the
@@ -124,21 +134,24 @@ def test_every_suite_file_plans_valid_runs():
         "dataset.args.max_rows=4000" in r["overrides"] for r in smoke_grid)
 
 
-@pytest.mark.parametrize("stem", sorted(p.stem for p in MULTIMODAL.glob("*.yaml")))
-def test_the_multimodal_configs_load(stem):
-    """Every clothing_multimodal config loads, on the same data (the
-    review vector on), with its variant's inputs and model arguments."""
+@pytest.mark.parametrize("suite, stem", [
+    (suite, p.stem) for suite in MULTIMODAL_SUITES
+    for p in sorted((BENCH / "configs" / suite).glob("*.yaml"))])
+def test_the_multimodal_configs_load(suite, stem):
+    """Every multimodal config loads, on its suite's data (the text
+    vectors on), with its variant's inputs and model arguments."""
     from mtrec.experiments.config import load_config
 
-    path = MULTIMODAL / f"{stem}.yaml"
+    dataset, dataset_args, text_inputs, _ = MULTIMODAL_SUITES[suite]
+    path = BENCH / "configs" / suite / f"{stem}.yaml"
     config = load_config(path)
     model, _, variant = stem.partition("_")
     assert config.model.name == {"mmoe": "MMoE", "ple": "PLE"}[model]
-    assert config.dataset.name == "clothing_reviews"
-    assert config.dataset.args == {"seed": 0, "text_vectors": 64}
-    assert config.output_dir.endswith(f"clothing_multimodal/{stem}")
+    assert config.dataset.name == dataset
+    assert config.dataset.args == dataset_args
+    assert config.output_dir.endswith(f"{suite}/{stem}")
     args = config.model.args
-    assert config.schema_.exclude == (TEXT_INPUTS if variant == "tabular" else [])
+    assert config.schema_.exclude == (text_inputs if variant == "tabular" else [])
     assert args.get("modality_dropout", 0.0) == (0.3 if "dropout" in variant else 0.0)
     kinds = [loss["kind"] for loss in args.get("modality_losses", [])]
     assert kinds == {"text_dropout_reconstruction": ["reconstruction"],
@@ -149,19 +162,24 @@ def test_the_multimodal_configs_load(stem):
     assert args.get("fusion") == "concat"
 
 
-def test_the_multimodal_suite_serves_every_run_without_the_text():
-    suite = run.load_suite("clothing_multimodal")
+@pytest.mark.parametrize("name", sorted(MULTIMODAL_SUITES))
+def test_the_multimodal_suite_serves_every_run_without_the_text(name):
+    _, _, text_inputs, columns = MULTIMODAL_SUITES[name]
+    suite = run.load_suite(name)
     assert [(a.name, a.blank, a.columns) for a in suite.ablations] == [
-        ("text_removed", tuple(TEXT_INPUTS), ("recommended:auc", "rating:rmse"))]
+        ("text_removed", tuple(text_inputs), columns)]
     assert suite.report.make == "bench-multimodal" and suite.baselines == ()
     runs = run.plan(suite, seeds=[1, 2, 3])
-    assert {r["seed"] for r in runs} == {1, 2, 3}
-    assert all(r["ablations"] == {"text_removed": TEXT_INPUTS} for r in runs)
+    assert len(runs) == 14 * 3 and {r["seed"] for r in runs} == {1, 2, 3}
+    assert all(r["ablations"] == {"text_removed": text_inputs} for r in runs)
     smoke = run.plan(suite, seeds=[1], smoke=True)
     assert [r["name"] for r in smoke] == ["mmoe_tabular", "mmoe_text_dropout"]
-    assert "dataset.args.max_rows=3000" in smoke[0]["overrides"]
+    assert ("dataset.args.max_rows=3000" in smoke[0]["overrides"]) == (
+        name == "clothing_multimodal")
+    assert "training.epochs=1" in smoke[0]["overrides"] or name == "clothing_multimodal"
     makefile = (ROOT / "Makefile").read_text()
-    assert "bench-multimodal: venv" in makefile and "--suite clothing_multimodal" in makefile
+    assert "bench-multimodal: venv" in makefile
+    assert "--suite clothing_multimodal,movielens_multimodal " in makefile
 
 
 MINIMAL = {"description": "d", "configs": "synthetic"}
@@ -288,7 +306,7 @@ def test_smoke_suite_writes_record_report_and_figures(smoke):
 
 
 @needs_bench_data
-@pytest.mark.slow  # data smoke suites: 75 s + ~40 s clothing_multimodal (make test-slow)
+@pytest.mark.slow  # data smoke suites incl. the two multimodal ones, ~2-3 min (make test-slow)
 def test_smoke_of_the_data_suites_tunes_census_and_passes_the_baselines(smoke_data):
     out, status = smoke_data
     assert status == 0  # every smoke baseline check passed
@@ -310,20 +328,23 @@ def test_smoke_of_the_data_suites_tunes_census_and_passes_the_baselines(smoke_da
     text = (out / "RESULTS.md").read_text()
     assert "Derived CTR -> CVR funnel" in text
     assert "| esmm | ESMM | 1 |" in text and "| mmoe_tabular | MMoE | 1 |" in text
-    # clothing_multimodal: every run served through its SavedModel, as is and
-    # without the text; the tabular model takes no text, so nothing changes
-    served = {r["name"]: r for r in json.loads(
-        (out / "clothing_multimodal.json").read_text())["runs"]}
-    for name, entry in served.items():
-        assert Path(entry["saved_model"], "saved_model.pb").is_file()
-        assert abs(entry["metrics"]["test_served"]["recommended"]["auc"]
-                   - entry["metrics"]["test"]["recommended"]["auc"]) < 1e-4
-    assert served["mmoe_tabular"]["ablations"]["text_removed"]["blanked"] == []
-    assert served["mmoe_tabular"]["metrics"]["test_text_removed"] == \
-        served["mmoe_tabular"]["metrics"]["test_served"]
-    assert served["mmoe_text_dropout"]["ablations"]["text_removed"]["blanked"] == TEXT_INPUTS
-    assert served["mmoe_text_dropout"]["metrics"]["test_text_removed"] != \
-        served["mmoe_text_dropout"]["metrics"]["test_served"]
+    # the multimodal suites: every run served through its SavedModel, as is
+    # and without the text; the tabular model takes no text, so nothing changes
+    for suite, (_, _, text_inputs, columns) in MULTIMODAL_SUITES.items():
+        task = columns[0].split(":")[0]
+        served = {r["name"]: r for r in json.loads(
+            (out / f"{suite}.json").read_text())["runs"]}
+        for name, entry in served.items():
+            assert Path(entry["saved_model"], "saved_model.pb").is_file()
+            assert abs(entry["metrics"]["test_served"][task]["auc"]
+                       - entry["metrics"]["test"][task]["auc"]) < 1e-4
+        assert served["mmoe_tabular"]["ablations"]["text_removed"]["blanked"] == []
+        assert served["mmoe_tabular"]["metrics"]["test_text_removed"] == \
+            served["mmoe_tabular"]["metrics"]["test_served"]
+        assert served["mmoe_text_dropout"]["ablations"]["text_removed"]["blanked"] == \
+            text_inputs
+        assert served["mmoe_text_dropout"]["metrics"]["test_text_removed"] != \
+            served["mmoe_text_dropout"]["metrics"]["test_served"]
     assert "### Served through the SavedModel: all inputs vs text removed" in text
 
 

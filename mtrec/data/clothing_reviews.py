@@ -25,8 +25,9 @@ import pandas as pd
 
 from mtrec.data.download import locate
 from mtrec.data.registry import DatasetSplits, register_dataset
-from mtrec.data.text_vectors import with_text_vectors
-from mtrec.schema import Categorical, Numeric, Text, Vector
+from mtrec.data.text_vectors import add_text_vectors, vector_features
+from mtrec.data.text_vectors import text_vector_settings as shared_text_vector_settings
+from mtrec.schema import Categorical, Numeric, Text
 
 SUBDIR = "womens-clothing-reviews"
 FILES = {"reviews.parquet": "c574487f66c86395ae823bd03938fc76"}
@@ -41,36 +42,16 @@ TASKS = {"recommended": "binary", "rating": "regression"}
 #: Tasks of the derived multi-scenario split (`clothing_reviews_scenarios`).
 SCENARIO_TASKS = {"recommended": "binary", "rating_high": "binary"}
 TEXT_COLUMNS = ["title", "review"]
-#: Appended to a text column's name for its precomputed vector (`text_vectors`).
-VECTOR_SUFFIX = "_vector"
-#: Width each precomputed text vector is projected to in the model.
-VECTOR_PROJECTION_DIM = 32
+#: Columns vectorised by `text_vectors: <dim>`.
+DEFAULT_VECTOR_COLUMNS = ["review"]
 
 
 def text_vector_settings(text_vectors):
-    """`{"dim", "columns"}` of the `text_vectors` argument, or None (off).
-
-    `text_vectors` is None / False (off), an int (the dimension, vectors of
-    `review`), or a mapping `{dim: int, columns: [review, title]}`."""
-    if text_vectors is None or text_vectors is False:
-        return None
-    example = "e.g. text_vectors: 64 or {dim: 64, columns: [review, title]}"
-    if isinstance(text_vectors, dict):
-        unknown = sorted(set(text_vectors) - {"dim", "columns"})
-        if unknown or "dim" not in text_vectors:
-            raise ValueError(f"text_vectors takes keys dim (required) and columns, got "
-                             f"{sorted(text_vectors)}; {example}.")
-        dim, columns = text_vectors["dim"], text_vectors.get("columns", ["review"])
-    else:
-        dim, columns = text_vectors, ["review"]
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-        raise ValueError(f"text_vectors dim must be an integer >= 1 (the vector length), "
-                         f"got {dim!r}; {example}.")
-    if (not isinstance(columns, (list, tuple)) or not columns
-            or any(c not in TEXT_COLUMNS for c in columns) or len(set(columns)) < len(columns)):
-        raise ValueError(f"text_vectors columns must be a non-empty list of distinct text "
-                         f"columns among {TEXT_COLUMNS}, got {columns!r}; {example}.")
-    return {"dim": int(dim), "columns": list(columns)}
+    """`{"dim", "columns"}` of the `text_vectors` argument, or None (off):
+    None / False, an int (the dimension, vectors of `review`), or
+    `{dim: int, columns: [review, title]}`
+    (`mtrec.data.text_vectors.text_vector_settings`)."""
+    return shared_text_vector_settings(text_vectors, TEXT_COLUMNS, DEFAULT_VECTOR_COLUMNS)
 
 
 def features(scenario=False, text_vectors=None):
@@ -79,11 +60,7 @@ def features(scenario=False, text_vectors=None):
     the department is the scenario (`Categorical(..., scenario=True)`);
     with `text_vectors` (see `text_vector_settings`), one normalised
     `Vector` of the text modality per vectorised column."""
-    settings = text_vector_settings(text_vectors)
-    vectors = [] if settings is None else [
-        Vector(column + VECTOR_SUFFIX, dim=settings["dim"],
-               projection_dim=VECTOR_PROJECTION_DIM, modality="text", normalize=True)
-        for column in settings["columns"]]
+    vectors = vector_features(text_vector_settings(text_vectors))
     return [
         Numeric("age"),
         Categorical("division", embedding_dim=4),
@@ -142,13 +119,9 @@ def clothing_reviews(seed=0, data_dir=None, max_rows=None, text_vectors=None):
     settings = text_vector_settings(text_vectors)
     splits = load(data_dir, seed, max_rows)
     description = f"Women's E-Commerce Clothing Reviews (80/10/10 random split, seed {seed}"
-    if settings is not None:
-        splits, _ = with_text_vectors(splits, settings["columns"], settings["dim"],
-                                      seed=seed, suffix=VECTOR_SUFFIX)
-        description += (f"; {', '.join(c + VECTOR_SUFFIX for c in settings['columns'])}: "
-                        f"TF-IDF -> {settings['dim']}-dim SVD fit on train")
+    splits, note = add_text_vectors(splits, settings, seed=seed)
     return DatasetSplits(*splits, tasks=dict(TASKS), group_column=None,
-                         description=description + ")",
+                         description=description + note + ")",
                          features=features(text_vectors=settings))
 
 

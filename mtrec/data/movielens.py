@@ -49,6 +49,16 @@ tagging user's last training rating).
 Both are registered in `mtrec.data.registry` as `movielens_funnel` and
 `movielens_ratings` (group column `user_id`, for GAUC; the `timestamp`
 column is dropped there so it is not taken as a feature).
+
+With `text_vectors` (off by default), `movielens_ratings` also derives a
+precomputed text embedding per text column, `tags_vector` (and
+`title_vector` when asked: `{dim: 64, columns: [title, tags]}`): TF-IDF
+word 1-2-grams -> TruncatedSVD (`mtrec.data.text_vectors`), fit on the
+training split's rows only (a movie's text counts once per training
+rating) and seeded by the split seed, declared as
+`Vector(..., modality="text", normalize=True)`; a row whose text has no
+term of the training vocabulary (no tags yet, most rows: ~87% of the
+training ratings) has a missing vector (None).
 """
 
 from __future__ import annotations
@@ -64,6 +74,7 @@ import pandas as pd
 
 from mtrec.data.download import cache_dir, locate
 from mtrec.data.registry import DatasetSplits, register_dataset
+from mtrec.data.text_vectors import add_text_vectors, text_vector_settings, vector_features
 from mtrec.schema import Categorical, MultiHot, Numeric, Schema, TaskSpec, Text, funnel_tasks
 
 logger = logging.getLogger(__name__)
@@ -81,6 +92,9 @@ LIKE_THRESHOLD = 4.0
 FUNNEL_TASKS = funnel_tasks(click="click", conversion="conversion")
 RATING_TASKS = [TaskSpec("like", "binary"), TaskSpec("rating", "regression")]
 USER_FEATURES = ["user_num_ratings", "user_mean_rating", "user_like_rate"]
+#: Text columns of the rating tasks, and those `text_vectors: <dim>` vectorises.
+RATINGS_TEXT_COLUMNS = ["title", "tags"]
+DEFAULT_VECTOR_COLUMNS = ["tags"]
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
 _NO_GENRES = "(no genres listed)"
 
@@ -281,16 +295,25 @@ def movielens_funnel(negatives_per_positive=4, seed=0, test_fraction=0.2,
 
 
 @register_dataset("movielens_ratings", tasks=RATING_TASKS)
-def movielens_ratings(test_fraction=0.2, valid_fraction=0.1, seed=0, data_dir=None):
+def movielens_ratings(test_fraction=0.2, valid_fraction=0.1, seed=0, data_dir=None,
+                      text_vectors=None):
     """MovieLens latest-small ratings with tasks like (rating >= 4) and
-    rating (regression) (`mtrec.data.movielens.ratings_tasks`)."""
-    train, valid, test = ratings_tasks(data_dir, test_fraction, valid_fraction, seed)
+    rating (regression) (`mtrec.data.movielens.ratings_tasks`);
+    `text_vectors` (an int dimension, or `{dim, columns}`) adds
+    precomputed TF-IDF -> SVD vectors of the tags (`tags_vector`;
+    `columns` may add `title`), fit on the training split only. Off by
+    default."""
+    settings = text_vector_settings(text_vectors, RATINGS_TEXT_COLUMNS,
+                                    DEFAULT_VECTOR_COLUMNS)
+    splits = ratings_tasks(data_dir, test_fraction, valid_fraction, seed)
+    splits, note = add_text_vectors([f.drop(columns="timestamp") for f in splits],
+                                    settings, seed=seed)
     return DatasetSplits(
-        *(f.drop(columns="timestamp") for f in (train, valid, test)),
-        tasks=list(RATING_TASKS), group_column="user_id",
-        features=ratings_schema().features,
+        *splits, tasks=list(RATING_TASKS), group_column="user_id",
+        features=ratings_schema().features + vector_features(settings),
         description=f"MovieLens latest-small ratings (derived tasks: like = rating >= 4, "
-                    f"rating); per-user time split {1 - test_fraction:g}/{test_fraction:g}")
+                    f"rating); per-user time split {1 - test_fraction:g}/{test_fraction:g}"
+                    + note)
 
 
 # --------------------------------------------------------------------------

@@ -14,6 +14,11 @@ words never seen in training) has an all-zero TF-IDF row, hence a zero
 vector; `present` is False for it, so a caller can mark it missing
 (`with_text_vectors` does: None, what a `Vector` column holds for a
 missing row).
+
+A loader offers them through a `text_vectors` argument (off by default;
+`clothing_reviews`, `movielens_ratings`): `text_vector_settings` parses it
+(None / an int dimension / `{dim, columns}`), `add_text_vectors` derives
+the columns on the splits and `vector_features` declares them.
 """
 
 from __future__ import annotations
@@ -21,11 +26,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["TFIDF_SETTINGS", "TextVectorizer", "text_values", "with_text_vectors"]
+__all__ = ["TFIDF_SETTINGS", "VECTOR_PROJECTION_DIM", "VECTOR_SUFFIX", "TextVectorizer",
+           "add_text_vectors", "text_values", "text_vector_settings", "vector_features",
+           "with_text_vectors"]
 
 #: The TF-IDF of `TextVectorizer` (scikit-learn's `TfidfVectorizer` arguments).
 TFIDF_SETTINGS = {"ngram_range": (1, 2), "min_df": 2, "sublinear_tf": True,
                   "max_features": 50_000}
+#: Appended to a text column's name for its precomputed vector (`text_vectors`).
+VECTOR_SUFFIX = "_vector"
+#: Width each precomputed text vector is projected to in the model.
+VECTOR_PROJECTION_DIM = 32
 
 
 def text_values(series):
@@ -142,3 +153,66 @@ def with_text_vectors(splits, columns, dim, seed=0, suffix="_vector"):
                 index=frame.index, dtype=object)
         fitted[column] = vectorizer
     return frames, fitted
+
+
+def text_vector_settings(text_vectors, text_columns, default_columns):
+    """`{"dim", "columns"}` of a loader's `text_vectors` argument, or None (off).
+
+    Args:
+        text_vectors: None / False (off), an int (the dimension, vectors of
+            `default_columns`), or a mapping `{dim: int, columns: [...]}`.
+        text_columns: list of str. The loader's text columns (`columns`
+            must be among them).
+        default_columns: list of str. Columns vectorised when `columns` is
+            not given.
+
+    Raises:
+        ValueError: unknown keys, a bad dimension, or columns that are not
+            distinct text columns of the loader.
+    """
+    if text_vectors is None or text_vectors is False:
+        return None
+    example = (f"e.g. text_vectors: 64 or {{dim: 64, columns: "
+               f"[{', '.join(text_columns)}]}}")
+    if isinstance(text_vectors, dict):
+        unknown = sorted(set(text_vectors) - {"dim", "columns"})
+        if unknown or "dim" not in text_vectors:
+            raise ValueError(f"text_vectors takes keys dim (required) and columns, got "
+                             f"{sorted(text_vectors)}; {example}.")
+        dim, columns = text_vectors["dim"], text_vectors.get("columns", list(default_columns))
+    else:
+        dim, columns = text_vectors, list(default_columns)
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+        raise ValueError(f"text_vectors dim must be an integer >= 1 (the vector length), "
+                         f"got {dim!r}; {example}.")
+    if (not isinstance(columns, (list, tuple)) or not columns
+            or any(c not in text_columns for c in columns) or len(set(columns)) < len(columns)):
+        raise ValueError(f"text_vectors columns must be a non-empty list of distinct text "
+                         f"columns among {list(text_columns)}, got {columns!r}; {example}.")
+    return {"dim": int(dim), "columns": list(columns)}
+
+
+def vector_features(settings, projection_dim=VECTOR_PROJECTION_DIM):
+    """The `Vector` specs of `settings` (`text_vector_settings`; None: none):
+    one `<column>_vector` per column, modality text, L2-normalised,
+    projected to `projection_dim`."""
+    from mtrec.schema import Vector
+
+    if settings is None:
+        return []
+    return [Vector(column + VECTOR_SUFFIX, dim=settings["dim"], projection_dim=projection_dim,
+                   modality="text", normalize=True)
+            for column in settings["columns"]]
+
+
+def add_text_vectors(splits, settings, seed=0):
+    """`(splits, note)`: the splits with the vector columns of `settings`
+    (`with_text_vectors`, fit on the first split), and a description note
+    such as `"; tags_vector: TF-IDF -> 64-dim SVD fit on train"` (`""`,
+    splits unchanged, when `settings` is None)."""
+    if settings is None:
+        return list(splits), ""
+    frames, _ = with_text_vectors(splits, settings["columns"], settings["dim"], seed=seed,
+                                  suffix=VECTOR_SUFFIX)
+    names = ", ".join(c + VECTOR_SUFFIX for c in settings["columns"])
+    return frames, f"; {names}: TF-IDF -> {settings['dim']}-dim SVD fit on train"

@@ -9,6 +9,8 @@ import pytest
 
 from mtrec.data import from_pandas, movielens
 from mtrec.data.registry import dataset_names, load_dataset
+from mtrec.data.text_vectors import TextVectorizer
+from mtrec.schema import Vector
 
 RATINGS = 100_836
 
@@ -217,6 +219,80 @@ def test_ratings_tasks(data_dir, raw):
     schema = movielens.ratings_schema()
     assert [t.name for t in schema.tasks] == ["like", "rating"]
     assert schema.feature("tags").kind == "text"
+
+
+# -- text vectors ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def rating_frames(data_dir):
+    """The rating tasks' splits, restricted to 150 users (fast vectorising)."""
+    frames = movielens.ratings_tasks(data_dir, download=False)
+    users = frames[0]["user_id"].unique()[:150]
+    return tuple(f[f["user_id"].isin(users)].reset_index(drop=True) for f in frames)
+
+
+@pytest.fixture
+def cached_ratings(monkeypatch, rating_frames):
+    """movielens_ratings without rebuilding the frames for every call."""
+    monkeypatch.setattr(movielens, "ratings_tasks", lambda *args, **kwargs: rating_frames)
+
+
+@needs_data
+def test_text_vectors_are_off_by_default(cached_ratings):
+    data = movielens.movielens_ratings()
+    assert not [c for c in data.train.columns if c.endswith("_vector")]
+    assert data.features == movielens.ratings_schema().features
+    assert "SVD" not in data.description
+    assert data.features == movielens.movielens_ratings(text_vectors=None).features
+
+
+@needs_data
+def test_text_vectors_fit_on_train_only_and_missing_without_a_known_term(
+        cached_ratings, rating_frames):
+    data = movielens.movielens_ratings(text_vectors=8)
+    plain = movielens.movielens_ratings()
+    assert data.features == plain.features + [
+        Vector("tags_vector", dim=8, projection_dim=32, modality="text", normalize=True)]
+    assert "tags_vector: TF-IDF -> 8-dim SVD fit on train" in data.description
+    train_only = TextVectorizer(dim=8, seed=0).fit(rating_frames[0]["tags"])
+    unseen = 0
+    for split in ("train", "valid", "test"):
+        frame, original = getattr(data, split), getattr(plain, split)
+        pd.testing.assert_frame_equal(frame.drop(columns="tags_vector"), original)
+        expected, present = train_only.transform(original["tags"])
+        # missing exactly where the tags hold no term of the training vocabulary
+        assert frame["tags_vector"].isna().tolist() == (~present).tolist()
+        assert frame["tags_vector"][original["tags"] == ""].isna().all()
+        unseen += int(((original["tags"] != "") & ~present).sum())
+        np.testing.assert_allclose(np.stack(frame["tags_vector"][present].tolist()),
+                                   expected[present], rtol=1e-5, atol=1e-6)
+        array = data.features[-1].to_array(frame["tags_vector"], {"dim": 8})
+        assert np.isnan(array).all(axis=1).tolist() == (~present).tolist()
+    # a movie tagged only with words no training row has: tags, but no vector
+    assert unseen > 0
+    # fit on train only: a vectorizer fit on every split gives other vectors
+    everything = pd.concat([getattr(plain, s)["tags"] for s in ("train", "valid", "test")])
+    leaky, _ = TextVectorizer(dim=8, seed=0).fit(everything).transform(plain.test["tags"])
+    kept = data.test["tags_vector"].notna().to_numpy()
+    assert not np.allclose(np.stack(data.test["tags_vector"][kept].tolist()), leaky[kept],
+                           atol=1e-3)
+    both = movielens.movielens_ratings(text_vectors={"dim": 4, "columns": ["title", "tags"]})
+    assert [s.name for s in both.features if s.kind == "vector"] == ["title_vector",
+                                                                     "tags_vector"]
+    assert both.train["title_vector"].dropna().map(len).eq(4).all()
+    assert both.train["title_vector"].notna().mean() > 0.99   # nearly every title
+
+
+@pytest.mark.parametrize("value, message", [
+    (0, "dim must be an integer >= 1"),
+    ({"dim": 4, "columns": ["genres"]}, "distinct text columns among \\['title', 'tags'\\]"),
+    ({"dim": 4, "columns": ["tags", "tags"]}, "distinct text columns"),
+    ({"columns": ["tags"]}, "keys dim \\(required\\) and columns"),
+])
+def test_bad_text_vectors(value, message, monkeypatch):
+    monkeypatch.setattr(movielens, "ratings_tasks", lambda *args, **kwargs: pytest.fail(
+        "the settings are checked before the data is read"))
+    with pytest.raises(ValueError, match=message):
+        movielens.movielens_ratings(text_vectors=value)
 
 
 # -- registry --------------------------------------------------------------------

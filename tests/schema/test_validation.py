@@ -148,6 +148,21 @@ def test_adapt_warns_about_constant_and_all_missing_features():
         base_schema(Categorical("d")).adapt(df)
 
 
+def test_a_constant_vector_column_is_found_and_a_varied_one_is_not():
+    from mtrec.schema import Vector
+
+    same = [np.array([0.5, 1.0], np.float32) for _ in range(4)]
+    varied = [np.array([0.5, 1.0 + i], np.float32) for i in range(3)] + [None]
+    df = pd.DataFrame({"v": pd.Series(same, dtype=object),
+                       "w": pd.Series(varied, dtype=object), "click": [0, 1, 0, 1]})
+    schema = base_schema(Vector("v", dim=2), Vector("w", dim=2))
+    assert validation.warn_degenerate_features(schema, df) == ([], ["v"])
+    # same bytes, another shape or dtype: not the same value
+    df["v"] = pd.Series([same[0], same[0].reshape(2, 1), same[0].astype(np.float64),
+                         same[0]], dtype=object)
+    assert validation.warn_degenerate_features(schema, df) == ([], [])
+
+
 def test_numeric_range_is_learned_saved_and_reported():
     df = pd.DataFrame({"x": [1.0, 4.0, np.nan], "click": [0, 1, 0]})
     schema = base_schema(Numeric("x")).adapt(df)
