@@ -1,6 +1,8 @@
 """The base class of every mtrec model: raw features in, {task: prediction} out."""
 
+import contextlib
 import re
+import threading
 
 import numpy as np
 import keras
@@ -42,6 +44,11 @@ REGULARIZATION_METRIC = "regularization_loss"
 # Names of the weights `kernel_l2` applies to: Dense / einsum kernels
 # ("kernel", "kernel_0", DSelect-k's "z_kernel", ...).
 _KERNEL_NAME = re.compile(r"(\w+_)?kernel(_\d+)?")
+# The models whose test step this thread is running (or tracing): their
+# inference calls then also track what only training computes otherwise
+# (the modality losses' val_ metrics), from the one embedding of the batch.
+# Thread-local: MirroredStrategy runs each replica's step in its own thread.
+_TEST_STEPS = threading.local()
 
 
 def as_adapted_schema(schema):
@@ -361,13 +368,17 @@ class MultiTaskModel(keras.Model):
             return self.embedding(encoded, training=training, grouped=True)
         groups, present = self.embedding(encoded, training=training, grouped=True,
                                          return_present=True)
-        # Inference reads the heads' sources only to impute (at serving,
-        # under gated fusion, a "fused" source is a second fusion call).
-        sources = (self.reconstruction_sources(groups) if training or self.impute_missing
+        # Inference computes the losses only for the val_ metrics of a test
+        # step, and reads the heads' sources only to impute or for them (at
+        # serving, under gated fusion, a "fused" source is a second fusion call).
+        losses = training or self.in_test_step()
+        sources = (self.reconstruction_sources(groups) if losses or self.impute_missing
                    else {})
-        if training:
+        if losses:
             values = self.modality_loss_heads(groups, present, sources)
-            self.add_loss(self.modality_loss_heads.weighted_sum(values))
+            if training:
+                # validation's val_loss stays the task losses plus Omega
+                self.add_loss(self.modality_loss_heads.weighted_sum(values))
             self.modality_loss_heads.track(values, ops.shape(groups[0])[0])
         groups = list(groups)
         for m in self.impute_missing:
@@ -610,17 +621,30 @@ class MultiTaskModel(keras.Model):
         return distribution.reducible_logs(self._train_step(data))
 
     def test_step(self, data):
-        if self.modality_loss_heads is not None:
-            # The modality losses exist in training calls only (inference,
-            # and so the export, stays free of them); their validation
-            # values are computed here, in inference mode.
-            x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-            groups, present = self.embedding(self.encode(x), training=False, grouped=True,
-                                             return_present=True)
-            self.modality_loss_heads.track(
-                self.modality_loss_heads(groups, present, self.reconstruction_sources(groups)),
-                ops.shape(groups[0])[0])
-        return distribution.reducible_logs(super().test_step(data))
+        # The modality losses exist in training calls only (inference, and
+        # so the export, stays free of them); inside the test step the
+        # inference call also tracks their validation values, from the
+        # batch's one embedding (see `in_test_step`).
+        with self.test_step_scope():
+            return distribution.reducible_logs(super().test_step(data))
+
+    @contextlib.contextmanager
+    def test_step_scope(self):
+        """Context in which this model's calls (in this thread) are those
+        of a test step: `in_test_step()` is True inside."""
+        running = _TEST_STEPS.__dict__.setdefault("models", [])
+        running.append(self)
+        try:
+            yield
+        finally:
+            running.pop()
+
+    def in_test_step(self):
+        """Whether this thread is running (or tracing) this model's test
+        step: its inference call then also updates the metrics that only
+        training calls compute otherwise (the modality losses', e.g.
+        `val_text_reconstruction_loss`), without a second embedding."""
+        return any(m is self for m in getattr(_TEST_STEPS, "models", ()))
 
     def _track_regularization(self):
         if self.regularization_tracker is not None:

@@ -132,6 +132,57 @@ def test_saved_model_parity_and_only_task_outputs(fitted, raw, tmp_path):
     assert set(serve.structured_outputs) == {"click", "spend"}
 
 
+@pytest.mark.parametrize("fusion", ["concat", "gated"])
+def test_each_batch_is_embedded_once(schema, frame, monkeypatch, fusion):
+    """Eagerly, fit (with validation) and evaluate call the feature
+    embedding once per batch, the val_ modality losses included; the
+    reconstruction sources are built once per batch too."""
+    keras.utils.set_random_seed(0)
+    model = MMoE(schema, modality_losses=LOSSES, impute_missing=["text"], fusion=fusion,
+                 **SMALL)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), run_eagerly=True)
+    calls = {"embedding": 0, "sources": 0}
+
+    def counted(key, function):
+        def wrapper(*args, **kwargs):
+            calls[key] += 1
+            return function(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(model.embedding, "call", counted("embedding", model.embedding.call))
+    monkeypatch.setattr(model, "reconstruction_sources",
+                        counted("sources", model.reconstruction_sources))
+    data = mtrec.data.from_pandas(frame, schema, batch_size=64)  # 4 batches
+    history = model.fit(data, validation_data=data, epochs=1, verbose=0).history
+    assert calls == {"embedding": 4 + 4, "sources": 4 + 4}
+    assert history["val_text_reconstruction_loss"][0] > 0
+    model.evaluate(data, verbose=0)
+    assert calls == {"embedding": 12, "sources": 12}
+    model.predict(data, verbose=0)
+    assert calls == {"embedding": 16, "sources": 16}
+    assert not model.in_test_step()
+
+
+def test_val_modality_losses_are_those_of_the_validation_data(fitted, schema, frame):
+    """`evaluate`'s modality losses are the batch-size weighted means of
+    the heads' values on the inference-mode groups, computed by hand."""
+    model, _ = fitted
+    data = mtrec.data.from_pandas(frame, schema, batch_size=64)
+    logs = model.evaluate(data, verbose=0, return_dict=True)
+    totals, count = {}, 0
+    for features, *_ in data:
+        groups, present = model.embedding(features, grouped=True, return_present=True)
+        values = model.modality_loss_heads(groups, present,
+                                           model.reconstruction_sources(groups))
+        size = int(groups[0].shape[0])
+        for key, value in values.items():
+            totals[key] = totals.get(key, 0.0) + size * float(value)
+        count += size
+    assert set(totals) == {"text_reconstruction_loss", "text_tabular_alignment_loss"}
+    for key, total in totals.items():
+        assert logs[key] == pytest.approx(total / count, rel=1e-5)
+
+
 def test_a_file_saved_before_loads_with_the_defaults():
     from pathlib import Path
     fixture = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_0_1_0"
