@@ -363,17 +363,17 @@ class MultiTaskModel(keras.Model):
     def embedded_groups(self, encoded, training=False):
         """Encoded features -> the modality groups the model fuses: the
         embedding's, with `impute_missing`'s imputations. In training this
-        adds the weighted modality losses and updates their metrics."""
-        if self.modality_loss_heads is None:
+        adds the weighted modality losses and updates their metrics; in a
+        test step (`in_test_step`) it updates the metrics only."""
+        # Inference computes the losses only for the val_ metrics of a test
+        # step; otherwise it reads only the imputed modalities' sources (at
+        # serving, under gated fusion, a "fused" source is a second fusion call).
+        losses = self.modality_loss_heads is not None and (training or self.in_test_step())
+        if not losses and not self.impute_missing:
             return self.embedding(encoded, training=training, grouped=True)
         groups, present = self.embedding(encoded, training=training, grouped=True,
                                          return_present=True)
-        # Inference computes the losses only for the val_ metrics of a test
-        # step, and reads the heads' sources only to impute or for them (at
-        # serving, under gated fusion, a "fused" source is a second fusion call).
-        losses = training or self.in_test_step()
-        sources = (self.reconstruction_sources(groups) if losses or self.impute_missing
-                   else {})
+        sources = self.reconstruction_sources(groups, None if losses else self.impute_missing)
         if losses:
             values = self.modality_loss_heads(groups, present, sources)
             if training:
@@ -388,13 +388,15 @@ class MultiTaskModel(keras.Model):
             groups[i] = ops.where(present[m][:, None], groups[i], imputed)
         return groups
 
-    def reconstruction_sources(self, groups):
+    def reconstruction_sources(self, groups, modalities=None):
         """`{modality: tensor}`: what each reconstruction head reads (see
-        `mtrec.layers.modality_losses.Reconstruction`'s `source`)."""
-        modalities = self.embedding.modalities
+        `mtrec.layers.modality_losses.Reconstruction`'s `source`), for the
+        reconstructed `modalities` given (default: every one)."""
         sources = {}
         for spec in self.modality_loss_heads.reconstructions:
-            i = modalities.index(spec.modality)
+            if modalities is not None and spec.modality not in modalities:
+                continue
+            i = self.embedding.modalities.index(spec.modality)
             others = [g for j, g in enumerate(groups) if j != i]
             if spec.source == "fused" and self.fusion == "gated":
                 masked = [ops.zeros_like(g) if j == i else g for j, g in enumerate(groups)]
