@@ -81,15 +81,17 @@ class SharedPrivate(MultiTaskModel):
         self.adversarial_weight = self.backbone.adversarial_weight
         self.orthogonality_weight = self.backbone.orthogonality_weight
 
-    def test_step(self, data):
-        # The backbone updates the discriminator's accuracy in training
-        # calls only (inference, and so the export, stays free of it);
-        # evaluation updates it here, so `val_task_discriminator_accuracy`
-        # is the accuracy on the validation batches, not an empty mean.
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        hits = self.backbone.discriminator_hits(self.embed(self.encode(x), training=False))
-        self.backbone.accuracy_tracker.update_state(hits)
-        return super().test_step(data)
+    def task_inputs(self, encoded, training=False):
+        inputs = self.embed(encoded, training=training)
+        if not training and self.in_test_step():
+            # The backbone updates the discriminator's accuracy in training
+            # calls only (inference, and so the export, stays free of it);
+            # a test step updates it here, from the batch's one embedding,
+            # so `val_task_discriminator_accuracy` is the accuracy on the
+            # validation batches, not an empty mean.
+            self.backbone.accuracy_tracker.update_state(
+                self.backbone.discriminator_hits(inputs))
+        return self.backbone(inputs, training=training)
 
     def discriminator_accuracy(self, data, per_task=False):
         """How often the discriminator tells which task a shared view is

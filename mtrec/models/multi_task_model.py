@@ -1,6 +1,8 @@
 """The base class of every mtrec model: raw features in, {task: prediction} out."""
 
+import contextlib
 import re
+import threading
 
 import numpy as np
 import keras
@@ -42,6 +44,11 @@ REGULARIZATION_METRIC = "regularization_loss"
 # Names of the weights `kernel_l2` applies to: Dense / einsum kernels
 # ("kernel", "kernel_0", DSelect-k's "z_kernel", ...).
 _KERNEL_NAME = re.compile(r"(\w+_)?kernel(_\d+)?")
+# The models whose test step this thread is running (or tracing): their
+# inference calls then also track what only training computes otherwise
+# (the modality losses' val_ metrics), from the one embedding of the batch.
+# Thread-local: MirroredStrategy runs each replica's step in its own thread.
+_TEST_STEPS = threading.local()
 
 
 def as_adapted_schema(schema):
@@ -356,18 +363,22 @@ class MultiTaskModel(keras.Model):
     def embedded_groups(self, encoded, training=False):
         """Encoded features -> the modality groups the model fuses: the
         embedding's, with `impute_missing`'s imputations. In training this
-        adds the weighted modality losses and updates their metrics."""
-        if self.modality_loss_heads is None:
+        adds the weighted modality losses and updates their metrics; in a
+        test step (`in_test_step`) it updates the metrics only."""
+        # Inference computes the losses only for the val_ metrics of a test
+        # step; otherwise it reads only the imputed modalities' sources (at
+        # serving, under gated fusion, a "fused" source is a second fusion call).
+        losses = self.modality_loss_heads is not None and (training or self.in_test_step())
+        if not losses and not self.impute_missing:
             return self.embedding(encoded, training=training, grouped=True)
         groups, present = self.embedding(encoded, training=training, grouped=True,
                                          return_present=True)
-        # Inference reads the heads' sources only to impute (at serving,
-        # under gated fusion, a "fused" source is a second fusion call).
-        sources = (self.reconstruction_sources(groups) if training or self.impute_missing
-                   else {})
-        if training:
+        sources = self.reconstruction_sources(groups, None if losses else self.impute_missing)
+        if losses:
             values = self.modality_loss_heads(groups, present, sources)
-            self.add_loss(self.modality_loss_heads.weighted_sum(values))
+            if training:
+                # validation's val_loss stays the task losses plus Omega
+                self.add_loss(self.modality_loss_heads.weighted_sum(values))
             self.modality_loss_heads.track(values, ops.shape(groups[0])[0])
         groups = list(groups)
         for m in self.impute_missing:
@@ -377,13 +388,15 @@ class MultiTaskModel(keras.Model):
             groups[i] = ops.where(present[m][:, None], groups[i], imputed)
         return groups
 
-    def reconstruction_sources(self, groups):
+    def reconstruction_sources(self, groups, modalities=None):
         """`{modality: tensor}`: what each reconstruction head reads (see
-        `mtrec.layers.modality_losses.Reconstruction`'s `source`)."""
-        modalities = self.embedding.modalities
+        `mtrec.layers.modality_losses.Reconstruction`'s `source`), for the
+        reconstructed `modalities` given (default: every one)."""
         sources = {}
         for spec in self.modality_loss_heads.reconstructions:
-            i = modalities.index(spec.modality)
+            if modalities is not None and spec.modality not in modalities:
+                continue
+            i = self.embedding.modalities.index(spec.modality)
             others = [g for j, g in enumerate(groups) if j != i]
             if spec.source == "fused" and self.fusion == "gated":
                 masked = [ops.zeros_like(g) if j == i else g for j, g in enumerate(groups)]
@@ -610,17 +623,30 @@ class MultiTaskModel(keras.Model):
         return distribution.reducible_logs(self._train_step(data))
 
     def test_step(self, data):
-        if self.modality_loss_heads is not None:
-            # The modality losses exist in training calls only (inference,
-            # and so the export, stays free of them); their validation
-            # values are computed here, in inference mode.
-            x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-            groups, present = self.embedding(self.encode(x), training=False, grouped=True,
-                                             return_present=True)
-            self.modality_loss_heads.track(
-                self.modality_loss_heads(groups, present, self.reconstruction_sources(groups)),
-                ops.shape(groups[0])[0])
-        return distribution.reducible_logs(super().test_step(data))
+        # The modality losses exist in training calls only (inference, and
+        # so the export, stays free of them); inside the test step the
+        # inference call also tracks their validation values, from the
+        # batch's one embedding (see `in_test_step`).
+        with self.test_step_scope():
+            return distribution.reducible_logs(super().test_step(data))
+
+    @contextlib.contextmanager
+    def test_step_scope(self):
+        """Context in which this model's calls (in this thread) are those
+        of a test step: `in_test_step()` is True inside."""
+        running = _TEST_STEPS.__dict__.setdefault("models", [])
+        running.append(self)
+        try:
+            yield
+        finally:
+            running.pop()
+
+    def in_test_step(self):
+        """Whether this thread is running (or tracing) this model's test
+        step: its inference call then also updates the metrics that only
+        training calls compute otherwise (the modality losses', e.g.
+        `val_text_reconstruction_loss`), without a second embedding."""
+        return any(m is self for m in getattr(_TEST_STEPS, "models", ()))
 
     def _track_regularization(self):
         if self.regularization_tracker is not None:

@@ -42,6 +42,25 @@ def test_discriminator_accuracy_is_in_the_history(fitted, table, schema):
     assert history["loss"][0] > task_losses + 0.5
 
 
+def test_each_batch_is_embedded_once(table, schema, monkeypatch):
+    """Eagerly, fit with validation embeds each batch once, and the
+    validation accuracy is still logged (from the same embedding)."""
+    keras.utils.set_random_seed(0)
+    model = mtrec.models.SharedPrivate(schema, **ARGS)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), run_eagerly=True)
+    calls = []
+    function = model.embedding.call
+    monkeypatch.setattr(model.embedding, "call",
+                        lambda *a, **k: calls.append(1) or function(*a, **k))
+    train = mtrec.data.from_pandas(table, schema, batch_size=128)
+    validation = mtrec.data.from_pandas(table.tail(100), schema, batch_size=50)
+    history = model.fit(train, validation_data=validation, epochs=1, verbose=0).history
+    assert len(calls) == len(list(train)) + 2
+    assert 0.0 <= history["val_task_discriminator_accuracy"][0] <= 1.0
+    assert history["val_task_discriminator_accuracy"][0] == pytest.approx(
+        model.discriminator_accuracy(table.tail(100)), abs=1e-6)
+
+
 def test_losses_are_model_losses_in_training_only(fitted, table, schema):
     model, _ = fitted
     raw = schema.raw_features(table.head(32))

@@ -132,6 +132,102 @@ def test_saved_model_parity_and_only_task_outputs(fitted, raw, tmp_path):
     assert set(serve.structured_outputs) == {"click", "spend"}
 
 
+@pytest.mark.parametrize("fusion", ["concat", "gated"])
+def test_each_batch_is_embedded_once(schema, frame, monkeypatch, fusion):
+    """Eagerly, fit (with validation) and evaluate call the feature
+    embedding once per batch, the val_ modality losses included; the
+    reconstruction sources are built once per batch too."""
+    keras.utils.set_random_seed(0)
+    model = MMoE(schema, modality_losses=LOSSES, impute_missing=["text"], fusion=fusion,
+                 **SMALL)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), run_eagerly=True)
+    calls = {"embedding": 0, "sources": 0}
+
+    def counted(key, function):
+        def wrapper(*args, **kwargs):
+            calls[key] += 1
+            return function(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(model.embedding, "call", counted("embedding", model.embedding.call))
+    monkeypatch.setattr(model, "reconstruction_sources",
+                        counted("sources", model.reconstruction_sources))
+    data = mtrec.data.from_pandas(frame, schema, batch_size=64)  # 4 batches
+    history = model.fit(data, validation_data=data, epochs=1, verbose=0).history
+    assert calls == {"embedding": 4 + 4, "sources": 4 + 4}
+    assert history["val_text_reconstruction_loss"][0] > 0
+    model.evaluate(data, verbose=0)
+    assert calls == {"embedding": 12, "sources": 12}
+    model.predict(data, verbose=0)
+    assert calls == {"embedding": 16, "sources": 16}
+    assert not model.in_test_step()
+
+
+@pytest.mark.parametrize("impute", [[], ["text"]])
+def test_the_served_graph_computes_only_what_it_serves(schema, monkeypatch, impute):
+    """Tracing the inference call (as the export does), with two
+    reconstructions and an alignment under gated fusion: no loss, no
+    alignment projection; the reconstruction head and its "fused" source
+    (a second fusion call) of the imputed modality only."""
+    from mtrec.export import raw_input_signature
+    losses = [LOSSES[0], {"kind": "reconstruction", "modality": "image"}, LOSSES[1]]
+    model = MMoE(schema, modality_losses=losses, impute_missing=impute, fusion="gated",
+                 **SMALL)
+    heads = model.modality_loss_heads
+    calls = {}
+
+    def spy(layer, key):
+        function = layer.call
+
+        def wrapper(*args, **kwargs):
+            calls[key] = calls.get(key, 0) + 1
+            return function(*args, **kwargs)
+        monkeypatch.setattr(layer, "call", wrapper)
+
+    spy(model.embedding, "embedding")
+    spy(model.modality_fusion, "fusion")
+    spy(heads, "losses")
+    for layer in [*heads.heads, *heads.projections]:
+        spy(layer, layer.name)
+    tf.function(lambda x: model(x, training=False)).get_concrete_function(
+        raw_input_signature(schema))
+    expected = {"embedding": 1, "fusion": 1 + len(impute)}
+    if impute:
+        expected["reconstruct_text"] = 1
+    assert calls == expected
+    # a training call computes all of them (the imputed modality's head
+    # twice: for its loss and to impute)
+    calls.clear()
+    model(schema.raw_features(pd.DataFrame({"color": ["red"] * 4, "num": [0.0] * 4,
+                                            "title": ["soft fits"] * 4,
+                                            "vec": [np.ones(3, "float32")] * 4})),
+          training=True)
+    assert calls == {"embedding": 1, "fusion": 3, "losses": 1,
+                     "reconstruct_text": 1 + len(impute),
+                     "reconstruct_image": 1, "align_text_tabular_text": 1,
+                     "align_text_tabular_tabular": 1}
+
+
+def test_val_modality_losses_are_those_of_the_validation_data(fitted, schema, frame):
+    """`evaluate`'s modality losses are the batch-size weighted means of
+    the heads' values on the inference-mode groups, computed by hand."""
+    model, _ = fitted
+    data = mtrec.data.from_pandas(frame, schema, batch_size=64)
+    logs = model.evaluate(data, verbose=0, return_dict=True)
+    totals, count = {}, 0
+    for features, *_ in data:
+        groups, present = model.embedding(features, grouped=True, return_present=True)
+        values = model.modality_loss_heads(groups, present,
+                                           model.reconstruction_sources(groups))
+        size = int(groups[0].shape[0])
+        for key, value in values.items():
+            totals[key] = totals.get(key, 0.0) + size * float(value)
+        count += size
+    assert set(totals) == {"text_reconstruction_loss", "text_tabular_alignment_loss"}
+    for key, total in totals.items():
+        assert logs[key] == pytest.approx(total / count, rel=1e-5)
+
+
 def test_a_file_saved_before_loads_with_the_defaults():
     from pathlib import Path
     fixture = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_0_1_0"
@@ -280,3 +376,55 @@ def test_run_config_takes_the_objective():
             "modality_losses": [{"kind": "contrast"}]}}})
     with pytest.raises(ConfigError, match="kernel_l2 is -1; an L2 coefficient is >= 0"):
         parse_config({**base, "model": {"name": "PLE", "args": {"kernel_l2": -1}}})
+
+
+def test_vector_only_modality_is_imputed_alike_in_every_signature(frame, tmp_path):
+    """A text modality made of one precomputed Vector (no Text feature),
+    imputed: Keras, `serving_default` (NaN vector) and `serving_tf_example`
+    (the key absent from the proto) predict the same, rows with and without
+    the vector in one request; the absent rows are imputed (they differ
+    from the same weights without imputation)."""
+    from mtrec.export import EXAMPLE_SIGNATURE, serving_input_names, to_tf_examples
+    rng = np.random.default_rng(1)
+    table = frame[["color", "num", "click", "spend"]].assign(
+        text_vec=[None if i % 3 == 0 else rng.normal(size=4).astype("float32")
+                  for i in range(len(frame))])
+    schema = mtrec.Schema(
+        [mtrec.Categorical("color", embedding_dim=3), mtrec.Numeric("num"),
+         mtrec.Vector("text_vec", projection_dim=3, modality="text")],
+        {"click": "binary", "spend": "regression"}).adapt(table)
+    keras.utils.set_random_seed(0)
+    model = MMoE(schema, modality_losses=LOSSES[:1], impute_missing=["text"], **SMALL)
+    model.compile(optimizer=keras.optimizers.Adam(0.01))
+    model.fit(mtrec.data.from_pandas(table, schema, batch_size=64), epochs=1, verbose=0)
+    rows = table.head(6)
+    absent = np.arange(6) % 3 == 0
+    raw = schema.raw_features(rows)
+    assert np.isnan(raw["text_vec"][absent]).all() and not np.isnan(raw["text_vec"][~absent]).any()
+    expected = {k: np.asarray(v) for k, v in model.predict_on_batch(raw).items()}
+    unimputed = MMoE.from_config({**model.get_config(), "impute_missing": []})
+    unimputed.set_weights(model.get_weights())
+    plain = {k: np.asarray(v) for k, v in unimputed.predict_on_batch(raw).items()}
+    for task in expected:
+        np.testing.assert_array_equal(plain[task][~absent], expected[task][~absent])
+        assert not np.allclose(plain[task][absent], expected[task][absent])
+
+    mtrec.export.saved_model(model, tmp_path / "export")
+    loaded = tf.saved_model.load(str(tmp_path / "export"))
+    names = serving_input_names(schema)
+    served = loaded.signatures["serving_default"](
+        **{names[k]: tf.constant(v.astype(str) if v.dtype == object else v)
+           for k, v in raw.items()})
+    protos = to_tf_examples(schema, rows)
+    assert all(names["text_vec"] not in tf.train.Example.FromString(protos[i])
+               .features.feature for i in np.flatnonzero(absent))
+    by_example = loaded.signatures[EXAMPLE_SIGNATURE](examples=tf.constant(protos))
+    # one request of absent rows only, as tf.Examples without the key
+    only_absent = loaded.signatures[EXAMPLE_SIGNATURE](
+        examples=tf.constant([protos[i] for i in np.flatnonzero(absent)]))
+    for task in expected:
+        np.testing.assert_allclose(served[task].numpy(), expected[task], atol=1e-6, rtol=0)
+        np.testing.assert_allclose(by_example[task].numpy(), expected[task], atol=1e-6,
+                                   rtol=0)
+        np.testing.assert_allclose(only_absent[task].numpy(), expected[task][absent],
+                                   atol=1e-6, rtol=0)
