@@ -22,7 +22,7 @@ training:
   early_stopping: {monitor: mean, patience: 2}
   seed: 1
   checkpoint_every_steps: null           # also checkpoint every N steps
-  steps_per_execution: 1                 # steps per call of the compiled step (Keras); null: up to 16
+  steps_per_execution: null              # null: up to 16 training steps per call, 1 to evaluate; or N (Keras')
   strategy: none                         # mirrored | multi_worker (TF_CONFIG)
   tensorboard: true                      # logs/ in the run folder
 evaluation: {group_column: null}
@@ -402,12 +402,14 @@ class TrainingConfig(_Strict):
     # Also checkpoint every this many steps (always at each epoch end).
     checkpoint_every_steps: Optional[int] = Field(default=None, ge=1)
     # Keras' steps_per_execution: this many steps per call of the compiled
-    # step (fewer Python round trips; callbacks see every N-th step). null:
-    # up to 16 in one process, 1 under a distribution strategy (see the
-    # runner's `_fit_steps_per_execution`). The default stays 1: a whole
-    # 3-epoch Census `mtrec train` took as long either way (the train pass
-    # alone is ~1.4x faster at 16, validation and prediction slower).
-    steps_per_execution: Optional[int] = Field(default=1, ge=1)
+    # step in training, validation and prediction (fewer Python round trips;
+    # callbacks see every N-th step; the runner takes the largest divisor of
+    # the epoch's steps up to N). null (default): the model's "auto", up to
+    # 16 training steps per call dividing the epoch and
+    # checkpoint_every_steps, validation and prediction one batch per call
+    # (faster there), 1 under a distribution strategy
+    # (`mtrec.training.steps_per_execution`).
+    steps_per_execution: Optional[int] = Field(default=None, ge=1)
     # none | mirrored | multi_worker (TF_CONFIG); batch_size is per replica.
     strategy: Literal["none", "mirrored", "multi_worker"] = "none"
     # Keras' TensorBoard callback, logs in the run folder's logs/ (watch

@@ -215,7 +215,7 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
         model.compile(optimizer=optimizer,
                       loss_weighting=training.loss_weighting_argument(),
                       loss_weights=dict(training.loss_weights) or None,
-                      steps_per_execution=training.steps_per_execution or 1,
+                      steps_per_execution=training.steps_per_execution or "auto",
                       **({} if training.strategy == "none" else {"jit_compile": False}))
     parameters = int(model.count_params())
     log(f"{config.model.name}: {parameters:,} parameters")
@@ -484,35 +484,24 @@ def _optimizer(training, stream):
         learning_rate=rate, **decay)
 
 
-#: Steps per execution of `training.steps_per_execution: null` in one
-#: process. Measured on Census MMoE, train pass only (benchmarks/
-#: training_throughput.py --rounds 3, shared 2-core EPYC): 16 steps 1.42x
-#: the examples/s of 1, the same trained weights; a whole `mtrec train`
-#: (validation each epoch, test prediction) was not faster.
-AUTO_STEPS_PER_EXECUTION = 16
-
-
 def _fit_steps_per_execution(model, training, steps_per_epoch, log):
     """Set the model's steps per execution to the largest divisor of the
-    epoch's steps that is at most the one asked (`training.steps_per_execution`;
-    when None, `AUTO_STEPS_PER_EXECUTION` in one process and 1 under a
-    distribution strategy, where it was not measured).
+    epoch's steps that is at most the one asked (`training.steps_per_execution`);
+    None leaves it to the model's `"auto"` (`mtrec.training.steps_per_execution`,
+    which also divides the epoch's steps and `checkpoint_every_steps`).
 
     Keras runs whole executions: with 6 steps per epoch and 4 per
     execution an epoch trains 8 steps, taking 2 from the next epoch's
     stream (so epoch k would no longer be the k-th pass). With a divisor,
     every checkpoint (saved at an execution's end) is at a multiple of it,
-    so a resumed epoch's remaining steps divide too. The automatic choice
-    also divides `checkpoint_every_steps`, so checkpoints land where asked.
+    so a resumed epoch's remaining steps divide too.
     """
     requested = training.steps_per_execution
-    automatic = requested is None
-    if automatic:
-        requested = AUTO_STEPS_PER_EXECUTION if training.strategy == "none" else 1
-    every = training.checkpoint_every_steps if automatic else None
+    if requested is None:
+        return   # "auto": the model's fit chooses (and validates one batch per call)
     chosen = max(d for d in range(1, min(requested, steps_per_epoch) + 1)
-                 if steps_per_epoch % d == 0 and (not every or every % d == 0))
-    if not automatic and chosen != requested and model.steps_per_execution != chosen:
+                 if steps_per_epoch % d == 0)
+    if chosen != requested and model.steps_per_execution != chosen:
         log(f"steps_per_execution {requested} does not divide the {steps_per_epoch} "
             f"steps per epoch; using {chosen}.")
     model.steps_per_execution = chosen

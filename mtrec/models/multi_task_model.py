@@ -25,6 +25,7 @@ from mtrec.schema import Schema
 from mtrec.schema.features import DEFAULT_EMBEDDINGS_INITIALIZER, check_initializer
 from mtrec.training import loss_weighting as loss_weighting_lib
 from mtrec.training import distribution, xla
+from mtrec.training import steps_per_execution as steps_lib
 from mtrec.training.callbacks import LossWeightingLogger
 from mtrec.training.distribution import replica_share, undo_replica_share
 from mtrec.training.losses import TaskLoss
@@ -498,7 +499,8 @@ class MultiTaskModel(keras.Model):
                 for (level, _, _), w in zip(self.gate_structure(), weights)}
 
     def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None,
-                loss_weighting="fixed", jit_compile="auto", **kwargs):
+                loss_weighting="fixed", jit_compile="auto", steps_per_execution="auto",
+                **kwargs):
         """Keras `compile` with per-task losses, metrics and loss weighting.
 
         By default each task gets `TaskLoss(kind)` (cross-entropy, squared
@@ -524,6 +526,14 @@ class MultiTaskModel(keras.Model):
                 compilation); True compiles training, evaluation and
                 prediction and refuses raw-column inputs; False never
                 compiles. See `mtrec.training.xla`.
+            steps_per_execution: `"auto"` (default) or an int N. An int is
+                Keras' setting: N batches per call of the step function in
+                fit, evaluate and predict alike (batch callbacks see every
+                N-th batch). `"auto"` trains up to 16 batches per call (about
+                1.4-1.9x the examples/s of 1 on Census, the same weights)
+                and evaluates and predicts one per call (faster there); 1
+                when a callback watches each batch. See
+                `mtrec.training.steps_per_execution`.
         """
         tasks = self.schema.tasks
         # With the default losses, the TaskLoss objects Keras calls are the
@@ -546,6 +556,9 @@ class MultiTaskModel(keras.Model):
         self._reuse_compiled_task_losses = default_loss
         self._requested_jit_compile = xla.check_jit_compile(jit_compile)
         self._xla_plan = {}
+        self._requested_steps = steps_lib.check_steps_per_execution(steps_per_execution)
+        self._train_function_steps = None
+        automatic = self._requested_steps == "auto"
         # Keras' flag stays off: it would refuse True for a model holding
         # lookup layers; make_*_function set it per step function instead.
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics,
@@ -553,8 +566,11 @@ class MultiTaskModel(keras.Model):
                                       if isinstance(self.loss_weighting,
                                                     loss_weighting_lib.FixedWeighting)
                                       else None),
-                        jit_compile=False, **kwargs)
+                        jit_compile=False,
+                        steps_per_execution=1 if automatic else steps_per_execution,
+                        **kwargs)
         self._compile_config.config["jit_compile"] = jit_compile
+        self._compile_config.config["steps_per_execution"] = steps_per_execution
 
     def _set_loss_weighting(self, weighting):
         # The weighting's state (e.g. learned log-variances) belongs to the
@@ -748,7 +764,31 @@ class MultiTaskModel(keras.Model):
         callbacks = list(kwargs.pop("callbacks", None) or [])
         if getattr(self, "loss_weighting", None) is not None:
             callbacks.insert(0, LossWeightingLogger())
-        return super().fit(x, y, callbacks=callbacks, **kwargs)
+        if not self._automatic_steps():
+            return super().fit(x, y, callbacks=callbacks, **kwargs)
+        steps = steps_lib.plan_train(self, x, callbacks, kwargs.get("steps_per_epoch"),
+                                     kwargs.get("batch_size"))
+        if getattr(self, "_train_function_steps", None) != steps:
+            self.train_function = None   # it reads steps_per_execution when built
+        self._train_function_steps = steps
+        self.steps_per_execution = steps
+        try:
+            return super().fit(x, y, callbacks=callbacks, **kwargs)
+        finally:
+            self.steps_per_execution = 1
+
+    def _automatic_steps(self):
+        return getattr(self, "_requested_steps", None) == "auto"
+
+    def _one_step_per_call(self):
+        """Under `steps_per_execution="auto"`, evaluation and prediction run
+        one batch per call, also when fit (training at N) validates: the
+        validation iterator fit cached was made with N."""
+        if self._automatic_steps():
+            self.steps_per_execution = 1
+            cached = getattr(self, "_eval_epoch_iterator", None)
+            if cached is not None:
+                cached.steps_per_execution = 1
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         # Validation inside fit keeps fit's plan (and its encoded data).
@@ -761,7 +801,12 @@ class MultiTaskModel(keras.Model):
             self._plan_xla({"test": xla.plan_inference(self._requested_jit(), self, x, "test")})
         else:
             kwargs["batch_size"] = batch_size
-        return super().evaluate(x, y, **kwargs)
+        training_steps = self.steps_per_execution
+        self._one_step_per_call()
+        try:
+            return super().evaluate(x, y, **kwargs)
+        finally:
+            self.steps_per_execution = training_steps
 
     def predict(self, x, batch_size=None, **kwargs):
         x, _, kwargs = dataframe_arguments(self.schema, x, None,
@@ -770,7 +815,16 @@ class MultiTaskModel(keras.Model):
         x = encoded_in_pipeline(self, x)
         self._plan_xla({"predict": xla.plan_inference(self._requested_jit(), self, x,
                                                       "predict")})
+        self._one_step_per_call()
         return super().predict(x, **kwargs)
+
+    def train_on_batch(self, *args, **kwargs):
+        # A train function fit built for N steps per call reads an iterator
+        # N times; train_on_batch feeds it one batch: build one for 1.
+        if getattr(self, "_train_function_steps", None) not in (None, 1):
+            self.train_function = None
+            self._train_function_steps = None
+        return super().train_on_batch(*args, **kwargs)
 
     def predict_on_batch(self, x):
         check_row_counts(x)

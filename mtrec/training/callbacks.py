@@ -138,6 +138,10 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
             message; None when the run keeps none.
     """
 
+    # Under steps_per_execution = N it checks every N-th step: the running
+    # loss stays non-finite from the bad step on (`mtrec.training.steps_per_execution`).
+    counts_steps_itself = True
+
     def __init__(self, task_names, checkpoints=None, step_offset=0):
         super().__init__()
         self.task_names = list(task_names)

@@ -222,6 +222,10 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             and resume from the chief's checkpoints).
     """
 
+    # Saves at the first call end past each multiple of every_steps, which
+    # `mtrec.training.steps_per_execution.plan_train` makes land on it.
+    counts_steps_itself = True
+
     def __init__(self, directory, every_steps=None, early_stopping=None, epochs=None,
                  write=True):
         super().__init__()
