@@ -174,14 +174,16 @@ def _checked_width(name, matrix, entries):
     """`matrix` `(batch, width)` with its static width set, after a run-time
     check that names the input and the expected width."""
     width = _width(entries)
-    features = ", ".join(feature for feature, _, _ in entries[:8])
+    features = ", ".join(feature if size == 1 else f"{feature} ({size} columns)"
+                         for feature, _, size in entries[:8])
     more = f", ... ({len(entries)} features)" if len(entries) > 8 else ""
+    # TF quotes the message with \' escapes: no quotes in it
     check = tf.debugging.assert_equal(
         tf.shape(matrix, out_type=tf.int32)[1], tf.constant(width, tf.int32), message=(
-            f"{PACKED_SIGNATURE} input '{name}' must have {width} columns ({features}{more}; "
-            f"the layout is 'packed_inputs' in assets.extra/mtrec_schema.json, "
-            f"mtrec.export.pack_features builds it); the width found is x, the one "
-            f"expected y"))
+            f"{PACKED_SIGNATURE} input {name} must have {width} columns: {features}{more} "
+            f"(the layout is packed_inputs in assets.extra/mtrec_schema.json; "
+            f"mtrec.export.pack_features builds the matrices). Columns found: x, "
+            f"expected: y"))
     with tf.control_dependencies([check]):
         return tf.ensure_shape(tf.identity(matrix), [None, width])
 
