@@ -467,7 +467,10 @@ def main(argv=None):
                   f"{packed['served_b1024_rows_per_s']:,.0f} rows/s (x"
                   f"{packed['served_b1024_rows_per_s'] / before['served_b1024_rows_per_s']:.2f})")
     print(f"CPU: {cpu_model()}, {args.threads} TF thread(s)")
+    from mtrec.experiments.record import git_state
     record = {"machine": platform.platform(), "processor": cpu_model(),
+              "git": git_state(ignore=("benchmarks/results/", "benchmarks/RESULTS.md"),
+                               root=Path(__file__).resolve().parents[1]),
               "cpu_count": os.cpu_count(), "threads": args.threads,
               "load_average": list(os.getloadavg()),
               "command": " ".join(["python benchmarks/serving.py", *(argv if argv is not None

@@ -177,15 +177,15 @@ def _checked_width(name, matrix, entries):
     features = ", ".join(feature if size == 1 else f"{feature} ({size} columns)"
                          for feature, _, size in entries[:8])
     more = f", ... ({len(entries)} features)" if len(entries) > 8 else ""
-    # TF quotes the message with \' escapes: no quotes in it
-    check = tf.debugging.assert_equal(
-        tf.shape(matrix, out_type=tf.int32)[1], tf.constant(width, tf.int32), message=(
-            f"{PACKED_SIGNATURE} input {name} must have {width} columns: {features}{more} "
-            f"(the layout is packed_inputs in assets.extra/mtrec_schema.json; "
-            f"mtrec.export.pack_features builds the matrices). Columns found: x, "
-            f"expected: y"))
+    # TF quotes the message with \' escapes: no quotes in it. Four ops per
+    # input (shape, slice, equal, assert), beside a graph of about 80.
+    found = tf.shape(matrix, out_type=tf.int32)[1]
+    check = tf.debugging.Assert(tf.equal(found, width), [
+        f"{PACKED_SIGNATURE} input {name} must have {width} columns: {features}{more} "
+        f"(the layout is packed_inputs in assets.extra/mtrec_schema.json; "
+        f"mtrec.export.pack_features builds the matrices). Columns found:", found])
     with tf.control_dependencies([check]):
-        return tf.ensure_shape(tf.identity(matrix), [None, width])
+        return tf.ensure_shape(matrix, [None, width])
 
 
 def _width(entries):
