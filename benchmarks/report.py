@@ -516,6 +516,7 @@ def write_report(results_dir, out, figures_dir, suites_dir=None):
     lines += task_affinity_section(results_dir / "task_affinity.json", figures_dir,
                                    rel_figures)
     lines += transfer_section(results_dir / "transfer.json", rel_figures)
+    lines += serving_section(results_dir / "serving.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return out
@@ -1203,3 +1204,76 @@ def main(argv=None):
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def serving_section(path):
+    """SavedModel latency per signature, against Keras and the signature
+    floors, and the breakdown of the serving graph
+    (benchmarks/results/serving.json, `benchmarks/serving.py`)."""
+    lines = ["\n## Serving latency (SavedModel, Census-Income group 1)\n"]
+    if not Path(path).is_file():
+        return lines + ["Not run yet: `python benchmarks/serving.py`.\n"]
+    record = records.read_record(path)
+    git = record.get("git") or {}
+    commit = (git.get("commit") or "unknown")[:10] + (" (dirty tree)" if git.get("dirty") else "")
+    load = record.get("load_average")
+    lines.append(
+        f"`{record.get('command') or 'python benchmarks/serving.py'}` on "
+        f"{record['processor']}, {record['threads']} TF thread(s), {record['cpu_count']} "
+        f"cores shared with other work (load average "
+        f"{', '.join(f'{x:.1f}' for x in load) if load else 'not recorded'} at the end), so "
+        f"absolute times are noisy; every row of a model was timed in the same rounds "
+        f"({record['rounds']} interleaved rounds, {record['requests']} batch-1 requests per "
+        f"row; medians), so the ratios between rows are the figures to read. TensorFlow "
+        f"{record['tensorflow']}, commit {commit}"
+        f"{'; baseline rows: the same weights exported by commit ' + record['baseline_commit'] if record.get('baseline_commit') else ''}. "
+        f"A row is an export and the signature it is called through; `flat call` calls "
+        f"the signature's graph function with its flat list of tensors (no Python binding "
+        f"of named inputs: near what a C++ caller such as TF Serving spends in the graph); "
+        f"the floors are the same input signatures around a trivial body. Method: the "
+        f"docstring of `benchmarks/serving.py`.\n")
+    for model in dict.fromkeys(r["model"] for r in record["results"]):
+        rows = sorted((r for r in record["results"] if r["model"] == model),
+                      key=_serving_rank)
+        by = {r["export"]: r for r in rows}
+        lines.append(f"**{model}** ({rows[0]['parameters']:,} parameters; Keras "
+                     f"`predict_on_batch` b1 p50 {rows[0]['keras_b1_p50_ms']:.3f} ms, b1024 "
+                     f"{_num(rows[0]['keras_b1024_rows_per_s'])} rows/s):\n")
+        default = by.get("current")
+        lines.append("| export, signature | b1 p50 ms | b1 p99 ms | b1 p50 vs serving_default "
+                     "| b1024 rows/s | b1024 vs serving_default | export MB |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|")
+        for r in rows:
+            label = r["export"] if "," in r["export"] or "floor" in r["export"] else \
+                f"{r['export']}, serving_default"
+            b1 = (f"{default['served_b1_p50_ms'] / r['served_b1_p50_ms']:.2f}x"
+                  if default else "—")
+            big = (f"{r['served_b1024_rows_per_s'] / default['served_b1024_rows_per_s']:.2f}x"
+                   if default else "—")
+            lines.append(f"| {label} | {r['served_b1_p50_ms']:.3f} | "
+                         f"{r['served_b1_p99_ms']:.3f} | {b1} | "
+                         f"{_num(r['served_b1024_rows_per_s'])} | {big} | "
+                         f"{r['export_mb']:.2f} |")
+        breakdown = (record.get("breakdown") or {}).get(model)
+        if breakdown:
+            lines.append(f"\nBreakdown of the current {model} graph: pieces timed as plain "
+                         f"`tf.function`s on the same rows (interleaved rounds, medians; a "
+                         f"piece includes its own call overhead, so pieces do not add up):\n")
+            lines.append("| piece | b1 ms | b1024 ms |")
+            lines.append("|---|---:|---:|")
+            for piece, t in breakdown.items():
+                lines.append(f"| {piece} | {t['b1']:.3f} | {t['b1024']:.3f} |")
+        lines.append("")
+    return lines
+
+
+def _serving_rank(row):
+    """Serving rows in reading order: the current export's signatures, the
+    baseline's, then the floors."""
+    export = row["export"]
+    group = 2 if "floor" in export else 1 if export.startswith("baseline") else 0
+    kind = next((i for i, part in enumerate(
+        [", packed signature, flat call", ", packed signature", ", flat call",
+         ", tf.Example signature"]) if export.endswith(part)), -1)
+    order = {-1: 0, 2: 1, 1: 2, 0: 3, 3: 4}[kind]
+    return group, order, export

@@ -20,6 +20,8 @@ import numpy as np
 import tensorflow as tf
 
 from mtrec.export.example_parsing import parse_examples
+from mtrec.export.packed_inputs import (
+    PACKED_SIGNATURE, encode_packed, layout_record, packed_input_signature)
 from mtrec.utils.atomic import clean_leftovers, is_taken, write_folder_whole, write_text_atomic
 from mtrec.utils.names import safe_name, serving_names
 
@@ -85,6 +87,10 @@ def saved_model(model, path, overwrite=False):
     - `serving_tf_example`: input `examples`, a batch of serialised
       `tf.Example` protos keyed by serving name (any feature may be
       absent; numeric ones as `float_list` or `int64_list`), same outputs.
+    - `serving_packed`: one matrix per raw dtype (`floats`, `strings`,
+      `integers`; columns in the layout `assets.extra/mtrec_schema.json`
+      lists as `packed_inputs`, see `mtrec.export.packed_inputs`), same
+      outputs: one input to bind per dtype instead of one per feature.
 
     The preprocessing (vocabularies, normalisation, tokenisation) is inside,
     so served and Keras predictions agree. The schema and the serving names
@@ -166,13 +172,19 @@ def write_saved_model(model, folder):
     def serve_examples(examples):
         return predict(parse_examples(examples, schema, names, parsing))
 
+    @tf.function(input_signature=[packed_input_signature(schema)])
+    def serve_packed(packed):
+        return predict(encode_packed(model.preprocessing, packed))
+
     archive.add_endpoint(name="serving_default", fn=serve)
     archive.add_endpoint(name=EXAMPLE_SIGNATURE, fn=serve_examples)
+    archive.add_endpoint(name=PACKED_SIGNATURE, fn=serve_packed)
     archive.write_out(str(folder), verbose=False)
     extra = folder / "assets.extra"
     extra.mkdir(exist_ok=True)
     write_text_atomic(extra / SCHEMA_FILE, json.dumps(
-        {**schema.to_dict(), "serving_names": names}, indent=1))
+        {**schema.to_dict(), "serving_names": names,
+         "packed_inputs": layout_record(schema)}, indent=1))
     return folder
 
 

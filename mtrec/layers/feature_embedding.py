@@ -278,7 +278,9 @@ class FeatureEmbedding(keras.layers.Layer):
         for (positions, offsets, table), rates in zip(self.categorical_groups,
                                                       self._oov_rates):
             # (batch, features_in_group) per-feature ids, 0 the OOV bucket
-            ids = ops.take(inputs[CATEGORICAL_KEY], positions, axis=1)
+            ids = inputs[CATEGORICAL_KEY]
+            if len(self.categorical_groups) > 1:  # one group: every column, in order
+                ids = ops.take(ids, positions, axis=1)
             if training and rates is not None:
                 draws = keras.random.uniform(ops.shape(ids), seed=self.oov_seed_generator)
                 ids = ops.where(draws < rates, ops.zeros_like(ids), ids)

@@ -162,6 +162,12 @@ class FeaturePreprocessing(keras.layers.Layer):
     def build(self, input_shape=None):
         self.built = True
 
+    @property
+    def fused_feature_names(self):
+        """The string categoricals read by the one fused lookup, in the
+        column order `encode_columns`' `fused_strings` takes."""
+        return [self.categorical[i].name for i in self._fused_positions]
+
     def call(self, inputs):
         missing = [n for n in self.schema.feature_names if n not in inputs]
         if missing:
@@ -170,21 +176,51 @@ class FeaturePreprocessing(keras.layers.Layer):
                 f"schema feature: {self.schema.feature_names}. Send missing "
                 f"values as '' (strings), NaN (numbers) or -1 (integer ids).")
         inputs = checked_raw_inputs(self.schema, inputs)
+        fused = numeric = None
+        if self._fused_positions:
+            # (batch, fused) strings
+            fused = tf.stack([_column(inputs[name], "string")
+                              for name in self.fused_feature_names], axis=1)
+        if self.numeric:
+            # (batch, num_numeric)
+            numeric = tf.stack([_column(inputs[f.name], "float32") for f in self.numeric],
+                               axis=1)
+        return self.encode_columns(lambda name: inputs[name], fused, numeric)
+
+    def encode_columns(self, column, fused_strings=None, numeric=None):
+        """The encoded dict (see the class) from raw columns already
+        gathered: what `call` does after checking its inputs, and what the
+        export's packed signature calls with slices of its few matrices
+        (`mtrec.export.packed_inputs`), so that neither stacks per-feature
+        string columns (copying each string; 1024 rows x 31 Census columns
+        cost about as much as the fused lookup itself).
+
+        Args:
+            column: `column(feature) -> tensor (batch,)` (or `(batch, 1)`;
+                `(batch, dim)` for vectors) of one raw feature. Asked only
+                for the features not passed as a matrix below.
+            fused_strings: string `(batch, len(fused_feature_names))`, the
+                fused categoricals' columns in that order; required when
+                there are any.
+            numeric: float32 `(batch, num_numeric)`, the Numeric features in
+                schema order (NaN = missing); required when there are any.
+
+        Returns:
+            dict of encoded tensors, as `call`.
+        """
         out = {}
         if self.categorical:
             columns = []
             if self.fused_table is not None:
                 # (batch, fused) strings -> salted fingerprints -> per-feature
                 # ids (0 = OOV, the table's default), in one lookup
-                values = tf.stack([_column(inputs[self.categorical[i].name], "string")
-                                   for i in self._fused_positions], axis=1)
                 keys = tf.bitwise.bitwise_xor(
-                    tf.strings.to_hash_bucket_fast(values, _FINGERPRINT_BUCKETS),
+                    tf.strings.to_hash_bucket_fast(fused_strings, _FINGERPRINT_BUCKETS),
                     self._fused_salts)
                 columns.append(self.fused_table.lookup(keys))
             for spec, lookup in zip(self.categorical, self.categorical_lookups):
                 if lookup is not None:
-                    ids = lookup(_column(inputs[spec.name], spec.raw_dtype))
+                    ids = lookup(_column(column(spec.name), spec.raw_dtype))
                     columns.append(tf.cast(ids, "int64")[:, None])
             ids = columns[0] if len(columns) == 1 else tf.concat(columns, axis=1)
             if len(columns) > 1:
@@ -193,7 +229,7 @@ class FeaturePreprocessing(keras.layers.Layer):
             out[CATEGORICAL_KEY] = ids
         if self.numeric:
             # (batch, num_numeric)
-            x = tf.stack([_column(inputs[f.name], "float32") for f in self.numeric], axis=1)
+            x = numeric
             is_missing = tf.math.logical_not(tf.math.is_finite(x))
             if self._numeric_clip:  # no ops for schemas without clip
                 x = tf.clip_by_value(x, self._numeric_low, self._numeric_high)
@@ -212,16 +248,16 @@ class FeaturePreprocessing(keras.layers.Layer):
                     is_missing[:, i:i + 1], tf.zeros_like(code), code)
         for spec, lookup in zip(self.multihot, self.multihot_lookups):
             max_items = self.schema.stats[spec.name]["max_items"]
-            items = tf.strings.split(_column(inputs[spec.name], "string"), spec.delimiter)
+            items = tf.strings.split(_column(column(spec.name), "string"), spec.delimiter)
             # (batch, max_items), "" pads and looks up as 0
             items = items.to_tensor(default_value="", shape=[None, max_items])
             out[multihot_key(spec.name)] = tf.cast(lookup(items), "int64")
         for spec, vectorize in zip(self.text, self.text_vectorizers):
             out[text_key(spec.name)] = tf.cast(
-                vectorize(_column(inputs[spec.name], "string")), "int64")
+                vectorize(_column(column(spec.name), "string")), "int64")
         for spec in self.vector:
             dim = self.schema.stats[spec.name]["dim"]
-            x = tf.cast(tf.convert_to_tensor(inputs[spec.name]), "float32")
+            x = tf.cast(tf.convert_to_tensor(column(spec.name)), "float32")
             x = tf.reshape(x, [-1, dim])
             row_missing = tf.reduce_any(tf.math.logical_not(tf.math.is_finite(x)),
                                         axis=1, keepdims=True)
