@@ -331,8 +331,9 @@ def main(argv=None):
         record["protocol"]["timed"] = (
             f"{args.max_epochs} epochs per run, no early stopping (patience "
             f"{args.patience}); train ex/s of a run = training rows / the median "
-            f"training-pass seconds (epoch start to validation start) of epochs 2-"
-            f"{args.max_epochs}; per point, the median over seeds; predict ex/s = test "
+            f"training-pass seconds (epoch start to validation start) of epoch"
+            f"{'s 2-' if args.max_epochs > 2 else ' '}{args.max_epochs}; per point, the "
+            f"median over seeds; predict ex/s = test "
             f"rows / one predict pass (batch {protocol.PREDICT_BATCH_SIZE}) after a "
             f"one-batch warm-up; test AUC with the best validation epoch's weights")
         jobs = sweep.schedule(record["protocol"]["points"], args.seeds, args.models,

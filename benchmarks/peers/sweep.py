@@ -243,3 +243,32 @@ def markdown(sweeps, models, libraries, runs):
                       if pair in row["ratios"] else "—" for pair in pairs]
             lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def trend(rows, name, model, pair):
+    """How a pair's train ex/s moved from a sweep's first value to its last.
+
+    Args:
+        rows: `curves(...)`.
+        name, model: the sweep and model.
+        pair: `(mtrec variant, peer)`.
+
+    Returns:
+        `{"first", "last" (values), "ours", "theirs" (last / first train
+        ex/s of each), "ratio_first", "ratio_last"}`, or None unless both
+        libraries ran at both ends.
+    """
+    mine, peer = pair
+    ends = [r for r in rows if r["sweep"] == name and r["model"] == model]
+    if len(ends) < 2:
+        return None
+    first, last = ends[0], ends[-1]
+    try:
+        a0, a1 = (first["libraries"][mine]["train_examples_per_s"],
+                  last["libraries"][mine]["train_examples_per_s"])
+        b0, b1 = (first["libraries"][peer]["train_examples_per_s"],
+                  last["libraries"][peer]["train_examples_per_s"])
+    except (KeyError, TypeError):
+        return None
+    return {"first": first["value"], "last": last["value"], "ours": a1 / a0,
+            "theirs": b1 / b0, "ratio_first": a0 / b0, "ratio_last": a1 / b1}
