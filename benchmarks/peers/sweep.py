@@ -216,8 +216,9 @@ def _num(value, spec):
 
 
 def markdown(sweeps, models, libraries, runs):
-    """One Markdown table per sweep, as lines: per value, each library's
-    train ex/s (and test income AUC), the mtrec/peer ratios."""
+    """One Markdown table per sweep, as lines: per value, the seeds run
+    (per library, when they differ), each library's train ex/s and test
+    income AUC (medians over seeds), the mtrec/peer ratios."""
     rows = curves(sweeps, models, libraries, runs)
     pairs = [p for p in PAIRS if p[0] in libraries and p[1] in libraries]
     lines = []
@@ -226,7 +227,7 @@ def markdown(sweeps, models, libraries, runs):
         lines += ["", f"Train examples/s vs {unit} (others at the protocol's: "
                       + ", ".join(f"{SWEEPABLE[n][3]} {v}" for n, v in base_point().items()
                                   if n != name) + "):", ""]
-        header = [unit, "model"]
+        header = [unit, "model", "seeds"]
         header += [f"{lib} train ex/s" for lib in libraries]
         header += [f"{lib} income AUC" for lib in libraries]
         header += [f"{mine} / {peer}" for mine, peer in pairs]
@@ -234,7 +235,9 @@ def markdown(sweeps, models, libraries, runs):
         lines.append("|" + "---:|" + "---|" + "---:|" * (len(header) - 2))
         for row in (r for r in rows if r["sweep"] == name):
             found = row["libraries"]
-            cells = [f"{row['value']:,}", row["model"]]
+            counts = {found[lib]["n"] for lib in libraries if found[lib]}
+            cells = [f"{row['value']:,}", row["model"],
+                     "/".join(str(n) for n in sorted(counts)) or "0"]
             cells += [_num(found[lib] and found[lib]["train_examples_per_s"], ",.0f")
                       for lib in libraries]
             cells += [_num(found[lib] and found[lib]["income_auc"], ".4f")

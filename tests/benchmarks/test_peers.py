@@ -299,8 +299,8 @@ def test_sweep_curves_take_median_epochs_then_median_seeds_and_ratios():
     assert (t["first"], t["last"]) == (4, 64)
     assert t["ours"] == pytest.approx(500 / 1500) and t["theirs"] == pytest.approx(0.2)
     lines = sweep.markdown(sweeps, ["MMoE"], ["mtrec", "deepctr-reseeded"], runs)
-    assert "| 4 | MMoE | 1,500 | 500 | 0.9000 | 0.9000 | 3.00x |" in lines
-    assert "| 64 | MMoE | 500 | 100 | 0.9000 | 0.9000 | 5.00x |" in lines
+    assert "| 4 | MMoE | 2 | 1,500 | 500 | 0.9000 | 0.9000 | 3.00x |" in lines
+    assert "| 64 | MMoE | 1 | 500 | 100 | 0.9000 | 0.9000 | 5.00x |" in lines
 
 
 def test_report_has_a_sweep_section(tmp_path):
@@ -327,6 +327,6 @@ def test_report_has_a_sweep_section(tmp_path):
     text = "\n".join(report.peers_sweep_section(tmp_path / "peers_sweep.json", tmp_path,
                                                 "fig"))
     assert "Some CPU, 2 cores" in text and "1 run(s) failed" in text
-    assert "| 64 | MMoE | 500 | 100 | 0.9000 | 0.9000 | 5.00x |" in text
+    assert "| 64 | MMoE | 1 | 500 | 100 | 0.9000 | 0.9000 | 5.00x |" in text
     assert ("MMoE, experts 4 -> 64: mtrec keeps 50% of its train ex/s, deepctr-reseeded "
             "20%; mtrec / deepctr-reseeded goes from 2.00x to 5.00x.") in text
