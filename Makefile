@@ -95,6 +95,21 @@ PEERS_ARGS ?=
 bench-peers: venv
 	time $(PY) benchmarks/peers/run.py $(PEERS_ARGS) --report
 
+# Scaling curves against DeepCTR (issue 12), benchmarks/peers/sweep.py: MMoE
+# train examples/s of mtrec and DeepCTR-reseeded vs batch size (8 experts)
+# and vs experts (batch 1024), 2 seeds, 4 epochs each without early stopping
+# (ex/s from the median epoch after the first), libraries interleaved per
+# point; writes benchmarks/results/peers_sweep.json and its RESULTS.md
+# section (~40 min on 2 shared cores). PEERS_SWEEP replaces the curves
+# (e.g. PEERS_SWEEP="--sweep experts=4,64"); PEERS_SWEEP_ARGS adds options
+# (e.g. --smoke, --libraries mtrec,deepctr-reseeded,deepctr).
+PEERS_SWEEP ?= --sweep batch_size=256,1024,4096,8192 --sweep experts=4,8,16,32,64 --seeds 1,2
+PEERS_SWEEP_ARGS ?=
+.PHONY: bench-peers-sweep
+
+bench-peers-sweep: venv
+	time $(PY) benchmarks/peers/run.py $(PEERS_SWEEP) $(PEERS_SWEEP_ARGS) --report
+
 # Scale on this host (issue 14), benchmarks/scale.py: Census-Income group 1
 # training examples/s through `mtrec train` with 1 process, mirrored and
 # --local-workers 2 (same global batch), the 2-worker overhead per step and

@@ -511,6 +511,7 @@ def write_report(results_dir, out, figures_dir, suites_dir=None):
         else:
             lines += table_section(suite, record, figures_dir, rel_figures)
     lines += peers_section(results_dir / "peers.json")
+    lines += peers_sweep_section(results_dir / "peers_sweep.json", figures_dir, rel_figures)
     lines += scale_section(results_dir / "scale.json")
     lines += tuned_section(results_dir / "tuned_census.json")
     lines += task_affinity_section(results_dir / "task_affinity.json", figures_dir,
@@ -880,13 +881,18 @@ def synthetic_baseline_lines(record, models, variants):
     return lines + [line + "\n" for line in _hgb_seed_note(record, runs, "")]
 
 
-def _peers_table():
-    # benchmarks/peers/table.py, loaded by path: that folder also holds a
+def _peers_module(name):
+    # benchmarks/peers/<name>.py, loaded by path: that folder also holds a
     # run.py and a prepare.py that must not shadow benchmarks/run.py.
-    spec = importlib.util.spec_from_file_location("peers_table", HERE / "peers" / "table.py")
+    spec = importlib.util.spec_from_file_location(f"peers_{name}",
+                                                  HERE / "peers" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _peers_table():
+    return _peers_module("table")
 
 
 def peers_section(path):
@@ -933,6 +939,97 @@ def peers_section(path):
     lines += [f"- {item}" for item in record.get("differences",
                                                  peers_table.CONFIG_DIFFERENCES)]
     return lines + [""]
+
+
+def peers_sweep_section(path, figures_dir=None, rel_figures="figures"):
+    """Scaling curves against DeepCTR from benchmarks/results/peers_sweep.json
+    (`benchmarks/peers/run.py --sweep ...`, `make bench-peers-sweep`): one
+    table per swept size, a sentence per curve on how the ratio moved, and
+    `peers_sweep.png` when matplotlib is there."""
+    lines = ["\n## Scaling curves against DeepCTR: batch size and number of experts\n"]
+    if not Path(path).is_file():
+        return lines + ["Not run yet: `make bench-peers-sweep`.\n"]
+    record = records.read_record(path)
+    sweep = _peers_module("sweep")
+    runs = [r for r in record["runs"] if "error" not in r]
+    failed = len(record["runs"]) - len(runs)
+    m, p = record["machine"], record["protocol"]
+    sweeps = [(s["name"], s["values"]) for s in p["sweeps"]]
+    git = record.get("git") or {}
+    seeds_done = sorted({r["seed"] for r in runs})
+    unfinished = "" if record.get("finished") else (
+        f" The run did not finish: {len(record['runs'])} of "
+        f"{len(p['points']) * len(p['seeds']) * len(p['models']) * len(p['libraries'])} "
+        f"jobs are in the record.")
+    lines.append(
+        f"Command: `make bench-peers-sweep` (`{record['command']}`"
+        f"{', smoke' if record.get('smoke') else ''}), {_hms(record.get('wall_seconds'))} "
+        f"on {m['cpu_model']}, {m['cpu_affinity']} cores, {record['threads']} framework "
+        f"threads for every library, one job at a time, the libraries interleaved at "
+        f"every point (their order rotating); commit {(git.get('commit') or 'unknown')[:10]}"
+        f"{' (dirty tree)' if git.get('dirty') else ''}. The peers protocol above (same "
+        f"encoded rows, train/valid/test {p['rows']['train']:,}/{p['rows']['valid']:,}/"
+        f"{p['rows']['test']:,}; {p['embedding_dim']}-dim embeddings, experts [16], towers "
+        f"[8], Adam {p['learning_rate']:g} at every batch size) with one size changed per "
+        f"curve; models {', '.join(p['models'])}; seeds {seeds_done}. Timed: {p['timed']}."
+        f"{f' {failed} run(s) failed and are left out.' if failed else ''}{unfinished}\n")
+    versions = "; ".join(f"{lib}: " + ", ".join(f"{k} {v}" for k, v in vs.items())
+                         for lib, vs in record.get("versions", {}).items())
+    if versions:
+        lines.append(f"Versions: {versions}.\n")
+    lines += sweep.markdown(sweeps, p["models"], p["libraries"], runs)
+    rows = sweep.curves(sweeps, p["models"], p["libraries"], runs)
+    notes = []
+    for name, _ in sweeps:
+        for model in p["models"]:
+            for pair in sweep.PAIRS:
+                t = sweep.trend(rows, name, model, pair)
+                if t is None:
+                    continue
+                unit = sweep.SWEEPABLE[name][3]
+                notes.append(
+                    f"- {model}, {unit} {t['first']:,} -> {t['last']:,}: {pair[0]} keeps "
+                    f"{t['ours']:.0%} of its train ex/s, {pair[1]} {t['theirs']:.0%}; "
+                    f"{pair[0]} / {pair[1]} goes from {t['ratio_first']:.2f}x to "
+                    f"{t['ratio_last']:.2f}x.")
+    if notes:
+        lines += ["", "From each curve's first point to its last (medians):", ""] + notes
+    figure = peers_sweep_figure(sweeps, p["models"], p["libraries"], rows, figures_dir)
+    if figure is not None:
+        lines.append(f"\n![train examples/s vs batch size and experts]"
+                     f"({rel_figures}/{figure.name})")
+    return lines + [""]
+
+
+def peers_sweep_figure(sweeps, models, libraries, rows, figures_dir):
+    """One panel per sweep: train ex/s per library against the swept size
+    (log2 axis), one line per (library, model)."""
+    plt = _pyplot()
+    if plt is None or figures_dir is None or not rows:
+        return None
+    fig, axes = plt.subplots(1, len(sweeps), figsize=(5 * len(sweeps), 3.6), squeeze=False)
+    sweep = _peers_module("sweep")
+    for ax, (name, _) in zip(axes[0], sweeps):
+        for library in libraries:
+            for model in models:
+                points = [(r["value"], r["libraries"][library]["train_examples_per_s"])
+                          for r in rows if r["sweep"] == name and r["model"] == model
+                          and r["libraries"].get(library)]
+                if points:
+                    xs, ys = zip(*points)
+                    ax.plot(xs, ys, "o-", label=library if len(models) == 1
+                            else f"{library} {model}")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel(sweep.SWEEPABLE[name][3])
+        ax.set_ylabel("train examples/s (median)")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(figures_dir) / "peers_sweep.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _num(value, spec=",.0f"):

@@ -55,7 +55,7 @@ def inputs(manifest, split):
     return x, [split[task] for task in protocol.TASKS]
 
 
-def build_model(name, columns, seed):
+def build_model(name, columns, seed, num_experts=protocol.NUM_EXPERTS):
     from deepctr.models.multitask import MMOE, PLE, SharedBottom
 
     common = dict(tower_dnn_hidden_units=protocol.TOWER_UNITS, l2_reg_embedding=0.0,
@@ -64,7 +64,7 @@ def build_model(name, columns, seed):
     if name == "SharedBottom":
         return SharedBottom(columns, bottom_dnn_hidden_units=protocol.BOTTOM_UNITS, **common)
     if name == "MMoE":
-        return MMOE(columns, num_experts=protocol.NUM_EXPERTS,
+        return MMOE(columns, num_experts=num_experts,
                     expert_dnn_hidden_units=protocol.EXPERT_UNITS,
                     gate_dnn_hidden_units=(), **common)
     return PLE(columns, shared_expert_num=protocol.NUM_SHARED_EXPERTS,
@@ -134,7 +134,8 @@ def main(argv=None):
     memory = protocol.data_loaded()
 
     tf.keras.utils.set_random_seed(args.seed)
-    model = build_model(args.model, feature_columns(manifest, args.seed), args.seed)
+    model = build_model(args.model, feature_columns(manifest, args.seed), args.seed,
+                        args.num_experts)
     kernels = block_kernels(model)
     identical_before = identical_kernels(kernels)
     redrawn = reseed_blocks(model, args.seed) if args.reseed_blocks else 0
@@ -154,7 +155,7 @@ def main(argv=None):
     stopping = tf.keras.callbacks.EarlyStopping(monitor="val_mean_auc", mode="max",
                                                 patience=args.patience,
                                                 restore_best_weights=True)
-    model.fit(train_x, train_y, batch_size=protocol.BATCH_SIZE, epochs=args.max_epochs,
+    model.fit(train_x, train_y, batch_size=args.batch_size, epochs=args.max_epochs,
               validation_data=(valid_x, valid_y), shuffle=True, verbose=0,
               callbacks=[timer, MeanValidationAUC(), stopping])
     if stopping.best_weights is not None:

@@ -32,12 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import protocol  # noqa: E402  (benchmarks/peers/protocol.py)
 
 
-def build_model(mtrec, schema, name):
+def build_model(mtrec, schema, name, num_experts=protocol.NUM_EXPERTS):
     if name == "SharedBottom":
         return mtrec.models.SharedBottom(schema, bottom_units=protocol.BOTTOM_UNITS,
                                          tower_units=protocol.TOWER_UNITS)
     if name == "MMoE":
-        return mtrec.models.MMoE(schema, num_experts=protocol.NUM_EXPERTS,
+        return mtrec.models.MMoE(schema, num_experts=num_experts,
                                  expert_units=protocol.EXPERT_UNITS,
                                  tower_units=protocol.TOWER_UNITS)
     return mtrec.models.PLE(schema, num_levels=protocol.NUM_LEVELS,
@@ -86,15 +86,15 @@ def main(argv=None):
     del loaded
     keras.utils.set_random_seed(args.seed)
     schema = census_schema(frames["train"])
-    train = mtrec.data.from_pandas(frames["train"], schema, batch_size=protocol.BATCH_SIZE,
+    train = mtrec.data.from_pandas(frames["train"], schema, batch_size=args.batch_size,
                                    shuffle=True, seed=args.seed)
-    valid = mtrec.data.from_pandas(frames["valid"], schema, batch_size=protocol.BATCH_SIZE)
+    valid = mtrec.data.from_pandas(frames["valid"], schema, batch_size=args.batch_size)
     test = mtrec.data.from_pandas(frames["test"], schema,
                                   batch_size=protocol.PREDICT_BATCH_SIZE, labels=False)
     test_labels = schema.raw_labels(frames["test"])
     memory = protocol.data_loaded()
 
-    model = build_model(mtrec, schema, args.model)
+    model = build_model(mtrec, schema, args.model, args.num_experts)
     model.compile(optimizer=keras.optimizers.Adam(protocol.LEARNING_RATE),
                   steps_per_execution=args.steps_per_execution)
     timer = protocol.train_pass_timer(keras.callbacks.Callback)

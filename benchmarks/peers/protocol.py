@@ -65,7 +65,20 @@ def runner_arguments(description):
                         help="intra-op (and inter-op) threads of the framework")
     parser.add_argument("--steps-per-execution", type=int, default=1,
                         help="Keras' compile(steps_per_execution=...) (Keras runners)")
+    # The protocol's sizes, changed only by a sweep (run.py --sweep).
+    parser.add_argument("--batch-size", type=_positive, default=BATCH_SIZE,
+                        help="training (and validation) batch; prediction keeps "
+                             f"{PREDICT_BATCH_SIZE}")
+    parser.add_argument("--num-experts", type=_positive, default=NUM_EXPERTS,
+                        help="MMoE's experts (other models have none to change)")
     return parser
+
+
+def _positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def read_manifest(data_dir):
@@ -237,7 +250,9 @@ def result(library, args, *, versions, test_auc_by_task, epoch_seconds, best_epo
     per_s, timed = train_examples_per_s(train_rows, epoch_seconds)
     return {"library": library, "model": args.model, "seed": args.seed,
             "threads": args.threads, "max_epochs": args.max_epochs,
-            "patience": args.patience, "versions": versions,
+            "patience": args.patience, "batch_size": args.batch_size,
+            "num_experts": args.num_experts if args.model == "MMoE" else None,
+            "versions": versions,
             "parameters": int(parameters),
             "test_auc": test_auc_by_task, "epochs_run": len(epoch_seconds),
             "best_epoch": best_epoch, "epoch_train_seconds": epoch_seconds,

@@ -57,7 +57,7 @@ def inputs(manifest, split):
     return x, np.stack([split[task] for task in protocol.TASKS], axis=1)
 
 
-def build_model(name, features):
+def build_model(name, features, num_experts=protocol.NUM_EXPERTS):
     from torch_rechub.models.multi_task import MMOE, PLE, SharedBottom
 
     task_types = ["classification"] * len(protocol.TASKS)
@@ -66,7 +66,7 @@ def build_model(name, features):
         return SharedBottom(features, task_types, bottom_params={"dims": protocol.BOTTOM_UNITS},
                             tower_params_list=towers)
     if name == "MMoE":
-        return MMOE(features, task_types, n_expert=protocol.NUM_EXPERTS,
+        return MMOE(features, task_types, n_expert=num_experts,
                     expert_params={"dims": protocol.EXPERT_UNITS}, tower_params_list=towers)
     return PLE(features, task_types, n_level=protocol.NUM_LEVELS,
                n_expert_specific=protocol.NUM_SPECIFIC_EXPERTS,
@@ -91,7 +91,7 @@ def main(argv=None):
         protocol.load_inputs(args.data, inputs))
     train_loader, valid_loader, _ = DataGenerator(train_x, train_y).generate_dataloader(
         x_val=valid_x, y_val=valid_y, x_test=valid_x, y_test=valid_y,
-        batch_size=protocol.BATCH_SIZE)
+        batch_size=args.batch_size)
     test_loader = DataLoader(PredictDataset(test_x), batch_size=protocol.PREDICT_BATCH_SIZE,
                              shuffle=False)
     memory = protocol.data_loaded()
@@ -99,7 +99,7 @@ def main(argv=None):
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
-    model = build_model(args.model, feature_columns(manifest))
+    model = build_model(args.model, feature_columns(manifest), args.num_experts)
     with tempfile.TemporaryDirectory() as model_path:
         trainer = MTLTrainer(model, task_types=["classification"] * len(protocol.TASKS),
                              optimizer_params={"lr": protocol.LEARNING_RATE,

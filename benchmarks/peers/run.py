@@ -3,6 +3,8 @@
     python benchmarks/peers/run.py                 # 3 models x 3 seeds, every library
     python benchmarks/peers/run.py --smoke         # 1 seed, 2 epochs, 3,000 rows
     python benchmarks/peers/run.py --models MMoE --seeds 1 --libraries mtrec,deepctr
+    python benchmarks/peers/run.py --sweep batch_size=256,1024,4096,8192 \
+        --sweep experts=4,8,16,32,64     # scaling curves (sweep.py)
 
 Runs in mtrec's environment and, from a fresh clone, does everything else
 itself: creates the peers' virtual environments when missing
@@ -15,6 +17,11 @@ one (seed, model) to the next) under the same thread count. Writes every
 run, the machine and the versions to `benchmarks/results/peers.json`
 (`--smoke`: `runs/peers/peers-smoke.json`) and prints the table: medians
 over seeds per (library, model) and mtrec's ratios to each peer.
+
+With `--sweep` it runs scaling curves instead (`sweep.py`): MMoE, mtrec
+and DeepCTR-reseeded, seed 1, a fixed number of epochs (no early
+stopping) unless told otherwise, each curve's points with the libraries
+interleaved; record `benchmarks/results/peers_sweep.json`.
 
 Libraries: `mtrec`, `deepctr` (as shipped), `deepctr-reseeded` (DeepCTR
 with every expert/tower/gate kernel re-drawn from its own seed, the fix of
@@ -39,6 +46,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 import prepare  # noqa: E402  (benchmarks/peers/prepare.py)
 import protocol  # noqa: E402
+import sweep  # noqa: E402
 import table  # noqa: E402
 
 VENVS = ROOT / ".venv-peers"
@@ -61,6 +69,8 @@ LIBRARIES = {
 DEFAULT_LIBRARIES = ["mtrec", "deepctr", "deepctr-reseeded", "torch-rechub"]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "peers.json"
 SMOKE_OUT = ROOT / "runs" / "peers" / "peers-smoke.json"
+SWEEP_OUT = ROOT / "benchmarks" / "results" / "peers_sweep.json"
+SWEEP_SMOKE_OUT = ROOT / "runs" / "peers" / "peers_sweep-smoke.json"
 LOGS = ROOT / "runs" / "peers" / "logs"
 SMOKE = {"seeds": [1], "max_epochs": 2, "rows": 3000}
 
@@ -75,14 +85,35 @@ def _csv(text, allowed=None, cast=str, what="value"):
     return values
 
 
+def _sweep_arg(text):
+    try:
+        return sweep.parse_sweep(text)
+    except sweep.SweepError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def parse_args(argv):
+    """The command line; defaults that depend on `--smoke` / `--sweep` are
+    filled in after parsing (a sweep: MMoE, mtrec and DeepCTR-reseeded, seed
+    1, `sweep.SWEEP_EPOCHS` epochs, no early stopping)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=lambda t: _csv(t, cast=int), default=[1, 2, 3])
+    parser.add_argument("--seeds", type=lambda t: _csv(t, cast=int), default=None,
+                        help="default 1,2,3 (a sweep: 1)")
     parser.add_argument("--models", type=lambda t: _csv(t, protocol.MODELS, what="model"),
-                        default=list(protocol.MODELS))
-    parser.add_argument("--libraries", default=list(DEFAULT_LIBRARIES),
-                        type=lambda t: _csv(t, LIBRARIES, what="library"))
-    parser.add_argument("--max-epochs", type=int, default=protocol.MAX_EPOCHS)
+                        default=None, help="default all three (a sweep: MMoE)")
+    parser.add_argument("--libraries", default=None,
+                        type=lambda t: _csv(t, LIBRARIES, what="library"),
+                        help=f"default {','.join(DEFAULT_LIBRARIES)} (a sweep: "
+                             f"{','.join(sweep.DEFAULT_LIBRARIES)})")
+    parser.add_argument("--max-epochs", type=int, default=None,
+                        help=f"default {protocol.MAX_EPOCHS} (a sweep: {sweep.SWEEP_EPOCHS})")
+    parser.add_argument("--patience", type=int, default=None,
+                        help=f"early-stopping patience, default {protocol.PATIENCE} (a "
+                             f"sweep: --max-epochs, i.e. it never stops early)")
+    parser.add_argument("--sweep", action="append", default=[], type=_sweep_arg,
+                        metavar="NAME=V1,V2,...",
+                        help="a scaling curve over one size instead of the table "
+                             f"(repeatable; sizes: {', '.join(sorted(sweep.SWEEPABLE))})")
     parser.add_argument("--rows", type=int, default=None,
                         help="training rows to draw (validation/test: the same fraction)")
     parser.add_argument("--smoke", action="store_true",
@@ -100,15 +131,31 @@ def parse_args(argv):
     parser.add_argument("--report", action="store_true",
                         help="regenerate benchmarks/RESULTS.md afterwards")
     args = parser.parse_args(argv)
-    if args.smoke:
-        defaults = parser.parse_args([])
-        if args.seeds == defaults.seeds:
-            args.seeds = SMOKE["seeds"]
-        if args.max_epochs == defaults.max_epochs:
-            args.max_epochs = SMOKE["max_epochs"]
-        if args.rows is None:
-            args.rows = SMOKE["rows"]
-    args.out = Path(args.out or (SMOKE_OUT if args.smoke else DEFAULT_OUT))
+    sweeping = bool(args.sweep)
+    if args.seeds is None:
+        args.seeds = SMOKE["seeds"] if args.smoke or sweeping else [1, 2, 3]
+    if args.models is None:
+        args.models = ["MMoE"] if sweeping else list(protocol.MODELS)
+    if args.libraries is None:
+        args.libraries = list(sweep.DEFAULT_LIBRARIES if sweeping else DEFAULT_LIBRARIES)
+    if args.max_epochs is None:
+        args.max_epochs = (SMOKE["max_epochs"] if args.smoke else
+                           sweep.SWEEP_EPOCHS if sweeping else protocol.MAX_EPOCHS)
+    if args.patience is None:
+        args.patience = args.max_epochs if sweeping else protocol.PATIENCE
+    if args.smoke and args.rows is None:
+        args.rows = SMOKE["rows"]
+    if sweeping:
+        if args.max_epochs < 2:
+            parser.error(f"--max-epochs {args.max_epochs}: a sweep times the epochs after "
+                         f"the first (tracing), so it needs at least 2.")
+        try:
+            sweep.validate(args.sweep, args.models)
+        except sweep.SweepError as e:
+            parser.error(str(e))
+    args.default_out = SWEEP_OUT if sweeping else DEFAULT_OUT
+    smoke_out = SWEEP_SMOKE_OUT if sweeping else SMOKE_OUT
+    args.out = Path(args.out or (smoke_out if args.smoke else args.default_out))
     return args
 
 
@@ -159,12 +206,17 @@ def schedule(seeds, models, libraries):
     return jobs
 
 
-def run_job(library, model, seed, data_dir, args):
-    """One runner subprocess; returns its result record (or an error record)."""
+def run_job(library, model, seed, data_dir, args, point=None):
+    """One runner subprocess; returns its result record (or an error record).
+
+    `point`: a sweep's sizes (`sweep.points`), passed to the runner and
+    kept in the record; None runs the protocol's."""
     _, script, extra = LIBRARIES[library]
+    sizes = sweep.runner_flags(point) if point else []
     command = [interpreter(library), str(HERE / script), "--model", model,
                "--seed", str(seed), "--data", str(data_dir), "--threads", str(args.threads),
-               "--max-epochs", str(args.max_epochs), *extra]
+               "--max-epochs", str(args.max_epochs), "--patience", str(args.patience),
+               *sizes, *extra]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     if LIBRARIES[library][0] is None:
         # This checkout's mtrec, whatever is installed in the venv.
@@ -172,7 +224,8 @@ def run_job(library, model, seed, data_dir, args):
     else:
         env.pop("PYTHONPATH", None)
     LOGS.mkdir(parents=True, exist_ok=True)
-    log = LOGS / f"{library}-{model}-seed{seed}.log"
+    where = "-" + sweep.label(point).replace(",", "-") if point else ""
+    log = LOGS / f"{library}-{model}-seed{seed}{where}.log"
     start = time.perf_counter()
     try:
         done = subprocess.run(command, capture_output=True, text=True, env=env,
@@ -190,11 +243,15 @@ def run_job(library, model, seed, data_dir, args):
         record = protocol.parse_result(stdout)
     except ValueError as e:
         tail = "\n".join(stderr.strip().splitlines()[-15:])
-        return {"library": library, "model": model, "seed": seed, "error": str(e),
-                "stderr_tail": tail, "log": str(log.relative_to(ROOT)), "wall_seconds": wall}
+        failed = {"library": library, "model": model, "seed": seed, "error": str(e),
+                  "stderr_tail": tail, "log": str(log.relative_to(ROOT)),
+                  "wall_seconds": wall}
+        return dict(failed, point=point) if point else failed
     # The orchestrator's name is the run's label: a runner knows only its
     # library, not the variant (mtrec-spe16 runs mtrec_runner.py too).
     record.update(library=library, wall_seconds=wall, log=str(log.relative_to(ROOT)))
+    if point:
+        record["point"] = point
     return record
 
 
@@ -246,13 +303,13 @@ def main(argv=None):
           f"{rows}; {clock.seconds:.1f} s)", flush=True)
 
     record = {
-        "suite": "peers", "smoke": args.smoke,
+        "suite": "peers_sweep" if args.sweep else "peers", "smoke": args.smoke,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python benchmarks/peers/run.py " + " ".join(
             sys.argv[1:] if argv is None else argv),
         "git": _git_commit(), "machine": machine(), "threads": args.threads,
         "protocol": {"models": args.models, "seeds": args.seeds, "libraries": args.libraries,
-                     "max_epochs": args.max_epochs, "patience": protocol.PATIENCE,
+                     "max_epochs": args.max_epochs, "patience": args.patience,
                      "batch_size": protocol.BATCH_SIZE,
                      "learning_rate": protocol.LEARNING_RATE,
                      "embedding_dim": protocol.EMBEDDING_DIM,
@@ -268,18 +325,33 @@ def main(argv=None):
                  "files": {s: {"rows": e["rows"], "sha256": e["sha256"]}
                            for s, e in manifest["splits"].items()}},
         "venvs": venvs, "differences": table.CONFIG_DIFFERENCES, "runs": []}
-    jobs = schedule(args.seeds, args.models, args.libraries)
+    if args.sweep:
+        record["protocol"]["sweeps"] = [{"name": n, "values": v} for n, v in args.sweep]
+        record["protocol"]["points"] = sweep.points(args.sweep)
+        record["protocol"]["timed"] = (
+            f"{args.max_epochs} epochs per run, no early stopping (patience "
+            f"{args.patience}); train ex/s of a run = training rows / the median "
+            f"training-pass seconds (epoch start to validation start) of epoch"
+            f"{'s 2-' if args.max_epochs > 2 else ' '}{args.max_epochs}; per point, the "
+            f"median over seeds; predict ex/s = test "
+            f"rows / one predict pass (batch {protocol.PREDICT_BATCH_SIZE}) after a "
+            f"one-batch warm-up; test AUC with the best validation epoch's weights")
+        jobs = sweep.schedule(record["protocol"]["points"], args.seeds, args.models,
+                              args.libraries)
+    else:
+        jobs = [(None, *job) for job in schedule(args.seeds, args.models, args.libraries)]
     failures = 0
-    for i, (seed, model, library) in enumerate(jobs, 1):
-        result = run_job(library, model, seed, data_dir, args)
+    for i, (point, seed, model, library) in enumerate(jobs, 1):
+        result = run_job(library, model, seed, data_dir, args, point)
         record["runs"].append(result)
+        where = f" {sweep.label(point)}" if point else ""
         if "error" in result:
             failures += 1
-            print(f"[{i}/{len(jobs)}] {library} {model} seed {seed}: FAILED "
+            print(f"[{i}/{len(jobs)}] {library} {model} seed {seed}{where}: FAILED "
                   f"({result['error']}; log {result['log']})\n{result['stderr_tail']}",
                   flush=True)
         else:
-            print(f"[{i}/{len(jobs)}] {library} {model} seed {seed}: "
+            print(f"[{i}/{len(jobs)}] {library} {model} seed {seed}{where}: "
                   f"income AUC {result['test_auc']['income']:.4f}, "
                   f"{result['epochs_run']} epochs, "
                   f"train {result['train_examples_per_s']:,.0f} ex/s, "
@@ -299,15 +371,18 @@ def main(argv=None):
     m = record["machine"]
     print(f"\n{m['cpu_model']}, {m['cpu_affinity']} cores, {args.threads} threads per "
           f"library; medians over seeds {args.seeds}; rows {rows}\n")
-    print("\n".join(table.markdown(good)))
+    if args.sweep:
+        print("\n".join(sweep.markdown(args.sweep, args.models, args.libraries, good)))
+    else:
+        print("\n".join(table.markdown(good)))
     print(f"\nwrote {args.out} ({len(good)} runs, {failures} failed; "
           f"{record['wall_seconds']:.0f} s)")
-    if args.report and args.out.resolve() == DEFAULT_OUT.resolve():
+    if args.report and args.out.resolve() == args.default_out.resolve():
         subprocess.run([sys.executable, str(ROOT / "benchmarks" / "report.py")], check=True)
     elif args.report:
-        # RESULTS.md reports benchmarks/results/peers.json only.
+        # RESULTS.md reports benchmarks/results/peers.json and peers_sweep.json only.
         print(f"RESULTS.md left as it is: this record went to {args.out}, not "
-              f"{DEFAULT_OUT.relative_to(ROOT)}.")
+              f"{args.default_out.relative_to(ROOT)}.")
     return 1 if failures else 0
 
 

@@ -192,3 +192,141 @@ def test_mtrec_runner_end_to_end_on_a_few_hundred_rows(tmp_path):
     assert result["train_examples_per_s"] > 0 and result["predict_examples_per_s"] > 0
     # Reused the second time, without loading Census again.
     assert prepare.prepare(tmp_path, rows=400)[2] is True
+
+
+# --------------------------------------------------------------------------
+# Scaling curves (run.py --sweep, sweep.py)
+# --------------------------------------------------------------------------
+sweep = load_module("sweep", PEERS / "sweep.py")
+
+
+def test_parse_sweep_reads_name_and_values_in_order():
+    assert sweep.parse_sweep("batch_size=256, 1024,4096") == ("batch_size", [256, 1024, 4096])
+    assert sweep.parse_sweep("experts=64,4") == ("experts", [64, 4])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("batch_size", r"expected NAME=V1,V2,\.\.\. .* found no '='"),
+    ("batch=256", r"unknown size 'batch'; sweepable: batch_size, experts"),
+    ("experts=4,eight", r"'eight' is not an integer"),
+    ("experts=0,4", r"0 must be >= 1"),
+    ("experts=4,8,4", r"4 is listed twice"),
+    ("experts=", r"no values after '='"),
+])
+def test_parse_sweep_rejects_bad_values_naming_them(text, message):
+    with pytest.raises(sweep.SweepError, match=message):
+        sweep.parse_sweep(text)
+
+
+def test_sweep_defaults_are_mmoe_mtrec_and_deepctr_fixed_epochs_no_early_stop():
+    args = peers_run.parse_args(["--sweep", "batch_size=256,1024", "--sweep", "experts=4,8"])
+    assert args.sweep == [("batch_size", [256, 1024]), ("experts", [4, 8])]
+    assert args.models == ["MMoE"] and args.seeds == [1]
+    assert args.libraries == ["mtrec", "deepctr-reseeded"]
+    assert args.max_epochs == sweep.SWEEP_EPOCHS and args.patience == sweep.SWEEP_EPOCHS
+    assert args.out == peers_run.SWEEP_OUT
+    # Without --sweep the table's defaults are unchanged.
+    plain = peers_run.parse_args([])
+    assert plain.sweep == [] and plain.models == list(protocol.MODELS)
+    assert plain.seeds == [1, 2, 3] and plain.max_epochs == protocol.MAX_EPOCHS
+    assert plain.patience == protocol.PATIENCE and plain.out == peers_run.DEFAULT_OUT
+    smoke = peers_run.parse_args(["--smoke", "--sweep", "experts=4"])
+    assert smoke.out == peers_run.SWEEP_SMOKE_OUT and smoke.max_epochs == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--sweep", "experts=4", "--models", "MMoE,PLE"],
+     "--sweep experts applies to MMoE only, and --models has PLE"),
+    (["--sweep", "experts=4", "--sweep", "experts=8"], "--sweep experts given more than once"),
+    (["--sweep", "batch_size=256", "--max-epochs", "1"], "needs at least 2"),
+    (["--sweep", "batch_size=2x"], "'2x' is not an integer"),
+])
+def test_bad_sweep_arguments_exit_with_the_reason(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        peers_run.parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_runner_arguments_take_the_swept_sizes():
+    parser = protocol.runner_arguments("x")
+    base = ["--model", "MMoE", "--seed", "1", "--data", "d", "--threads", "2"]
+    args = parser.parse_args(base + ["--batch-size", "256", "--num-experts", "32"])
+    assert (args.batch_size, args.num_experts) == (256, 32)
+    defaults = parser.parse_args(base)
+    assert (defaults.batch_size, defaults.num_experts) == (protocol.BATCH_SIZE,
+                                                           protocol.NUM_EXPERTS)
+    with pytest.raises(SystemExit):
+        parser.parse_args(base + ["--batch-size", "0"])
+
+
+def test_sweep_points_share_the_protocol_point_and_interleave_libraries():
+    assert sweep.base_point() == {"batch_size": protocol.BATCH_SIZE,
+                                  "experts": protocol.NUM_EXPERTS}
+    point_list = sweep.points([("batch_size", [256, 1024, 4096, 8192]),
+                               ("experts", [4, 8, 16, 32, 64])])
+    assert len(point_list) == 8  # batch 1024 with 8 experts once
+    assert point_list[1] == {"batch_size": 1024, "experts": 8}
+    assert sweep.runner_flags(point_list[0]) == ["--batch-size", "256", "--num-experts", "8"]
+    jobs = sweep.schedule(point_list, [1, 2], ["MMoE"], ["a", "b"])
+    assert len(jobs) == 32 and jobs[0][1] == 1 and jobs[16][1] == 2
+    assert [j[3] for j in jobs[:6]] == ["a", "b", "b", "a", "a", "b"]
+    assert jobs[0][0] == jobs[1][0] != jobs[2][0]
+
+
+def _sweep_run(library, seed, point, epochs, rows=1000, auc=0.9):
+    return {"library": library, "model": "MMoE", "seed": seed, "point": point,
+            "parameters": 10, "epoch_train_seconds": epochs, "train_rows": rows,
+            "predict_examples_per_s": 5.0, "test_auc": {"income": auc, "marital": auc}}
+
+
+def test_sweep_curves_take_median_epochs_then_median_seeds_and_ratios():
+    # The first epoch (tracing) is left out, then the median of the rest.
+    assert sweep.epoch_examples_per_s(_sweep_run("a", 1, {}, [9.0, 2.0, 1.0, 4.0])) == 500
+    small = dict(sweep.base_point(), experts=4)
+    large = dict(sweep.base_point(), experts=64)
+    runs = [_sweep_run("mtrec", 1, small, [9, 1.0, 1.0, 1.0]),      # 1000 ex/s
+            _sweep_run("mtrec", 2, small, [9, 0.5, 0.5, 0.5]),      # 2000
+            _sweep_run("deepctr-reseeded", 1, small, [9, 2.0, 2.0, 2.0]),  # 500
+            _sweep_run("deepctr-reseeded", 2, small, [9, 2.0, 2.0, 2.0]),
+            _sweep_run("mtrec", 1, large, [9, 2.0, 2.0, 2.0]),      # 500
+            _sweep_run("deepctr-reseeded", 1, large, [9, 10.0, 10.0, 10.0])]  # 100
+    sweeps = [("experts", [4, 64])]
+    rows = sweep.curves(sweeps, ["MMoE"], ["mtrec", "deepctr-reseeded"], runs)
+    assert rows[0]["libraries"]["mtrec"]["train_examples_per_s"] == 1500
+    assert rows[0]["ratios"][("mtrec", "deepctr-reseeded")] == pytest.approx(3.0)
+    assert rows[1]["ratios"][("mtrec", "deepctr-reseeded")] == pytest.approx(5.0)
+    t = sweep.trend(rows, "experts", "MMoE", ("mtrec", "deepctr-reseeded"))
+    assert (t["first"], t["last"]) == (4, 64)
+    assert t["ours"] == pytest.approx(500 / 1500) and t["theirs"] == pytest.approx(0.2)
+    lines = sweep.markdown(sweeps, ["MMoE"], ["mtrec", "deepctr-reseeded"], runs)
+    assert "| 4 | MMoE | 2 | 1,500 | 500 | 0.9000 | 0.9000 | 3.00x |" in lines
+    assert "| 64 | MMoE | 1 | 500 | 100 | 0.9000 | 0.9000 | 5.00x |" in lines
+
+
+def test_report_has_a_sweep_section(tmp_path):
+    report = load_module("report", ROOT / "benchmarks" / "report.py")
+    assert report.peers_sweep_section(tmp_path / "absent.json")[-1] == \
+        "Not run yet: `make bench-peers-sweep`.\n"
+    small, large = dict(sweep.base_point(), experts=4), dict(sweep.base_point(), experts=64)
+    record = {"command": "python benchmarks/peers/run.py --sweep experts=4,64",
+              "wall_seconds": 60, "threads": 2, "finished": "now",
+              "git": {"commit": "abc", "dirty": False},
+              "machine": {"cpu_model": "Some CPU", "cpu_affinity": 2},
+              "protocol": {"rows": {"train": 300, "valid": 100, "test": 100},
+                           "embedding_dim": 8, "learning_rate": 1e-3, "models": ["MMoE"],
+                           "seeds": [1], "libraries": ["mtrec", "deepctr-reseeded"],
+                           "sweeps": [{"name": "experts", "values": [4, 64]}],
+                           "points": [small, large], "timed": "T"},
+              "runs": [_sweep_run("mtrec", 1, small, [9, 1.0]),
+                       _sweep_run("deepctr-reseeded", 1, small, [9, 2.0]),
+                       _sweep_run("mtrec", 1, large, [9, 2.0]),
+                       _sweep_run("deepctr-reseeded", 1, large, [9, 10.0]),
+                       {"library": "mtrec", "model": "MMoE", "seed": 2, "point": small,
+                        "error": "x"}]}
+    (tmp_path / "peers_sweep.json").write_text(json.dumps(record))
+    text = "\n".join(report.peers_sweep_section(tmp_path / "peers_sweep.json", tmp_path,
+                                                "fig"))
+    assert "Some CPU, 2 cores" in text and "1 run(s) failed" in text
+    assert "| 64 | MMoE | 1 | 500 | 100 | 0.9000 | 0.9000 | 5.00x |" in text
+    assert ("MMoE, experts 4 -> 64: mtrec keeps 50% of its train ex/s, deepctr-reseeded "
+            "20%; mtrec / deepctr-reseeded goes from 2.00x to 5.00x.") in text
