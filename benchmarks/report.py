@@ -1299,9 +1299,6 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 def serving_section(path):
     """SavedModel latency per signature, against Keras and the signature
@@ -1374,3 +1371,7 @@ def _serving_rank(row):
          ", tf.Example signature"]) if export.endswith(part)), -1)
     order = {-1: 0, 2: 1, 1: 2, 0: 3, 3: 4}[kind]
     return group, order, export
+
+
+if __name__ == "__main__":
+    sys.exit(main())
