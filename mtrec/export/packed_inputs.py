@@ -85,8 +85,9 @@ def packed_input_signature(schema):
     """`{input: tf.TensorSpec (None, None)}` of `serving_packed`: the width
     is checked in the graph (`encode_packed`), where the error can name
     it; the batch is dynamic."""
+    layout = packed_layout(schema)
     return {name: tf.TensorSpec([None, None], tf.as_dtype(dtype), name=name)
-            for dtype, name in PACKED_INPUTS.items() if name in packed_layout(schema)}
+            for dtype, name in PACKED_INPUTS.items() if name in layout}
 
 
 def pack_features(schema, data):

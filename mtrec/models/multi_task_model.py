@@ -780,15 +780,23 @@ class MultiTaskModel(keras.Model):
     def _automatic_steps(self):
         return getattr(self, "_requested_steps", None) == "auto"
 
+    @contextlib.contextmanager
     def _one_step_per_call(self):
         """Under `steps_per_execution="auto"`, evaluation and prediction run
-        one batch per call, also when fit (training at N) validates: the
-        validation iterator fit cached was made with N."""
+        one batch per call, also inside fit (training at N): its validation
+        (the validation iterator fit cached was made with N) and a
+        callback's predict. The training value comes back afterwards, so a
+        retrace of fit's train function still reads N."""
+        training_steps = self.steps_per_execution
         if self._automatic_steps():
             self.steps_per_execution = 1
             cached = getattr(self, "_eval_epoch_iterator", None)
             if cached is not None:
                 cached.steps_per_execution = 1
+        try:
+            yield
+        finally:
+            self.steps_per_execution = training_steps
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         # Validation inside fit keeps fit's plan (and its encoded data).
@@ -801,12 +809,8 @@ class MultiTaskModel(keras.Model):
             self._plan_xla({"test": xla.plan_inference(self._requested_jit(), self, x, "test")})
         else:
             kwargs["batch_size"] = batch_size
-        training_steps = self.steps_per_execution
-        self._one_step_per_call()
-        try:
+        with self._one_step_per_call():
             return super().evaluate(x, y, **kwargs)
-        finally:
-            self.steps_per_execution = training_steps
 
     def predict(self, x, batch_size=None, **kwargs):
         x, _, kwargs = dataframe_arguments(self.schema, x, None,
@@ -815,8 +819,8 @@ class MultiTaskModel(keras.Model):
         x = encoded_in_pipeline(self, x)
         self._plan_xla({"predict": xla.plan_inference(self._requested_jit(), self, x,
                                                       "predict")})
-        self._one_step_per_call()
-        return super().predict(x, **kwargs)
+        with self._one_step_per_call():
+            return super().predict(x, **kwargs)
 
     def train_on_batch(self, *args, **kwargs):
         # A train function fit built for N steps per call reads an iterator

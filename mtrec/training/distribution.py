@@ -103,6 +103,14 @@ def make_strategy(name):
                      f"{list(STRATEGIES)}.")
 
 
+def is_distributed(model):
+    """Whether `model` was built under a distribution strategy or this call
+    runs inside one (XLA and several steps per call are left to plain
+    single-process runs: neither was measured under tf.distribute)."""
+    return (getattr(model, "_distribute_strategy", None) is not None
+            or tf.distribute.has_strategy())
+
+
 def replica_share(value):
     """`value` / replicas in sync: each replica's share of a loss whose
     gradients `tf.distribute` sums over replicas (Keras' mean-reduced losses

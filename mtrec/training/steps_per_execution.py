@@ -22,8 +22,8 @@ So `MultiTaskModel.compile(steps_per_execution=...)` takes:
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
+from mtrec.training.distribution import is_distributed
 from mtrec.training.xla import dataset_steps
 
 #: Most steps per call `"auto"` trains: past 16, the gain on Census was
@@ -88,9 +88,8 @@ def plan_train(model, x, callbacks, steps_per_epoch=None, batch_size=None):
     Returns:
         int >= 1.
     """
-    distributed = (getattr(model, "_distribute_strategy", None) is not None
-                   or tf.distribute.has_strategy())
-    if model.run_eagerly or distributed or any(watches_each_step(c) for c in callbacks):
+    if (model.run_eagerly or is_distributed(model)
+            or any(watches_each_step(c) for c in callbacks)):
         return 1
     steps = steps_per_epoch or dataset_steps(x, batch_size)
     limit = min(AUTO_LIMIT, steps) if steps else AUTO_LIMIT

@@ -24,6 +24,7 @@ and per call, from what the call is fed:
 import tensorflow as tf
 
 from mtrec.layers.feature_preprocessing import is_encoded
+from mtrec.training.distribution import is_distributed
 
 #: Values `MultiTaskModel.compile(jit_compile=...)` takes.
 JIT_COMPILE_CHOICES = ("auto", True, False)
@@ -101,9 +102,8 @@ def plan_train(requested, model, x, validation=None, epochs=1, steps_per_epoch=N
     steps = steps_per_epoch or dataset_steps(x, batch_size)
     # A stream of unknown length is read from files: long enough to repay.
     long_enough = steps is None or steps * max(int(epochs), 1) >= AUTO_MIN_TRAIN_STEPS
-    distributed = (getattr(model, "_distribute_strategy", None) is not None
-                   or tf.distribute.has_strategy())
-    train = encoded and long_enough and not distributed and not layers_refusing_jit(model)
+    train = (encoded and long_enough and not is_distributed(model)
+             and not layers_refusing_jit(model))
     # Validation runs each batch once per epoch: uncompiled under "auto".
     return {"train": bool(train), "test": False}
 

@@ -151,3 +151,23 @@ def test_bad_values(schema, value):
     model = mtrec.models.SharedBottom(schema, bottom_units=[4], tower_units=[4])
     message = error_of(lambda: model.compile(steps_per_execution=value))
     assert "'auto' or an int >= 1" in message and repr(value) in message
+
+
+def test_predict_inside_fit_runs_one_batch_per_call_and_gives_training_back(
+        schema, batches, validation):
+    class PredictsEachEpoch(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.rows, self.after = [], []
+
+        def on_epoch_end(self, epoch, logs=None):
+            predictions = self.model.predict(validation, verbose=0)
+            self.rows.append(len(next(iter(predictions.values()))))
+            self.after.append(self.model.steps_per_execution)
+
+    model = small_model(schema)
+    callback = PredictsEachEpoch()
+    model.fit(batches, epochs=2, verbose=0, callbacks=[callback])
+    assert callback.rows == [90, 90]
+    assert callback.after == [15, 15]   # training's 15 per call, restored
+    assert model.steps_per_execution == 1
