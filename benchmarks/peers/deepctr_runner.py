@@ -144,7 +144,7 @@ def main(argv=None):
                   loss={task: "binary_crossentropy" for task in protocol.TASKS},
                   metrics={task: [tf.keras.metrics.AUC(name="auc")]
                            for task in protocol.TASKS},
-                  steps_per_execution=args.steps_per_execution)
+                  steps_per_execution=args.steps_per_execution or 1)
 
     class MeanValidationAUC(tf.keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):

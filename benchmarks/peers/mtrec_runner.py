@@ -95,8 +95,9 @@ def main(argv=None):
     memory = protocol.data_loaded()
 
     model = build_model(mtrec, schema, args.model, args.num_experts)
-    model.compile(optimizer=keras.optimizers.Adam(protocol.LEARNING_RATE),
-                  steps_per_execution=args.steps_per_execution)
+    steps = {} if args.steps_per_execution is None else {
+        "steps_per_execution": args.steps_per_execution}
+    model.compile(optimizer=keras.optimizers.Adam(protocol.LEARNING_RATE), **steps)
     timer = protocol.train_pass_timer(keras.callbacks.Callback)
     stopping = mtrec.training.early_stopping("mean", patience=args.patience)
     model.fit(train, validation_data=valid, epochs=args.max_epochs,

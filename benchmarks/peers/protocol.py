@@ -63,8 +63,11 @@ def runner_arguments(description):
     parser.add_argument("--patience", type=int, default=PATIENCE)
     parser.add_argument("--threads", type=int, required=True,
                         help="intra-op (and inter-op) threads of the framework")
-    parser.add_argument("--steps-per-execution", type=int, default=1,
-                        help="Keras' compile(steps_per_execution=...) (Keras runners)")
+    # Unset: each library's own default (mtrec "auto", up to 16 training
+    # steps per call; tf-keras 2.15, DeepCTR's, 1).
+    parser.add_argument("--steps-per-execution", type=_positive, default=None,
+                        help="Keras' compile(steps_per_execution=...) (Keras runners); "
+                             "default: the library's own")
     # The protocol's sizes, changed only by a sweep (run.py --sweep).
     parser.add_argument("--batch-size", type=_positive, default=BATCH_SIZE,
                         help="training (and validation) batch; prediction keeps "

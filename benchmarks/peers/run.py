@@ -59,14 +59,16 @@ LIBRARIES = {
     "deepctr": ("deepctr", "deepctr_runner.py", []),
     "deepctr-reseeded": ("deepctr", "deepctr_runner.py", ["--reseed-blocks"]),
     "torch-rechub": ("rechub", "rechub_runner.py", []),
-    # Both Keras libraries with 16 steps per call of the compiled step (what
-    # `mtrec train` runs by default); not in the default set.
+    # Both Keras libraries with 16 steps per call (mtrec's "auto" default
+    # runs up to 16); DeepCTR's is in the default set, so mtrec's defaults
+    # are also read against a DeepCTR given the same help.
     "mtrec-spe16": (None, "mtrec_runner.py", ["--steps-per-execution", "16"]),
     "deepctr-reseeded-spe16": ("deepctr", "deepctr_runner.py",
                                ["--reseed-blocks", "--steps-per-execution", "16"]),
 }
 #: What runs without --libraries.
-DEFAULT_LIBRARIES = ["mtrec", "deepctr", "deepctr-reseeded", "torch-rechub"]
+DEFAULT_LIBRARIES = ["mtrec", "deepctr", "deepctr-reseeded", "deepctr-reseeded-spe16",
+                     "torch-rechub"]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "peers.json"
 SMOKE_OUT = ROOT / "runs" / "peers" / "peers-smoke.json"
 SWEEP_OUT = ROOT / "benchmarks" / "results" / "peers_sweep.json"
