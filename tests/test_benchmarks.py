@@ -50,6 +50,17 @@ MULTIMODAL_SUITES = {
 }
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _benchmarks_first_on_path():
+    """benchmarks/ first on sys.path while these tests run: `run.main`'s worker
+    processes import their parent's module as `run`, and benchmarks/peers/
+    (put first by its own run.py when tests/benchmarks/test_peers.py loads it)
+    has a run.py too."""
+    sys.path.insert(0, str(BENCH))
+    yield
+    sys.path.remove(str(BENCH))
+
+
 def _smoke(out, names):
     # Two worker processes, as `make bench-smoke` runs.
     return run.main(["--smoke", "--suite", ",".join(names), "--out-dir", str(out),
