@@ -4,6 +4,8 @@ import numpy as np
 import keras
 from keras import ops
 
+from mtrec.layers.experts import shared_input_matmul
+
 
 def task_expert_mask(num_tasks, num_specific_experts, num_shared_experts,
                      output_shared=False):
@@ -79,13 +81,15 @@ class ExpertGates(keras.layers.Layer):
     def call(self, gate_inputs, expert_outputs):
         if len(gate_inputs.shape) == 2:
             # (batch, in) x (gates, in, experts) -> (batch, gates, experts)
-            logits = ops.einsum("bi,gie->bge", gate_inputs, self.kernel)
+            logits = shared_input_matmul(gate_inputs, self.kernel)
         else:
             logits = ops.einsum("bgi,gie->bge", gate_inputs, self.kernel)
-        logits = logits + self.bias + ops.cast(self._logit_offset, logits.dtype)
+        logits = logits + self.bias
+        if self._logit_offset.any():  # no op when every gate sees every expert
+            logits = logits + ops.cast(self._logit_offset, logits.dtype)
         weights = ops.softmax(logits, axis=-1)
         # (batch, gates, experts) x (batch, experts, units) -> (batch, gates, units)
-        mixtures = ops.einsum("bge,beu->bgu", weights, expert_outputs)
+        mixtures = ops.matmul(weights, expert_outputs)
         return mixtures, weights
 
     def get_config(self):

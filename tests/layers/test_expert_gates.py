@@ -33,3 +33,17 @@ def test_task_expert_mask_by_hand():
     np.testing.assert_array_equal(task_expert_mask(2, 2, 1, output_shared=True), [
         [1, 1, 0, 0, 1], [0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
     assert task_expert_mask(3, 0, 2).tolist() == [[1, 1]] * 3
+
+
+def test_unmasked_gates_are_the_softmax_of_each_gates_logits():
+    # No mask: the offset is skipped, so the weights must still be exactly
+    # softmax(x @ kernel_g + bias_g) for each gate g.
+    gates = ExpertGates(2, 3)
+    mixtures, weights = gates(X, EXPERTS)
+    kernel, bias = np.asarray(gates.kernel), np.asarray(gates.bias)
+    logits = np.einsum("bi,gie->bge", X, kernel) + bias
+    expected = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(weights), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(mixtures),
+                               np.einsum("bge,beu->bgu", expected, EXPERTS),
+                               rtol=1e-5, atol=1e-6)

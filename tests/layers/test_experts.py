@@ -65,3 +65,19 @@ def test_experts_without_batch_norm_have_no_statistics():
     experts.build((None, 2))
     assert experts.non_trainable_weights == []
     assert experts.get_config()["batch_norm"] is False
+
+
+def test_shared_input_matmul_is_the_einsum_it_replaces():
+    from keras import ops
+
+    from mtrec.layers.experts import shared_input_matmul
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(7, 5)).astype("float32")
+    kernel = rng.normal(size=(3, 5, 4)).astype("float32")
+    got = np.asarray(shared_input_matmul(x, kernel))
+    want = np.asarray(ops.einsum("bi,nio->bno", x, kernel))
+    assert got.shape == (7, 3, 4)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    # each expert's slice is its own matrix product
+    np.testing.assert_allclose(got[:, 1], x @ kernel[1], rtol=1e-6, atol=1e-6)
