@@ -21,11 +21,18 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 venv: $(VENV)/.installed
 
+# Tests run in TEST_WORKERS processes (pytest-xdist; a file's tests stay in
+# one process, so its module fixtures are built once), each TensorFlow on one
+# thread (tests/conftest.py): most of a test's time is Python tracing on one
+# core, so two processes on two cores finish in about half the time of one.
+# TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 2
+
 test: venv
-	$(PY) -m pytest -q --durations=20
+	$(PY) -m pytest -q --durations=20 -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: venv
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m slow -n $(TEST_WORKERS) --dist loadfile
 
 demo: venv
 	$(PY) -m mtrec.demo

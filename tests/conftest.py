@@ -14,6 +14,13 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# In a pytest-xdist worker (make test runs TEST_WORKERS of them), TensorFlow
+# gets one thread per pool: the workers already fill the cores, and two
+# thread pools per core spin against each other. Read by TensorFlow when it
+# starts, so set before anything imports it.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 import numpy as np
 import pandas as pd
