@@ -284,9 +284,13 @@ class ModalityLosses(keras.layers.Layer):
         present: dict `{modality: bool (batch,)}`.
         sources: dict `{modality: tensor}`: the input of each
             reconstruction head (see `Reconstruction.source`).
+        return_reconstructions: bool. Also return each head's prediction,
+            so a model imputing a modality reuses it instead of running
+            the head a second time. Defaults to `False`.
 
     Returns:
-        dict `{log_name: float32 scalar}`, the unweighted losses.
+        dict `{log_name: float32 scalar}`, the unweighted losses; with
+        `return_reconstructions`, also `{modality: (batch, group_dims[m])}`.
     """
 
     def __init__(self, modality_losses, modalities, group_dims, **kwargs):
@@ -347,19 +351,21 @@ class ModalityLosses(keras.layers.Layer):
         spec = next(s for s in self.reconstructions if s.modality == modality)
         return self.heads[self.reconstructions.index(spec)](source)
 
-    def call(self, groups, present, sources):
-        values = {}
+    def call(self, groups, present, sources, return_reconstructions=False):
+        values, reconstructions = {}, {}
         for head, spec in zip(self.heads, self.reconstructions):
             target = ops.stop_gradient(groups[self._index(spec.modality)])
+            reconstructions[spec.modality] = head(sources[spec.modality])
             values[spec.log_name] = reconstruction_loss(
-                head(sources[spec.modality]), target, present[spec.modality], spec.loss)
+                reconstructions[spec.modality], target, present[spec.modality], spec.loss)
         for k, spec in enumerate(self.alignments):
             first, second = spec.modalities
             a = self.projections[2 * k](groups[self._index(first)])
             b = self.projections[2 * k + 1](groups[self._index(second)])
             valid = ops.logical_and(present[first], present[second])
             values[spec.log_name] = info_nce(a, b, valid, self.temperature(k))
-        return {s.log_name: values[s.log_name] for s in self.specs}
+        values = {s.log_name: values[s.log_name] for s in self.specs}
+        return (values, reconstructions) if return_reconstructions else values
 
     def weighted_sum(self, values):
         """`sum_m weight_m * R_m` of `call`'s values."""

@@ -375,8 +375,11 @@ class MultiTaskModel(keras.Model):
         groups, present = self.embedding(encoded, training=training, grouped=True,
                                          return_present=True)
         sources = self.reconstruction_sources(groups, None if losses else self.impute_missing)
+        reconstructed = {}
         if losses:
-            values = self.modality_loss_heads(groups, present, sources)
+            # the heads' predictions come back too: imputation reuses them
+            values, reconstructed = self.modality_loss_heads(
+                groups, present, sources, return_reconstructions=True)
             if training:
                 # validation's val_loss stays the task losses plus Omega
                 self.add_loss(self.modality_loss_heads.weighted_sum(values))
@@ -384,8 +387,10 @@ class MultiTaskModel(keras.Model):
         groups = list(groups)
         for m in self.impute_missing:
             i = self.embedding.modalities.index(m)
-            imputed = ops.cast(self.modality_loss_heads.reconstruct(m, sources[m]),
-                               groups[i].dtype)
+            imputed = reconstructed.get(m)
+            if imputed is None:
+                imputed = self.modality_loss_heads.reconstruct(m, sources[m])
+            imputed = ops.cast(imputed, groups[i].dtype)
             groups[i] = ops.where(present[m][:, None], groups[i], imputed)
         return groups
 
