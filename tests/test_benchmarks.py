@@ -185,9 +185,11 @@ def test_the_multimodal_suite_serves_every_run_without_the_text(name):
     assert all(r["ablations"] == {"text_removed": text_inputs} for r in runs)
     smoke = run.plan(suite, seeds=[1], smoke=True)
     assert [r["name"] for r in smoke] == ["mmoe_tabular", "mmoe_text_dropout"]
-    assert ("dataset.args.max_rows=3000" in smoke[0]["overrides"]) == (
-        name == "clothing_multimodal")
-    assert "training.epochs=1" in smoke[0]["overrides"] or name == "clothing_multimodal"
+    # a smoke run reads a few thousand rows: the first reviews, or the first users
+    row_limit = {"clothing_multimodal": "dataset.args.max_rows=3000",
+                 "movielens_multimodal": "dataset.args.max_users=100"}[name]
+    assert row_limit in smoke[0]["overrides"]
+    assert "training.epochs=2" in smoke[0]["overrides"]
     makefile = (ROOT / "Makefile").read_text()
     assert "bench-multimodal: venv" in makefile
     assert "--suite clothing_multimodal,movielens_multimodal " in makefile

@@ -217,18 +217,29 @@ def funnel_schema(embedding_dim=16):
 # Rating tasks
 # --------------------------------------------------------------------------
 def ratings_tasks(data_dir=None, test_fraction=0.2, valid_fraction=0.1, seed=0,
-                  download=True):
+                  download=True, max_users=None):
     """Every rating as a row, with tasks `like` (rating >= 4) and `rating`.
 
     Split by time per user like `funnel`; user features from the training
     ratings only; item features `genres`, `title`, `year`,
-    `movie_popularity` and `tags` (see the module docstring).
+    `movie_popularity` and `tags` (see the module docstring). `max_users`
+    (int or None) keeps the ratings and tags of the `max_users` lowest user
+    ids only: a smaller table with the same per-user split, for smoke runs.
 
     Returns:
         `(train, valid, test)` DataFrames: `user_id`, `movie_id`,
         `timestamp`, features, `like` (int32), `rating` (float32).
     """
+    if max_users is not None and (isinstance(max_users, bool)
+                                  or not isinstance(max_users, (int, np.integer))
+                                  or max_users < 1):
+        raise ValueError(f"max_users must be None or an integer >= 1 (users to keep), "
+                         f"got {max_users!r}.")
     ratings, movies, tags = read(data_dir, download)
+    if max_users is not None:
+        kept = np.sort(ratings["userId"].unique())[:max_users]
+        ratings = ratings[ratings["userId"].isin(kept)]
+        tags = tags[tags["userId"].isin(kept)]
     return build_ratings_tasks(ratings, movies, tags, test_fraction, valid_fraction, seed)
 
 
@@ -296,16 +307,17 @@ def movielens_funnel(negatives_per_positive=4, seed=0, test_fraction=0.2,
 
 @register_dataset("movielens_ratings", tasks=RATING_TASKS)
 def movielens_ratings(test_fraction=0.2, valid_fraction=0.1, seed=0, data_dir=None,
-                      text_vectors=None):
+                      text_vectors=None, max_users=None):
     """MovieLens latest-small ratings with tasks like (rating >= 4) and
     rating (regression) (`mtrec.data.movielens.ratings_tasks`);
     `text_vectors` (an int dimension, or `{dim, columns}`) adds
     precomputed TF-IDF -> SVD vectors of the tags (`tags_vector`;
     `columns` may add `title`), fit on the training split only. Off by
-    default."""
+    default. `max_users` keeps the lowest user ids only (smoke runs)."""
     settings = text_vector_settings(text_vectors, RATINGS_TEXT_COLUMNS,
                                     DEFAULT_VECTOR_COLUMNS)
-    splits = ratings_tasks(data_dir, test_fraction, valid_fraction, seed)
+    splits = ratings_tasks(data_dir, test_fraction, valid_fraction, seed,
+                           max_users=max_users)
     splits, note = add_text_vectors([f.drop(columns="timestamp") for f in splits],
                                     settings, seed=seed)
     return DatasetSplits(
@@ -313,6 +325,7 @@ def movielens_ratings(test_fraction=0.2, valid_fraction=0.1, seed=0, data_dir=No
         features=ratings_schema().features + vector_features(settings),
         description=f"MovieLens latest-small ratings (derived tasks: like = rating >= 4, "
                     f"rating); per-user time split {1 - test_fraction:g}/{test_fraction:g}"
+                    + ("" if max_users is None else f"; the first {max_users} users")
                     + note)
 
 

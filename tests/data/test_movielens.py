@@ -221,6 +221,25 @@ def test_ratings_tasks(data_dir, raw):
     assert schema.feature("tags").kind == "text"
 
 
+@needs_data
+def test_max_users_keeps_the_lowest_user_ids(data_dir, raw):
+    ratings, _, tags = raw
+    frames = movielens.ratings_tasks(data_dir, download=False, max_users=25)
+    rows = split_of(frames)
+    kept = np.sort(ratings["userId"].unique())[:25]
+    assert sorted(rows["user_id"].unique()) == kept.tolist()
+    assert len(rows) == ratings["userId"].isin(kept).sum()
+    times = rows.pivot_table(index="user_id", columns="split", values="timestamp",
+                             aggfunc=["min", "max"])
+    assert (times[("max", "train")] <= times[("min", "test")]).all()
+    # only the kept users' tags describe the movies
+    words = set(" ".join(rows["tags"]).split())
+    assert words <= set(" ".join(tags.loc[tags["userId"].isin(kept), "tag"]
+                                 .astype(str)).split())
+    with pytest.raises(ValueError, match="max_users must be None or an integer >= 1"):
+        movielens.ratings_tasks(data_dir, download=False, max_users=0)
+
+
 # -- text vectors ----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def rating_frames(data_dir):
