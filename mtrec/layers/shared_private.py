@@ -104,6 +104,10 @@ class SharedPrivateBackbone(Backbone):
     Call arguments:
         inputs: tensor `(batch, input_dim)`.
         training: bool. The losses and the metric are updated only then.
+        track_accuracy: bool. Update the discriminator's accuracy metric
+            in an inference call too (a model's test step: the accuracy on
+            validation batches), from the views this call computes anyway.
+            Defaults to `False`.
 
     Returns:
         list of `num_tasks` tensors `(batch, shared_units[-1] +
@@ -197,12 +201,14 @@ class SharedPrivateBackbone(Backbone):
         tasks = ops.arange(self.num_tasks, dtype="int32")
         return ops.cast(ops.equal(ops.argmax(logits, axis=-1), tasks[None]), "float32")
 
-    def call(self, inputs, training=False, return_gate_weights=False):
+    def call(self, inputs, training=False, return_gate_weights=False, track_accuracy=False):
         views = self.shared_views(inputs, training=training)
         # (batch, tasks, private_units[-1])
         private = self.private(inputs, training=training)
         if training:
             self._add_adversarial_losses(views, private)
+        elif track_accuracy:
+            self.accuracy_tracker.update_state(self._hits(self.discriminate(views)))
         # (batch, tasks, shared + private) -> one tensor per task
         joint = ops.concatenate([views, ops.cast(private, views.dtype)], axis=-1)
         outputs = [joint[:, t, :] for t in range(self.num_tasks)]

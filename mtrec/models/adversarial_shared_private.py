@@ -83,15 +83,13 @@ class SharedPrivate(MultiTaskModel):
 
     def task_inputs(self, encoded, training=False):
         inputs = self.embed(encoded, training=training)
-        if not training and self.in_test_step():
-            # The backbone updates the discriminator's accuracy in training
-            # calls only (inference, and so the export, stays free of it);
-            # a test step updates it here, from the batch's one embedding,
-            # so `val_task_discriminator_accuracy` is the accuracy on the
-            # validation batches, not an empty mean.
-            self.backbone.accuracy_tracker.update_state(
-                self.backbone.discriminator_hits(inputs))
-        return self.backbone(inputs, training=training)
+        # The backbone updates the discriminator's accuracy in training calls
+        # only (inference, and so the export, stays free of it); a test step
+        # asks for it, from the views the call computes anyway, so
+        # `val_task_discriminator_accuracy` is the accuracy on the validation
+        # batches, not an empty mean.
+        track = not training and self.in_test_step()
+        return self.backbone(inputs, training=training, track_accuracy=track)
 
     def discriminator_accuracy(self, data, per_task=False):
         """How often the discriminator tells which task a shared view is

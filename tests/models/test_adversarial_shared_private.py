@@ -43,19 +43,29 @@ def test_discriminator_accuracy_is_in_the_history(fitted, table, schema):
 
 
 def test_each_batch_is_embedded_once(table, schema, monkeypatch):
-    """Eagerly, fit with validation embeds each batch once, and the
-    validation accuracy is still logged (from the same embedding)."""
+    """Eagerly, fit with validation embeds each batch once and computes
+    its shared views once, and the validation accuracy is still logged
+    (from the same views)."""
     keras.utils.set_random_seed(0)
     model = mtrec.models.SharedPrivate(schema, **ARGS)
     model.compile(optimizer=keras.optimizers.Adam(0.01), run_eagerly=True)
-    calls = []
-    function = model.embedding.call
-    monkeypatch.setattr(model.embedding, "call",
-                        lambda *a, **k: calls.append(1) or function(*a, **k))
+    calls = {"embedding": 0, "views": 0}
+
+    def count(owner, attribute, key):
+        function = getattr(owner, attribute)
+
+        def counted(*args, **kwargs):
+            calls[key] += 1
+            return function(*args, **kwargs)
+        monkeypatch.setattr(owner, attribute, counted)
+
+    count(model.embedding, "call", "embedding")
+    count(model.backbone, "shared_views", "views")
     train = mtrec.data.from_pandas(table, schema, batch_size=128)
     validation = mtrec.data.from_pandas(table.tail(100), schema, batch_size=50)
     history = model.fit(train, validation_data=validation, epochs=1, verbose=0).history
-    assert len(calls) == len(list(train)) + 2
+    batches = len(list(train)) + 2
+    assert calls == {"embedding": batches, "views": batches}
     assert 0.0 <= history["val_task_discriminator_accuracy"][0] <= 1.0
     assert history["val_task_discriminator_accuracy"][0] == pytest.approx(
         model.discriminator_accuracy(table.tail(100)), abs=1e-6)
