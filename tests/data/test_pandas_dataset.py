@@ -97,6 +97,23 @@ def test_batch_size_and_drop_remainder(table, schema):
     assert sizes == [128, 128]
 
 
+def test_batches_are_prefetched_without_the_autotuner(table, schema):
+    """A fixed prefetch buffer and no tf.data autotuner: dropping an
+    epoch's iterator waited for the autotuner's thread (see
+    `mtrec.data.pandas_dataset._without_autotune`); a user's own options
+    still apply on top."""
+    from mtrec.data.pandas_dataset import PREFETCH_BATCHES
+    dataset = from_pandas(table, schema, batch_size=128, shuffle=True, seed=1)
+    assert dataset.options().autotune.enabled is False
+    assert PREFETCH_BATCHES >= 1
+    # every row still arrives, once per epoch, on every fresh iterator
+    for _ in range(2):
+        assert sum(len(labels["click"]) for _, labels in dataset) == len(table)
+    options = tf.data.Options()
+    options.autotune.enabled = True
+    assert dataset.with_options(options).options().autotune.enabled is True
+
+
 def spend_order(dataset):
     return np.concatenate([labels["spend"] for _, labels in batches(dataset)])
 
