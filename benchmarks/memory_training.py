@@ -15,12 +15,19 @@ another's allocations):
   split; then the same at `--repeat` times the rows (the file repeated) to
   show the peak stays flat.
 
+`--jit-compile true|false` compiles every fit with it (default: the
+library's own choice; `auto` leaves these 2-epoch fits uncompiled, since
+they run fewer than 1,000 steps). "anon / file added" split what fit left
+resident into anonymous memory and file-backed pages (`RssAnon`,
+`RssFile`): XLA pages in its compiler's code from libtensorflow, which is
+shared, clean and counted in RSS.
+
 With `--rev REV` every measurement is also run with the `mtrec` package
 of that git revision (`git archive`, imported through PYTHONPATH), rounds
 interleaved, and the table shows both and their ratio.
 
     python benchmarks/memory_training.py [--rev main] [--epochs 2]
-        [--batch-size 1024] [--rounds 1] [--repeat 10]
+        [--batch-size 1024] [--rounds 1] [--repeat 10] [--jit-compile true]
 
 RSS is VmRSS sampled every 20 ms from /proc/self/status (Linux), in MB.
 Medians over `--rounds`.
@@ -54,6 +61,18 @@ def mmoe(mtrec, schema):
 
 def rss_mb():
     return vm_rss_bytes() / MB
+
+
+def rss_parts_mb():
+    """`(RssAnon, RssFile)` of this process in MB (Linux)."""
+    fields = dict(line.split(":", 1) for line in
+                  Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    return tuple(int(fields[key].split()[0]) / 1024 for key in ("RssAnon", "RssFile"))
+
+
+def compile_options(args):
+    """`compile` keywords for `--jit-compile` (none for the default)."""
+    return {} if args.jit_compile == "default" else {"jit_compile": args.jit_compile == "true"}
 
 
 class StageSampler(RssSampler):
@@ -123,12 +142,15 @@ def work_frame(args):
         valid_data = mtrec.data.from_pandas(valid, schema, batch_size=4096)
         out["from_pandas"] = rss_mb()
         model = mmoe(mtrec, schema)
-        model.compile(optimizer="adam")
+        model.compile(optimizer="adam", **compile_options(args))
+        anon, file = rss_parts_mb()
         sampler.reset()
         start = time.perf_counter()
         model.fit(train_data, validation_data=valid_data, epochs=args.epochs, verbose=0)
         out["fit seconds"] = time.perf_counter() - start
         out["fit peak"] = sampler.peak / MB
+        anon_after, file_after = rss_parts_mb()
+        out["anon added"], out["file added"] = anon_after - anon, file_after - file
     out["training adds"] = out["fit peak"] - out["data"]
     out["rows"] = len(train)
     return out
@@ -149,7 +171,7 @@ def work_stream(args):
                                        shuffle_buffer=args.shuffle_buffer, seed=0)
         out["data"] = rss_mb()
         model = mmoe(mtrec, schema)
-        model.compile(optimizer="adam")
+        model.compile(optimizer="adam", **compile_options(args))
         sampler.reset()
         start = time.perf_counter()
         history = model.fit(data, epochs=args.epochs, verbose=0)
@@ -184,7 +206,8 @@ def table(results, labels):
     """Median per figure, one column per code version (and their ratio)."""
     rows = []
     for case, figures in [("frame", ["import tensorflow", "import mtrec", "data", "from_pandas",
-                                     "fit peak", "training adds", "fit seconds"]),
+                                     "fit peak", "training adds", "anon added", "file added",
+                                     "fit seconds"]),
                           ("stream 1x", ["import mtrec", "data", "fit peak", "training adds",
                                          "peak", "fit seconds"]),
                           ("stream Nx", ["import mtrec", "data", "fit peak", "training adds",
@@ -216,6 +239,9 @@ def main(argv=None):
     parser.add_argument("--repeat-epochs", type=int, default=1,
                         help="epochs of the repeated file (its rows are already x repeat)")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--jit-compile", choices=["default", "true", "false"],
+                        default="default",
+                        help="compile(jit_compile=...) of every fit (default: not passed)")
     parser.add_argument("--output", default=None, help="write the results as JSON here")
     # worker mode (internal)
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
@@ -242,7 +268,7 @@ def main(argv=None):
         # the files and schema, by the current code, in a process of its own
         rows = run_worker("prepare", REPOSITORY, folder=folder, repeat=args.repeat)["rows"]
         folder = Path(folder)
-        common = dict(batch_size=args.batch_size)
+        common = dict(batch_size=args.batch_size, jit_compile=args.jit_compile)
         stream = dict(common, schema=folder / "schema.json", chunk_rows=args.chunk_rows,
                       shuffle_buffer=args.shuffle_buffer)
         results = {label: {"frame": [], "stream 1x": [], "stream Nx": []} for label in labels}
@@ -266,7 +292,8 @@ def main(argv=None):
           f"MMoE 8x[16], batch {args.batch_size}; frame: {args.epochs} epochs; stream "
           f"(from_parquet, chunk_rows {args.chunk_rows:,}, shuffle_buffer "
           f"{args.shuffle_buffer:,}): 1x {args.epochs} epochs, Nx = {args.repeat}x rows "
-          f"({rows * args.repeat:,}) {args.repeat_epochs} epoch(s); medians of "
+          f"({rows * args.repeat:,}) {args.repeat_epochs} epoch(s); jit_compile "
+          f"{args.jit_compile}; medians of "
           f"{args.rounds} round(s), each figure from a fresh process")
     print(table(results, labels))
     if args.output:
