@@ -36,11 +36,23 @@ MB = 1024 * 1024
 
 def vm_rss_bytes():
     """Current resident set size from /proc/self/status (Linux)."""
+    return status_kib("VmRSS")[0] * 1024
+
+
+def status_kib(*keys):
+    """The values of `keys` (e.g. "VmRSS", "RssAnon") in /proc/self/status,
+    in KiB (Linux)."""
+    values = {}
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("VmRSS not found in /proc/self/status (Linux only).")
+            key, _, rest = line.partition(":")
+            if key in keys:
+                values[key] = int(rest.split()[0])
+    missing = [key for key in keys if key not in values]
+    if missing:
+        raise RuntimeError(f"{', '.join(missing)} not found in /proc/self/status "
+                           f"(Linux only).")
+    return tuple(values[key] for key in keys)
 
 
 def max_rss_bytes():

@@ -48,7 +48,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from memory_streaming import RssSampler, vm_rss_bytes  # noqa: E402
+from memory_streaming import RssSampler, status_kib, vm_rss_bytes  # noqa: E402
 from revision_checkout import REPOSITORY, exported_package, resolve  # noqa: E402
 
 MB = 1024 * 1024
@@ -65,9 +65,7 @@ def rss_mb():
 
 def rss_parts_mb():
     """`(RssAnon, RssFile)` of this process in MB (Linux)."""
-    fields = dict(line.split(":", 1) for line in
-                  Path("/proc/self/status").read_text().splitlines() if ":" in line)
-    return tuple(int(fields[key].split()[0]) / 1024 for key in ("RssAnon", "RssFile"))
+    return tuple(kib / 1024 for kib in status_kib("RssAnon", "RssFile"))
 
 
 def compile_options(args):

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mtrec.data.download import locate
+from mtrec.utils.arguments import check_optional_count
 
 logger = logging.getLogger(__name__)
 
@@ -125,12 +126,8 @@ def load(group=1, data_dir=None, seed=0, download=True, max_rows=None):
     if group not in TASKS:
         raise ValueError(f"group must be 1 (income, marital) or 2 (education, "
                          f"marital), got {group!r}.")
-    if max_rows is not None and (isinstance(max_rows, bool)
-                                 or not isinstance(max_rows, (int, np.integer))
-                                 or max_rows < 4):
-        raise ValueError(f"max_rows must be None or an integer >= 4 (train rows to "
-                         f"read; validation and test get max_rows // 4 each), got "
-                         f"{max_rows!r}.")
+    check_optional_count("max_rows", max_rows, 4,
+                         "train rows to read; validation and test get max_rows // 4 each")
     folder = locate("census-income", FILES, BASE_URL, data_dir=data_dir,
                     download=download, gunzip_md5=True)
     held_out_rows = None if max_rows is None else max_rows // 2

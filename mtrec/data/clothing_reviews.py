@@ -28,6 +28,7 @@ from mtrec.data.registry import DatasetSplits, register_dataset
 from mtrec.data.text_vectors import add_text_vectors, vector_features
 from mtrec.data.text_vectors import text_vector_settings as shared_text_vector_settings
 from mtrec.schema import Categorical, Numeric, Text
+from mtrec.utils.arguments import check_optional_count
 
 SUBDIR = "womens-clothing-reviews"
 FILES = {"reviews.parquet": "c574487f66c86395ae823bd03938fc76"}
@@ -79,11 +80,8 @@ def load(data_dir=None, seed=0, max_rows=None):
 
     `max_rows` (int or None): keep only the file's first `max_rows` reviews
     before the split (for smoke runs); `None` keeps all 23,486."""
-    if max_rows is not None and (isinstance(max_rows, bool)
-                                 or not isinstance(max_rows, (int, np.integer))
-                                 or max_rows < 10):
-        raise ValueError(f"max_rows must be None or an integer >= 10 (reviews to keep "
-                         f"before the 80/10/10 split), got {max_rows!r}.")
+    check_optional_count("max_rows", max_rows, 10,
+                         "reviews to keep before the 80/10/10 split")
     df = read(data_dir).rename(columns=COLUMNS)
     if max_rows is not None:
         df = df.iloc[:max_rows]

@@ -76,6 +76,7 @@ from mtrec.data.download import cache_dir, locate
 from mtrec.data.registry import DatasetSplits, register_dataset
 from mtrec.data.text_vectors import add_text_vectors, text_vector_settings, vector_features
 from mtrec.schema import Categorical, MultiHot, Numeric, Schema, TaskSpec, Text, funnel_tasks
+from mtrec.utils.arguments import check_optional_count
 
 logger = logging.getLogger(__name__)
 
@@ -230,11 +231,7 @@ def ratings_tasks(data_dir=None, test_fraction=0.2, valid_fraction=0.1, seed=0,
         `(train, valid, test)` DataFrames: `user_id`, `movie_id`,
         `timestamp`, features, `like` (int32), `rating` (float32).
     """
-    if max_users is not None and (isinstance(max_users, bool)
-                                  or not isinstance(max_users, (int, np.integer))
-                                  or max_users < 1):
-        raise ValueError(f"max_users must be None or an integer >= 1 (users to keep), "
-                         f"got {max_users!r}.")
+    check_optional_count("max_users", max_users, 1, "users to keep")
     ratings, movies, tags = read(data_dir, download)
     if max_users is not None:
         kept = np.sort(ratings["userId"].unique())[:max_users]

@@ -163,7 +163,7 @@ def gathered_batches(columns, rows, batch_size, shuffle=False, seed=None,
         # (batch,) row ids -> every column's (batch, ...) rows
         return tf.nest.map_structure(lambda t: tf.gather(t, batch_indices), tensors)
 
-    return indices.map(gather).prefetch(PREFETCH_BATCHES).with_options(_WITHOUT_AUTOTUNE)
+    return indices.map(gather).prefetch(PREFETCH_BATCHES).with_options(_without_autotune())
 
 
 #: Batches `gathered_batches` prepares ahead of the step. Each is one gather
@@ -183,9 +183,6 @@ def _without_autotune():
     options = tf.data.Options()
     options.autotune.enabled = False
     return options
-
-
-_WITHOUT_AUTOTUNE = _without_autotune()
 
 
 def _batch_indices(rows, batch_size, shuffle, seed, drop_remainder):

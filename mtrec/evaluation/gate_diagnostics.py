@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mtrec.data.pandas_dataset import DATAFRAME_BATCH_SIZE, from_pandas
+from mtrec.utils.arguments import check_optional_count
 
 __all__ = ["GateCollapseWarning", "GateReport", "gates"]
 
@@ -125,11 +126,7 @@ def _structural_masks(model, structure):
 
 
 def _check_arguments(max_batches, collapse_threshold):
-    if max_batches is not None and (
-            isinstance(max_batches, bool) or not isinstance(max_batches, (int, np.integer))
-            or max_batches < 1):
-        raise ValueError(f"max_batches must be None or an integer >= 1, got "
-                         f"{max_batches!r}.")
+    check_optional_count("max_batches", max_batches)
     if not 0.0 < float(collapse_threshold) <= 1.0:
         raise ValueError(f"collapse_threshold must be in (0, 1], got "
                          f"{collapse_threshold!r}.")
