@@ -10,6 +10,7 @@ dataset: {name: census_income, args: {group: 1}}
 #   (also {time_column: ts, valid_from: 2024-06-01, test_from: 2024-06-15} or {column: split})
 schema:                                  # optional: overrides of Schema.infer
   exclude: []
+  defaults: {categorical: {embedding_dim: 32}}   # per kind, for the features not named below
   features: {age: {kind: categorical, embedding_dim: 8}}
 model: {name: MMoE, args: {num_experts: 8, expert_units: [16], tower_units: [8]}}
 training:
@@ -347,14 +348,85 @@ FeatureOverride = Annotated[Union[tuple(FEATURE_OVERRIDES.values())],
                             Field(discriminator="kind")]
 
 
+#: Fields `schema.defaults` may not set: they name or place one column only.
+_PER_COLUMN_FIELDS = {"name", "kind", "dtype", "scenario"}
+
+
 class SchemaConfig(_Strict):
+    """`schema`: columns to leave out, per-kind defaults, per-column specs.
+
+    ```yaml
+    schema:
+      exclude: [user_id]
+      defaults:                 # every feature of a kind not named under features
+        categorical: {embedding_dim: 32}
+        numeric: {encoding: periodic, frequency_sigma: 0.3}
+      features:                 # a whole spec per column (defaults do not apply)
+        age: {kind: numeric, encoding: piecewise_linear}
+    ```
+
+    `defaults` changes the fields it names on every inferred or
+    loader-declared feature of that kind; a column under `features` is
+    specified by its entry alone, so a written-out config (every field of
+    an entry filled in) means the same when read back.
+    """
+
     exclude: list[str] = Field(default_factory=list)
+    defaults: dict[str, dict[str, Any]] = Field(default_factory=dict)
     features: dict[str, FeatureOverride] = Field(default_factory=dict)
+
+    @field_validator("defaults")
+    @classmethod
+    def _check_defaults(cls, value):
+        problems = []
+        for kind, fields in value.items():
+            if kind not in FEATURE_OVERRIDES:
+                problems.append(f"'{kind}' is not a feature kind"
+                                f"{_suggestion(kind, FEATURE_OVERRIDES, 'kinds')}")
+                continue
+            per_column = sorted(set(fields) & _PER_COLUMN_FIELDS)
+            if per_column:
+                problems.append(f"{kind}: {per_column} describe one column; set them "
+                                f"under schema.features.<column> instead")
+                continue
+            try:
+                FEATURE_OVERRIDES[kind](kind=kind, **fields)
+            except ValidationError as error:
+                for item in error.errors():
+                    field = ".".join(str(part) for part in item["loc"])
+                    valid = [f for f in FEATURE_OVERRIDES[kind].model_fields
+                             if f not in _PER_COLUMN_FIELDS]
+                    hint = (_suggestion(field, valid, "fields")
+                            if item["type"] == "extra_forbidden" else "")
+                    problems.append(f"{kind}.{field}: {item['msg']}{hint}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
 
     def feature_specs(self):
         """`{column: spec}` of the overrides, for `Schema.infer(**overrides)`."""
         return {column: FEATURE_KINDS[o.kind](name=column, **o.model_dump(exclude={"kind"}))
                 for column, o in self.features.items()}
+
+    def with_defaults(self, specs):
+        """`specs` (a list of feature specs) with `defaults` applied to each
+        spec of a defaulted kind that `features` does not name.
+
+        Raises:
+            ValueError: naming the column whose spec refuses a default.
+        """
+        out = []
+        for spec in specs:
+            fields = self.defaults.get(spec.kind)
+            if fields and spec.name not in self.features:
+                try:
+                    spec = dataclasses.replace(spec, **fields)
+                except (TypeError, ValueError) as error:
+                    raise ValueError(f"schema.defaults.{spec.kind} does not suit column "
+                                     f"'{spec.name}': {error}; name that column under "
+                                     f"schema.features to give it its own spec.") from None
+            out.append(spec)
+        return out
 
 
 class ModelConfig(_Strict):
@@ -813,6 +885,14 @@ def _semantic_problems(data, bad_paths):
             weights if ok("training", "loss_weights") else {}, monitor, task_names,
             task_kinds)
 
+    # schema defaults: each kind's fields valid on a spec of that kind.
+    if ok("schema", "defaults"):
+        for kind, fields in (schema.get("defaults") or {}).items():
+            try:
+                Schema([FEATURE_KINDS[kind](name="<default>", **fields)],
+                       tasks=[TaskSpec("__config_check__")])
+            except ValueError as error:
+                problems.append(f"schema.defaults.{kind}: {error}")
     # schema overrides: each spec valid, not also excluded, not a label.
     features = schema.get("features") or {}
     exclude = schema.get("exclude") or []

@@ -82,6 +82,9 @@ def config_fingerprint(config):
 def fingerprinted(data):
     """A resolved config dict less the keys that do not change the run."""
     data = {k: v for k, v in data.items() if k not in _NOT_FINGERPRINTED}
+    if data.get("schema", {}).get("defaults") == {}:
+        # Added after runs were fingerprinted: empty, the run is as before.
+        data["schema"] = {k: v for k, v in data["schema"].items() if k != "defaults"}
     data["training"] = {k: v for k, v in data["training"].items()
                         if k not in _NOT_FINGERPRINTED_TRAINING
                         and _DEFAULTS_NOT_FINGERPRINTED.get(k, _NO_DEFAULT) != v}

@@ -192,6 +192,8 @@ def train(config, output_dir=None, verbose=None, log=print, data=None, *,
     specs.update(config.schema_.feature_specs())
     schema = Schema.infer(frame, tasks=data.tasks, exclude=config.schema_.exclude,
                           verbose=False, **specs)
+    if config.schema_.defaults:
+        schema = Schema(config.schema_.with_defaults(schema.features), schema.tasks)
     source.adapt(schema, training.seed, log)
     if source.streamed:
         rows = source.rows()

@@ -569,3 +569,66 @@ def test_dataset_file_problems_name_the_file_and_column(tmp_path):
         f"did you mean 'dya'?",
         f"dataset.files.test: no file matches the pattern "
         f"'{tmp_path / 't-*.csv'}'."]
+
+
+# --------------------------------------------------------------------------
+# schema defaults: per-kind fields for the features not named in schema.features
+# --------------------------------------------------------------------------
+def test_schema_defaults_apply_to_every_unnamed_feature_of_their_kind():
+    config = parse_config(tiny(schema={
+        "defaults": {"categorical": {"embedding_dim": 4},
+                     "numeric": {"encoding": "periodic", "frequency_sigma": 0.5}},
+        "features": {"x1": {"kind": "numeric", "log1p": True}}}))
+    specs = [mtrec.Categorical("color"), mtrec.Categorical("shape", embedding_dim=9),
+             mtrec.Numeric("x1"), mtrec.Numeric("x2", clip=True), mtrec.MultiHot("tags")]
+    assert config.schema_.with_defaults(specs) == [
+        mtrec.Categorical("color", embedding_dim=4),
+        mtrec.Categorical("shape", embedding_dim=4),
+        mtrec.Numeric("x1"),  # named under features: its own spec, untouched here
+        mtrec.Numeric("x2", clip=True, encoding="periodic", frequency_sigma=0.5),
+        mtrec.MultiHot("tags")]
+
+
+def test_schema_defaults_problems():
+    problems = problems_of(tiny(schema={"defaults": {
+        "categorial": {"embedding_dim": 4},
+        "numeric": {"frequency_sigmaa": 0.5},
+        "categorical": {"scenario": True}}}))
+    assert len(problems) == 1
+    assert "'categorial' is not a feature kind; did you mean 'categorical'?" in problems[0]
+    assert "numeric.frequency_sigmaa: Extra inputs are not permitted; did you mean " \
+           "'frequency_sigma'?" in problems[0]
+    assert "categorical: ['scenario'] describe one column" in problems[0]
+    problems = problems_of(tiny(schema={"defaults": {"categorical": {"embedding_dim": 0}}}))
+    assert problems == ["schema.defaults.categorical: Categorical '<default>' has "
+                        "embedding_dim=0; expected a positive integer."]
+    problems = problems_of(tiny(schema={"defaults": {"numeric": {"log1p": "yes"}}}))
+    assert problems[0].startswith("schema.defaults: ") and "numeric.log1p" in problems[0]
+
+
+def test_schema_defaults_reach_the_trained_schema_and_round_trip(tmp_path):
+    from mtrec.experiments import runner
+
+    config = parse_config(tiny(
+        schema={"defaults": {"categorical": {"embedding_dim": 3},
+                             "numeric": {"encoding": "quantile_bins", "num_bins": 4}},
+                "features": {"x1": {"kind": "numeric"}}},
+        output_dir=str(tmp_path / "run")))
+    again = parse_config(yaml.safe_load(config.to_yaml()))
+    assert again.schema_.defaults == config.schema_.defaults
+    runner.train(config)
+    schema = mtrec.Schema.from_json((tmp_path / "run" / "schema.json").read_text())
+    assert {f.embedding_dim for f in schema.features_of("categorical")} == {3}
+    numerics = {f.name: f for f in schema.features_of("numeric")}
+    assert numerics["x1"].encoding == "standardize"
+    assert {f.encoding for name, f in numerics.items() if name != "x1"} == {"quantile_bins"}
+
+
+def test_empty_schema_defaults_keep_the_fingerprint():
+    from mtrec.experiments import run_folder
+
+    plain = parse_config(tiny())
+    assert run_folder.config_fingerprint(parse_config(tiny(schema={"defaults": {}}))) == \
+        run_folder.config_fingerprint(plain)
+    assert run_folder.config_fingerprint(parse_config(tiny(schema={"defaults": {
+        "categorical": {"embedding_dim": 4}}}))) != run_folder.config_fingerprint(plain)
