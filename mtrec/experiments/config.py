@@ -10,7 +10,7 @@ dataset: {name: census_income, args: {group: 1}}
 #   (also {time_column: ts, valid_from: 2024-06-01, test_from: 2024-06-15} or {column: split})
 schema:                                  # optional: overrides of Schema.infer
   exclude: []
-  defaults: {categorical: {embedding_dim: 32}}   # per kind, for the features not named below
+  defaults: {categorical: {embedding_dim: 32}}   # per kind: fields every feature of it takes unless it sets them
   features: {age: {kind: categorical, embedding_dim: 8}}
 model: {name: MMoE, args: {num_experts: 8, expert_units: [16], tower_units: [8]}}
 training:
@@ -365,10 +365,12 @@ class SchemaConfig(_Strict):
         age: {kind: numeric, encoding: piecewise_linear}
     ```
 
-    `defaults` changes the fields it names on every inferred or
-    loader-declared feature of that kind; a column under `features` is
-    specified by its entry alone, so a written-out config (every field of
-    an entry filled in) means the same when read back.
+    `defaults` sets the fields it names on every inferred or
+    loader-declared feature of that kind, and on the entries of
+    `features` of that kind that do not set them (`capital_gains: {kind:
+    numeric, log1p: true}` takes the numeric defaults too). Parsing writes
+    the defaults into those entries, so a written-out config (every field
+    of an entry filled in) trains the same schema when read back.
     """
 
     exclude: list[str] = Field(default_factory=list)
@@ -403,6 +405,15 @@ class SchemaConfig(_Strict):
             raise ValueError("; ".join(problems))
         return value
 
+    @model_validator(mode="after")
+    def _defaults_fill_the_named_features(self):
+        for column, entry in self.features.items():
+            unset = {field: value for field, value in self.defaults.get(entry.kind, {}).items()
+                     if field not in entry.model_fields_set}
+            if unset:
+                self.features[column] = entry.model_copy(update=unset)
+        return self
+
     def feature_specs(self):
         """`{column: spec}` of the overrides, for `Schema.infer(**overrides)`."""
         return {column: FEATURE_KINDS[o.kind](name=column, **o.model_dump(exclude={"kind"}))
@@ -410,7 +421,8 @@ class SchemaConfig(_Strict):
 
     def with_defaults(self, specs):
         """`specs` (a list of feature specs) with `defaults` applied to each
-        spec of a defaulted kind that `features` does not name.
+        spec of a defaulted kind that `features` does not name (the named
+        ones have them already).
 
         Raises:
             ValueError: naming the column whose spec refuses a default.

@@ -584,9 +584,17 @@ def test_schema_defaults_apply_to_every_unnamed_feature_of_their_kind():
     assert config.schema_.with_defaults(specs) == [
         mtrec.Categorical("color", embedding_dim=4),
         mtrec.Categorical("shape", embedding_dim=4),
-        mtrec.Numeric("x1"),  # named under features: its own spec, untouched here
+        mtrec.Numeric("x1"),  # named under features: its entry has the defaults
         mtrec.Numeric("x2", clip=True, encoding="periodic", frequency_sigma=0.5),
         mtrec.MultiHot("tags")]
+    # A named entry takes the defaults of the fields it does not set.
+    assert config.schema_.feature_specs() == {"x1": mtrec.Numeric(
+        "x1", log1p=True, encoding="periodic", frequency_sigma=0.5)}
+    own = parse_config(tiny(schema={
+        "defaults": {"numeric": {"encoding": "periodic", "frequency_sigma": 0.5}},
+        "features": {"x1": {"kind": "numeric", "frequency_sigma": 2.0}}}))
+    assert own.schema_.feature_specs()["x1"].frequency_sigma == 2.0
+    assert own.schema_.feature_specs()["x1"].encoding == "periodic"
 
 
 def test_schema_defaults_problems():
@@ -612,10 +620,12 @@ def test_schema_defaults_reach_the_trained_schema_and_round_trip(tmp_path):
     config = parse_config(tiny(
         schema={"defaults": {"categorical": {"embedding_dim": 3},
                              "numeric": {"encoding": "quantile_bins", "num_bins": 4}},
-                "features": {"x1": {"kind": "numeric"}}},
+                "features": {"x1": {"kind": "numeric", "encoding": "standardize"}}},
         output_dir=str(tmp_path / "run")))
     again = parse_config(yaml.safe_load(config.to_yaml()))
     assert again.schema_.defaults == config.schema_.defaults
+    assert again.schema_.feature_specs() == config.schema_.feature_specs()
+    assert config.schema_.feature_specs()["x1"].num_bins == 4
     runner.train(config)
     schema = mtrec.Schema.from_json((tmp_path / "run" / "schema.json").read_text())
     assert {f.embedding_dim for f in schema.features_of("categorical")} == {3}
