@@ -11,6 +11,8 @@
    RESULTS.md).
 
     python benchmarks/tuned.py [--seeds 1 2 3] [--trials 8] [--out runs/tune/census_mmoe]
+    python benchmarks/tuned.py --config benchmarks/tune/census_mmoe_wide.yaml
+        (--out runs/tune/<config name>, --output benchmarks/results/tuned_<config name>.json)
 """
 
 import argparse
@@ -34,9 +36,16 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--trials", type=int, default=None,
                         help="default: the config's tune.trials")
-    parser.add_argument("--out", default="runs/tune/census_mmoe")
-    parser.add_argument("--output", default=str(RESULT))
+    parser.add_argument("--config", default=str(CONFIG))
+    parser.add_argument("--out", default=None, help="default: runs/tune/<config name>")
+    parser.add_argument("--output", default=None,
+                        help="default: benchmarks/results/tuned_census.json for the default "
+                             "config, else tuned_<config name>.json")
     args = parser.parse_args(argv)
+    config = Path(args.config).resolve()
+    args.out = args.out or f"runs/tune/{config.stem}"
+    args.output = args.output or str(RESULT if config == CONFIG else
+                                     records.RESULTS / f"tuned_{config.stem}.json")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     from mtrec.experiments import runner
@@ -44,7 +53,7 @@ def main(argv=None):
     from mtrec.tuning.study import tune
 
     out = Path(args.out)
-    result = tune(CONFIG, trials=args.trials, output_dir=out, log=print)
+    result = tune(config, trials=args.trials, output_dir=out, log=print)
     best = load_config(out / "best.yaml")
     runs = []
     for seed in args.seeds:
@@ -61,7 +70,7 @@ def main(argv=None):
                "params": t.params} for t in result.study.trials]
     baseline = _hgb_row()
     summary = {"machine": platform.platform(), "cpu": cpu_model(),
-               "config": str(CONFIG.relative_to(records.ROOT)),
+               "config": str(config.relative_to(records.ROOT)),
                "best_values": result.best_values, "best_value": result.best_value,
                "trials": trials, "runs": runs, "hgb": baseline}
     Path(args.output).write_text(json.dumps(summary, indent=1))
