@@ -513,7 +513,8 @@ def write_report(results_dir, out, figures_dir, suites_dir=None):
     lines += peers_section(results_dir / "peers.json")
     lines += peers_sweep_section(results_dir / "peers_sweep.json", figures_dir, rel_figures)
     lines += scale_section(results_dir / "scale.json")
-    lines += tuned_section(results_dir / "tuned_census.json")
+    lines += tuned_section([results_dir / "tuned_census.json"]
+                           + sorted(results_dir.glob("tuned_census_*.json")))
     lines += task_affinity_section(results_dir / "task_affinity.json", figures_dir,
                                    rel_figures)
     lines += transfer_section(results_dir / "transfer.json", rel_figures)
@@ -1036,26 +1037,44 @@ def _num(value, spec=",.0f"):
     return "—" if value is None else format(value, spec)
 
 
-def tuned_section(path):
-    """The tuned MMoE (`benchmarks/tuned.py`) against the per-task HGB row."""
+#: Row labels of the tuned records, by their config's file name.
+TUNED_LABELS = {
+    "census_mmoe": "MMoE, periodic numeric embeddings, tuned (architecture, learning rate)",
+    "census_mmoe_wide": "MMoE, tuned wide (architecture, optimiser, regularisation, "
+                        "embedding widths, periodic frequency scale)",
+}
+
+
+def tuned_section(paths):
+    """Each tuned model (`benchmarks/tuned.py`, one record per tune config)
+    against the per-task HGB row."""
     lines = ["\n## Tuned by mtrec tune, against gradient boosting (Census-Income group 1)\n"]
-    if not Path(path).is_file():
+    records_found = [records.read_record(p) for p in map(Path, paths) if p.is_file()]
+    if not records_found:
         return lines + ["Not run yet: `python benchmarks/tuned.py`.\n"]
-    record = records.read_record(path)
+    for record in records_found:
+        lines += _tuned_record(record)
+    return lines
+
+
+def _tuned_record(record):
     complete = [t for t in record["trials"] if t["state"] == "COMPLETE"]
-    lines.append(
-        f"`python benchmarks/tuned.py`: `mtrec tune {record['config']}` ({len(complete)} "
+    stem = Path(record["config"]).stem
+    command = "python benchmarks/tuned.py" + (
+        "" if stem == "census_mmoe" else f" --config {record['config']}")
+    lines = [
+        f"`{command}`: `mtrec tune {record['config']}` ({len(complete)} "
         f"complete of {len(record['trials'])} trials, TPE, validation split only), then "
         f"`mtrec train best.yaml` per seed (the test split read once each), on "
         f"{record['cpu']}. Best validation mean AUC {record['best_value']:.4f} with "
         + ", ".join(f"`{k}` = {v:.4g}" if isinstance(v, float) else f"`{k}` = {v}"
-                    for k, v in (record["best_values"] or {}).items()) + ".\n")
+                    for k, v in (record["best_values"] or {}).items()) + ".\n"]
     tasks = list(record["runs"][0]["test"]) if record["runs"] else []
     lines.append("| model | seeds | " + " | ".join(f"{t} test AUC" for t in tasks) + " |")
     lines.append("|---|---|" + "---|" * len(tasks))
     means = {t: sum(r["test"][t]["auc"] for r in record["runs"]) / len(record["runs"])
              for t in tasks}
-    lines.append(f"| MMoE, periodic numeric embeddings, tuned | "
+    lines.append(f"| {TUNED_LABELS.get(stem, stem)} | "
                  f"{', '.join(str(r['seed']) for r in record['runs'])} | "
                  + " | ".join(f"{means[t]:.4f} ("
                               + ", ".join(f"{r['test'][t]['auc']:.4f}" for r in record["runs"])

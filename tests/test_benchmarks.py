@@ -519,11 +519,18 @@ def test_the_tuned_section_reads_the_gap_to_the_trees(tmp_path):
         "runs": [{"seed": 1, "test": {"income": {"auc": 0.95}}},
                  {"seed": 2, "test": {"income": {"auc": 0.94}}}],
         "hgb": {"income": 0.9527}}))
-    text = "\n".join(report.tuned_section(path))
+    wide = tmp_path / "tuned_census_mmoe_wide.json"
+    wide.write_text(json.dumps({
+        **json.loads(path.read_text()), "config": "benchmarks/tune/census_mmoe_wide.yaml",
+        "runs": [{"seed": 1, "test": {"income": {"auc": 0.9531}}}]}))
+    text = "\n".join(report.tuned_section([path, wide, tmp_path / "absent.json"]))
     assert "1 complete of 2 trials" in text
     assert "| 0.9450 (0.9500, 0.9400) |" in text and "| 0.9527 |" in text
     assert "income -0.0077" in text
-    assert "Not run yet" in "\n".join(report.tuned_section(tmp_path / "absent.json"))
+    assert "`python benchmarks/tuned.py --config benchmarks/tune/census_mmoe_wide.yaml`" in text
+    assert "| MMoE, tuned wide (" in text and "| 1 | 0.9531 (0.9531) |" in text
+    assert "income +0.0004" in text
+    assert "Not run yet" in "\n".join(report.tuned_section([tmp_path / "absent.json"]))
 
 
 def test_the_task_affinity_section_renders_the_matrix_and_the_groups(tmp_path):
