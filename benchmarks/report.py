@@ -1072,20 +1072,25 @@ def _tuned_record(record):
     tasks = list(record["runs"][0]["test"]) if record["runs"] else []
     lines.append("| model | seeds | " + " | ".join(f"{t} test AUC" for t in tasks) + " |")
     lines.append("|---|---|" + "---|" * len(tasks))
-    means = {t: sum(r["test"][t]["auc"] for r in record["runs"]) / len(record["runs"])
-             for t in tasks}
-    lines.append(f"| {TUNED_LABELS.get(stem, stem)} | "
-                 f"{', '.join(str(r['seed']) for r in record['runs'])} | "
-                 + " | ".join(f"{means[t]:.4f} ("
-                              + ", ".join(f"{r['test'][t]['auc']:.4f}" for r in record["runs"])
-                              + ")" for t in tasks) + " |")
+    rows = [(TUNED_LABELS.get(stem, stem), record["runs"])] + [
+        (f"{also['model']} with the best trial's settings, not tuned for it "
+         f"({', '.join(f'{k}: {v}' for k, v in also['args'].items())})", also["runs"])
+        for also in record.get("also") or []]
+    gaps = []
+    for label, runs in rows:
+        means = {t: sum(r["test"][t]["auc"] for r in runs) / len(runs) for t in tasks}
+        lines.append(f"| {label} | {', '.join(str(r['seed']) for r in runs)} | "
+                     + " | ".join(f"{means[t]:.4f} ("
+                                  + ", ".join(f"{r['test'][t]['auc']:.4f}" for r in runs)
+                                  + ")" for t in tasks) + " |")
+        if record.get("hgb"):
+            gaps.append(f"{label.split(',')[0].split(' ')[0]}: " + ", ".join(
+                f"{t} {means[t] - record['hgb'][t]:+.4f}" for t in tasks if t in record["hgb"]))
     if record.get("hgb"):
         lines.append("| HGB (per task), the census_g1 record | | "
                      + " | ".join(f"{record['hgb'].get(t, float('nan')):.4f}" for t in tasks)
                      + " |")
-        gaps = ", ".join(f"{t} {means[t] - record['hgb'][t]:+.4f}" for t in tasks
-                         if t in record["hgb"])
-        lines.append(f"\nGap to HGB (mean of seeds minus HGB): {gaps}.\n")
+        lines.append(f"\nGap to HGB (mean of seeds minus HGB): {'; '.join(gaps)}.\n")
     return lines
 
 

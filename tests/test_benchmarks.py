@@ -522,14 +522,18 @@ def test_the_tuned_section_reads_the_gap_to_the_trees(tmp_path):
     wide = tmp_path / "tuned_census_mmoe_wide.json"
     wide.write_text(json.dumps({
         **json.loads(path.read_text()), "config": "benchmarks/tune/census_mmoe_wide.yaml",
-        "runs": [{"seed": 1, "test": {"income": {"auc": 0.9531}}}]}))
+        "runs": [{"seed": 1, "test": {"income": {"auc": 0.9531}}}],
+        "also": [{"model": "PLE", "args": {"num_levels": 2},
+                  "runs": [{"seed": 1, "test": {"income": {"auc": 0.9520}}}]}]}))
     text = "\n".join(report.tuned_section([path, wide, tmp_path / "absent.json"]))
     assert "1 complete of 2 trials" in text
     assert "| 0.9450 (0.9500, 0.9400) |" in text and "| 0.9527 |" in text
-    assert "income -0.0077" in text
+    assert "MMoE: income -0.0077" in text
     assert "`python benchmarks/tuned.py --config benchmarks/tune/census_mmoe_wide.yaml`" in text
     assert "| MMoE, tuned wide (" in text and "| 1 | 0.9531 (0.9531) |" in text
-    assert "income +0.0004" in text
+    assert "MMoE: income +0.0004; PLE: income -0.0007" in text
+    assert "| PLE with the best trial's settings, not tuned for it (num_levels: 2) | 1 | " \
+           "0.9520 (0.9520) |" in text
     assert "Not run yet" in "\n".join(report.tuned_section([tmp_path / "absent.json"]))
 
 
