@@ -12,8 +12,14 @@ In one process, on the same data and batch size, trains for a few epochs:
   einsum) with the library's defaults: `jit_compile="auto"` compiles the
   training step with XLA, since these fits run >= 1000 steps;
 - `mtrec_uncompiled`: the same with `jit_compile=False` (the step before XLA);
-- `mtrec_raw_inputs`: the same model fed raw columns, so the in-graph
-  string lookups run every step (what `from_pandas` avoids; never compiled).
+- `mtrec_raw_inputs`: the same model fed batches of raw columns (gathered
+  batch-wise by shuffled row index, as `from_pandas` gathers encoded ones):
+  `fit` maps the model's preprocessing over them in the input pipeline, so
+  the string lookups run every step, a batch ahead of it;
+- `mtrec_raw_rowwise`: the same raw columns through a row-wise pipeline
+  (`from_tensor_slices` -> `shuffle(rows)` -> `batch`), which moves every
+  row of every column through tf.data one at a time (what the
+  batch-wise pipeline saves).
 
 Reports examples/s (median over epochs after one warm-up epoch) and the
 ratio to the baseline. `--models` adds SharedBottom and PLE (no baseline of
@@ -146,6 +152,7 @@ def main(argv=None):
     import keras
     import tensorflow as tf
     import mtrec
+    from mtrec.data.pandas_dataset import gathered_batches
     from mtrec.layers.feature_preprocessing import CATEGORICAL_KEY, NUMERIC_KEY
 
     train, _, _ = mtrec.data.census_income.load(group=1)
@@ -204,10 +211,12 @@ def main(argv=None):
             run(f"{prefix}_uncompiled", mtrec_model(schema, name, False),
                 encoded_data(args.batch_size))
             if name == "MMoE":
-                raw = tf.data.Dataset.from_tensor_slices(
-                    (schema.raw_features(train), schema.raw_labels(train))).shuffle(
+                raw_columns = (schema.raw_features(train), schema.raw_labels(train))
+                run("mtrec_raw_inputs", mtrec_model(schema, name), gathered_batches(
+                    raw_columns, len(train), args.batch_size, shuffle=True, seed=0))
+                rowwise = tf.data.Dataset.from_tensor_slices(raw_columns).shuffle(
                     len(train), seed=0).batch(args.batch_size).prefetch(tf.data.AUTOTUNE)
-                run("mtrec_raw_inputs", mtrec_model(schema, name), raw)
+                run("mtrec_raw_rowwise", mtrec_model(schema, name), rowwise)
                 run("mtrec_buffer_shuffle", mtrec_model(schema, name),
                     buffer_shuffled_data(args.batch_size))
                 for steps in args.steps_per_execution:
