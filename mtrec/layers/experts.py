@@ -5,6 +5,7 @@ import keras
 from keras import ops
 
 from mtrec.layers.mlp import check_batch_norm
+from mtrec.layers.random_draws import Dropout
 
 
 @keras.saving.register_keras_serializable(package="mtrec.layers")
@@ -59,7 +60,7 @@ class Experts(keras.layers.Layer):
             keras.layers.BatchNormalization(dtype=self.dtype_policy,
                                             name=f"batch_norm_{i}")
             for i in range(len(self.expert_units))] if self.batch_norm else []
-        self.dropout_layer = (keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.dropout_layer = (Dropout(dropout, dtype=self.dtype_policy)
                               if dropout else None)
 
     def build(self, input_shape):

@@ -10,6 +10,7 @@ from keras import ops
 from mtrec.layers.feature_preprocessing import (
     CATEGORICAL_KEY, NUMERIC_KEY, multihot_key, numeric_code_key, text_key, vector_key)
 from mtrec.layers.numeric_encoding import NumericEmbedding
+from mtrec.layers.random_draws import uniform
 from mtrec.layers.text_encoder import TextEncoder
 from mtrec.schema import MODALITIES, Schema
 from mtrec.schema.features import DEFAULT_EMBEDDINGS_INITIALIZER, check_initializer
@@ -265,8 +266,7 @@ class FeatureEmbedding(keras.layers.Layer):
             return {}
         batch = ops.shape(next(iter(inputs.values())))[0]
         # (batch, droppable modalities)
-        draws = keras.random.uniform((batch, len(self.droppable_modalities)),
-                                     seed=self.seed_generator)
+        draws = uniform((batch, len(self.droppable_modalities)), self.seed_generator)
         return {m: draws[:, j] < self.modality_dropout
                 for j, m in enumerate(self.droppable_modalities)}
 
@@ -282,7 +282,7 @@ class FeatureEmbedding(keras.layers.Layer):
             if len(self.categorical_groups) > 1:  # one group: every column, in order
                 ids = ops.take(ids, positions, axis=1)
             if training and rates is not None:
-                draws = keras.random.uniform(ops.shape(ids), seed=self.oov_seed_generator)
+                draws = uniform(ops.shape(ids), self.oov_seed_generator)
                 ids = ops.where(draws < rates, ops.zeros_like(ids), ids)
             # ids into the group's shared table
             ids = ids + offsets

@@ -3,6 +3,8 @@
 import keras
 import numpy as np
 
+from mtrec.layers.random_draws import Dropout
+
 
 @keras.saving.register_keras_serializable(package="mtrec.layers")
 class MLP(keras.layers.Layer):
@@ -56,7 +58,7 @@ class MLP(keras.layers.Layer):
                                             name=f"batch_norm_{i}")
             for i in range(len(self.units))] if self.batch_norm else []
         self.activation_fn = keras.activations.get(activation)
-        self.dropout_layer = (keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.dropout_layer = (Dropout(dropout, dtype=self.dtype_policy)
                               if dropout else None)
 
     def build(self, input_shape):

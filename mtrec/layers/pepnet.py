@@ -6,6 +6,7 @@ from keras import ops
 from mtrec.layers.backbone import Backbone
 from mtrec.layers.gate_nu import GateNU
 from mtrec.layers.mlp import check_batch_norm
+from mtrec.layers.random_draws import Dropout
 
 
 @keras.saving.register_keras_serializable(package="mtrec.layers")
@@ -88,7 +89,7 @@ class PEPNetBackbone(Backbone):
             [GateNU(u, self.gate_units, dtype=self.dtype_policy, name=f"task_{t}_gate_{l}")
              for l, u in enumerate(self.units)]
             for t in range(self.num_tasks)]
-        self.dropout_layer = (keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.dropout_layer = (Dropout(dropout, dtype=self.dtype_policy)
                               if dropout else None)
 
     def build(self, inputs_shape, prior_ids_shape=None):

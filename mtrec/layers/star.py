@@ -6,6 +6,7 @@ from keras import ops
 from mtrec.layers.backbone import Backbone
 from mtrec.layers.mlp import check_batch_norm
 from mtrec.layers.partitioned_normalization import PartitionedNormalization
+from mtrec.layers.random_draws import Dropout
 
 
 @keras.saving.register_keras_serializable(package="mtrec.layers")
@@ -87,7 +88,7 @@ class StarBackbone(Backbone):
                                                        dtype=self.dtype_policy,
                                                        name="partitioned_norm")
                               if partitioned_norm else None)
-        self.dropout_layer = (keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.dropout_layer = (Dropout(dropout, dtype=self.dtype_policy)
                               if dropout else None)
 
     def build(self, inputs_shape, scenario_ids_shape=None):
