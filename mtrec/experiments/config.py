@@ -358,10 +358,10 @@ class SchemaConfig(_Strict):
     ```yaml
     schema:
       exclude: [user_id]
-      defaults:                 # every feature of a kind not named under features
+      defaults:                 # fields every feature of a kind takes
         categorical: {embedding_dim: 32}
         numeric: {encoding: periodic, frequency_sigma: 0.3}
-      features:                 # a whole spec per column (defaults do not apply)
+      features:                 # per column; the defaults fill the fields it leaves unset
         age: {kind: numeric, encoding: piecewise_linear}
     ```
 
