@@ -53,8 +53,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError,
-                      create_model, field_validator, model_validator)
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag,
+                      ValidationError, create_model, field_validator, model_serializer,
+                      model_validator)
 
 from mtrec.schema import FEATURE_KINDS, Schema, TaskSpec
 from mtrec.utils.suggestions import closest as _closest
@@ -369,8 +370,10 @@ class SchemaConfig(_Strict):
     loader-declared feature of that kind, and on the entries of
     `features` of that kind that do not set them (`capital_gains: {kind:
     numeric, log1p: true}` takes the numeric defaults too). Parsing writes
-    the defaults into those entries, so a written-out config (every field
-    of an entry filled in) trains the same schema when read back.
+    the defaults into those entries; the written-out config leaves them
+    out of the entries again (they stay in `defaults`), so it trains the
+    same schema when read back, and a later change to `defaults` (a tune
+    key such as `schema.defaults.numeric.frequency_sigma`) reaches them.
     """
 
     exclude: list[str] = Field(default_factory=list)
@@ -405,14 +408,50 @@ class SchemaConfig(_Strict):
             raise ValueError("; ".join(problems))
         return value
 
+    # {column: fields of its entry that `defaults` filled in}: left out of
+    # the dump, so the written config still reads them from `defaults` and
+    # an override of `schema.defaults.<kind>.<field>` (`--set`) reaches these
+    # columns too instead of meeting a copy pinned in the entry.
+    _filled_from_defaults: dict[str, tuple[str, ...]] = PrivateAttr(default_factory=dict)
+    # {column: the fields its entry set itself}: the dump `as_written`.
+    _own_fields: dict[str, tuple[str, ...]] = PrivateAttr(default_factory=dict)
+
     @model_validator(mode="after")
     def _defaults_fill_the_named_features(self):
         for column, entry in self.features.items():
+            self._own_fields[column] = tuple(entry.model_fields_set | {"kind"})
             unset = {field: value for field, value in self.defaults.get(entry.kind, {}).items()
                      if field not in entry.model_fields_set}
             if unset:
                 self.features[column] = entry.model_copy(update=unset)
+                self._filled_from_defaults[column] = tuple(unset)
         return self
+
+    def __eq__(self, other):
+        # The same schema, however its entries were written (the private
+        # bookkeeping above differs between a config and its re-read dump).
+        if not isinstance(other, SchemaConfig):
+            return NotImplemented
+        return (self.exclude, self.defaults, self.features) == \
+            (other.exclude, other.defaults, other.features)
+
+    @model_serializer(mode="wrap")
+    def _dump_entries(self, handler, info):
+        """The entries without the fields `defaults` filled in; with
+        `context={"as_written": True}`, with only the fields they set."""
+        data = handler(self)
+        as_written = bool((info.context or {}).get("as_written"))
+        for column, entry in data.get("features", {}).items():
+            if not isinstance(entry, dict):
+                continue
+            if as_written and column in self._own_fields:
+                kept = set(self._own_fields[column])
+                data["features"][column] = {k: v for k, v in entry.items() if k in kept}
+            elif column in self._filled_from_defaults:
+                dropped = set(self._filled_from_defaults[column])
+                data["features"][column] = {k: v for k, v in entry.items()
+                                            if k not in dropped}
+        return data
 
     def feature_specs(self):
         """`{column: spec}` of the overrides, for `Schema.infer(**overrides)`."""
@@ -534,9 +573,17 @@ class RunConfig(_Strict):
     # None: a folder of its own per run, runs/<dataset>-<model>-<timestamp>.
     output_dir: Optional[str] = None
 
-    def to_dict(self):
-        """The resolved config (defaults filled in), as plain YAML/JSON data."""
-        data = self.model_dump(mode="json", by_alias=True)
+    def to_dict(self, as_written=False):
+        """The resolved config (defaults filled in), as plain YAML/JSON data.
+
+        With `as_written`, each `schema.features` entry holds only the
+        fields its YAML set: the base that `mtrec tune` sets a trial's values
+        on, so a `schema.defaults.<kind>.<field>` key reaches the named
+        columns that leave the field unset (the resolved entries pin the
+        spec's default value of every field).
+        """
+        data = self.model_dump(mode="json", by_alias=True,
+                               context={"as_written": bool(as_written)})
         # Only the dataset keys that apply: {name, args} or files and theirs.
         data["dataset"] = {key: value for key, value in data["dataset"].items()
                            if value is not None and (value != {} or key == "args")

@@ -274,7 +274,7 @@ def parse_tune(section, config, source="config"):
                         f"of config keys to distributions, e.g. "
                         f"model.args.num_experts: {{int: [2, 16]}}.")
     else:
-        base = config.to_dict()
+        base = config.to_dict(as_written=True)
         for path, spec in _flatten(space).items():
             parameter, found = _parameter(str(path), spec)
             problems += found

@@ -112,8 +112,10 @@ def tune(config_path, trials=None, output_dir=None, overrides=(), log=print):
     if target is None or target < 1:
         raise ConfigError([f"how many trials? Pass --trials N or set tune.trials "
                            f"(got {target!r})."], source=config_path)
-    base_data = base.to_dict()
-    fingerprint = _fingerprint(base_data, spec)
+    fingerprint = _fingerprint(base.to_dict(), spec)
+    # Trials set their values on the config as written, so that a
+    # schema.defaults key reaches the schema.features entries too.
+    base_data = base.to_dict(as_written=True)
     out = (Path(output_dir) if output_dir is not None
            else default_tune_dir(base, fingerprint))
     out.mkdir(parents=True, exist_ok=True)

@@ -642,3 +642,34 @@ def test_empty_schema_defaults_keep_the_fingerprint():
         run_folder.config_fingerprint(plain)
     assert run_folder.config_fingerprint(parse_config(tiny(schema={"defaults": {
         "categorical": {"embedding_dim": 4}}}))) != run_folder.config_fingerprint(plain)
+
+
+def test_a_later_schema_defaults_override_reaches_the_named_entries():
+    # The written config must not pin in an entry what it took from
+    # defaults (or a spec default it never set): `--set` / a tune key on
+    # schema.defaults would then miss the columns named under features.
+    config = parse_config(tiny(schema={
+        "defaults": {"numeric": {"encoding": "periodic", "frequency_sigma": 0.1}},
+        "features": {"x1": {"kind": "numeric", "log1p": True}}}))
+    written = config.to_dict()["schema"]["features"]["x1"]
+    assert "frequency_sigma" not in written and "encoding" not in written
+    assert written["log1p"] is True and written["embedding_dim"] == 16
+    again = parse_config(config.to_dict(), overrides=[
+        "schema.defaults.numeric.frequency_sigma=0.5"])
+    assert again.schema_.feature_specs()["x1"] == mtrec.Numeric(
+        "x1", log1p=True, encoding="periodic", frequency_sigma=0.5)
+    # as written: only the fields the entry set, so a default the base did
+    # not set (embedding_dim) reaches it too.
+    assert config.to_dict(as_written=True)["schema"]["features"]["x1"] == {
+        "kind": "numeric", "log1p": True}
+    wider = parse_config(config.to_dict(as_written=True), overrides=[
+        "schema.defaults.numeric.embedding_dim=4"])
+    assert wider.schema_.feature_specs()["x1"].embedding_dim == 4
+    assert wider.schema_.feature_specs()["x1"].frequency_sigma == 0.1
+    # An entry's own value still wins over the defaults.
+    own = parse_config(tiny(schema={
+        "defaults": {"numeric": {"frequency_sigma": 0.1}},
+        "features": {"x1": {"kind": "numeric", "frequency_sigma": 2.0}}}))
+    assert parse_config(own.to_dict(), overrides=[
+        "schema.defaults.numeric.frequency_sigma=0.5"]).schema_.feature_specs()[
+        "x1"].frequency_sigma == 2.0

@@ -168,3 +168,24 @@ def test_an_interrupted_trial_is_retried_from_its_checkpoints(tmp_path, capsys,
     record = json.loads((out / "trials" / "001" / "metrics.json").read_text())
     assert record["resumed_from"] == {"epoch": 1, "step": 1}
     assert not (out / "trials" / "000.work").exists()
+
+
+def test_a_schema_defaults_key_reaches_the_columns_named_under_features(tmp_path, capsys):
+    # x1 is named (log1p) and sets no embedding_dim: the trial's value for
+    # schema.defaults.numeric.embedding_dim must reach it as well as x2.
+    config = {**TINY, "schema": {"defaults": {"numeric": {"encoding": "periodic"}},
+                                 "features": {"x1": {"kind": "numeric", "log1p": True}}},
+              "tune": {"trials": 1, "space": {
+                  "schema.defaults.numeric.embedding_dim": {"choice": [3]}}}}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    assert main(["tune", str(path), "--out", str(tmp_path / "tune")]) == 0
+    capsys.readouterr()
+    trial = yaml.safe_load((tmp_path / "tune" / "trials" / "000" / "config.yaml").read_text())
+    assert trial["schema"]["defaults"]["numeric"]["embedding_dim"] == 3
+    schema = json.loads((tmp_path / "tune" / "trials" / "000" / "schema.json").read_text())
+    numerics = {f["name"]: f for f in schema["features"] if f["kind"] == "numeric"}
+    assert {name: f["embedding_dim"] for name, f in numerics.items()} == {"x1": 3, "x2": 3}
+    assert numerics["x1"]["log1p"] is True
+    best = load_config(tmp_path / "tune" / "best.yaml")
+    assert best.schema_.feature_specs()["x1"].embedding_dim == 3
