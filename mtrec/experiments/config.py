@@ -408,23 +408,21 @@ class SchemaConfig(_Strict):
             raise ValueError("; ".join(problems))
         return value
 
-    # {column: fields of its entry that `defaults` filled in}: left out of
-    # the dump, so the written config still reads them from `defaults` and
-    # an override of `schema.defaults.<kind>.<field>` (`--set`) reaches these
-    # columns too instead of meeting a copy pinned in the entry.
-    _filled_from_defaults: dict[str, tuple[str, ...]] = PrivateAttr(default_factory=dict)
-    # {column: the fields its entry set itself}: the dump `as_written`.
-    _own_fields: dict[str, tuple[str, ...]] = PrivateAttr(default_factory=dict)
+    # {column: the fields its entry set itself}. The dump leaves the others
+    # that `defaults` fill out of the entry, so the written config reads them
+    # from `defaults` again and an override of `schema.defaults.<kind>.<field>`
+    # (`--set`, a tune key) reaches these columns instead of meeting a copy
+    # pinned in the entry; `as_written` keeps the entry's own fields only.
+    _own_fields: dict[str, frozenset[str]] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _defaults_fill_the_named_features(self):
         for column, entry in self.features.items():
-            self._own_fields[column] = tuple(entry.model_fields_set | {"kind"})
+            self._own_fields[column] = frozenset(entry.model_fields_set | {"kind"})
             unset = {field: value for field, value in self.defaults.get(entry.kind, {}).items()
                      if field not in entry.model_fields_set}
             if unset:
                 self.features[column] = entry.model_copy(update=unset)
-                self._filled_from_defaults[column] = tuple(unset)
         return self
 
     def __eq__(self, other):
@@ -440,17 +438,17 @@ class SchemaConfig(_Strict):
         """The entries without the fields `defaults` filled in; with
         `context={"as_written": True}`, with only the fields they set."""
         data = handler(self)
-        as_written = bool((info.context or {}).get("as_written"))
+        as_written = (info.context or {}).get("as_written", False)
         for column, entry in data.get("features", {}).items():
-            if not isinstance(entry, dict):
+            own = self._own_fields.get(column)
+            if own is None:
                 continue
-            if as_written and column in self._own_fields:
-                kept = set(self._own_fields[column])
-                data["features"][column] = {k: v for k, v in entry.items() if k in kept}
-            elif column in self._filled_from_defaults:
-                dropped = set(self._filled_from_defaults[column])
+            if as_written:
+                data["features"][column] = {k: v for k, v in entry.items() if k in own}
+            else:
+                filled = set(self.defaults.get(entry["kind"], {})) - own
                 data["features"][column] = {k: v for k, v in entry.items()
-                                            if k not in dropped}
+                                            if k not in filled}
         return data
 
     def feature_specs(self):
@@ -583,7 +581,7 @@ class RunConfig(_Strict):
         spec's default value of every field).
         """
         data = self.model_dump(mode="json", by_alias=True,
-                               context={"as_written": bool(as_written)})
+                               context={"as_written": as_written})
         # Only the dataset keys that apply: {name, args} or files and theirs.
         data["dataset"] = {key: value for key, value in data["dataset"].items()
                            if value is not None and (value != {} or key == "args")
