@@ -27,6 +27,7 @@ from mtrec.training import loss_weighting as loss_weighting_lib
 from mtrec.training import distribution, xla
 from mtrec.training import steps_per_execution as steps_lib
 from mtrec.training.callbacks import LossWeightingLogger
+from mtrec.training.memory_release import ReleaseFreedMemory
 from mtrec.training.distribution import replica_share, undo_replica_share
 from mtrec.training.losses import TaskLoss
 from mtrec.training.metrics import default_metrics
@@ -747,6 +748,9 @@ class MultiTaskModel(keras.Model):
         return self._make_step_function("predict", super().make_predict_function, force)
 
     def fit(self, x=None, y=None, **kwargs):
+        # Besides Keras' arguments: release_memory=False keeps glibc's freed
+        # memory resident (no ReleaseFreedMemory callback).
+        release_memory = kwargs.pop("release_memory", True)
         # A DataFrame (labels = its task columns) becomes from_pandas batches.
         x, y, kwargs = dataframe_arguments(self.schema, x, y, kwargs, "fit")
         check_row_counts(x, y)
@@ -769,6 +773,11 @@ class MultiTaskModel(keras.Model):
         callbacks = list(kwargs.pop("callbacks", None) or [])
         if getattr(self, "loss_weighting", None) is not None:
             callbacks.insert(0, LossWeightingLogger())
+        # What the epochs and XLA's compilation freed goes back to the OS
+        # (glibc keeps it otherwise, and the resident set climbs per epoch).
+        if release_memory and not any(
+                isinstance(c, ReleaseFreedMemory) for c in callbacks):
+            callbacks.append(ReleaseFreedMemory())
         if not self._automatic_steps():
             return super().fit(x, y, callbacks=callbacks, **kwargs)
         steps = steps_lib.plan_train(self, x, callbacks, kwargs.get("steps_per_epoch"),
