@@ -8,9 +8,10 @@ threads allocate batches anew, and XLA's one-off compilation of the train
 step frees ~100 MB of working memory that stays resident. Measured on
 Census MMoE 8x[16] (2 cores, XLA, 5 epochs; `python
 benchmarks/memory_training.py --rev <before> --jit-compile true --epochs 5`,
-medians of 2 rounds): what fit adds over the loaded frames fell from 581
-to 442 MB (anonymous memory 275 -> 74 MB), and from 826 to 619 MB when the
-rows are streamed from Parquet.
+medians of 2 rounds): what fit adds over the loaded frames fell from 560
+to 475 MB (its anonymous memory from 251 to 75 MB), and from 775 to 626 MB
+when the rows are streamed from Parquet. The peers benchmark's training
+now adds 0.69-0.95x DeepCTR's memory (1.12-1.19x before).
 
 `malloc_trim` is glibc's; elsewhere (musl, macOS, Windows) nothing runs.
 `MALLOC_ARENA_MAX=2` in the environment also stops the growth (in one
