@@ -27,9 +27,9 @@ from mtrec.training import loss_weighting as loss_weighting_lib
 from mtrec.training import distribution, xla
 from mtrec.training import steps_per_execution as steps_lib
 from mtrec.training.callbacks import LossWeightingLogger
-from mtrec.training.memory_release import ReleaseFreedMemory
 from mtrec.training.distribution import replica_share, undo_replica_share
 from mtrec.training.losses import TaskLoss
+from mtrec.training.memory_release import ReleaseFreedMemory
 from mtrec.training.metrics import default_metrics
 from mtrec.utils.names import safe_name, serving_names
 

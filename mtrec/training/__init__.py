@@ -5,8 +5,8 @@ from mtrec.training.callbacks import LossWeightingLogger, MeanValidationScore, e
 from mtrec.training.loss_weighting import (
     STRATEGIES, DynamicWeightAverage, FixedWeighting, GradNorm, LossWeighting, PCGrad,
     UncertaintyWeighting, combine_pcgrad)
-from mtrec.training.memory_release import ReleaseFreedMemory, release_freed_memory
 from mtrec.training.losses import TaskLoss, per_example_loss
+from mtrec.training.memory_release import ReleaseFreedMemory, release_freed_memory
 from mtrec.training.metrics import MaskedAccuracy, MaskedAUC, MaskedRMSE, default_metrics
 from mtrec.training.seed import set_seed
 

@@ -6,7 +6,7 @@ import pytest
 
 import mtrec
 from helpers import SMALL_MODEL_ARGS
-from mtrec.training import memory_release
+from mtrec.training import memory_release, steps_per_execution
 
 
 @pytest.fixture
@@ -77,6 +77,5 @@ def test_glibc_trim_runs_for_real():
     assert memory_release.release_freed_memory() is True
 
 
-def test_it_leaves_automatic_steps_per_execution_as_it_was(schema):
-    from mtrec.training import steps_per_execution
+def test_it_leaves_automatic_steps_per_execution_as_it_was():
     assert not steps_per_execution.watches_each_step(mtrec.training.ReleaseFreedMemory())
